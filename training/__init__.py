@@ -1,0 +1,1 @@
+"""Training side of the zoo: simulators, recipes and evaluation metrics."""

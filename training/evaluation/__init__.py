@@ -1,0 +1,1 @@
+"""The metrics that model cards report, one function each."""

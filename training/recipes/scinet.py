@@ -1,0 +1,354 @@
+"""Recipes of the SciNet presets: hyperparameters, training, held-out evaluation, artifact.
+
+Each preset's recipe is a function returning a frozen :class:`SciNetRecipe`;
+``train_and_evaluate(recipe, workdir)`` simulates the data from seeds, trains
+with a checkpoint after every epoch (so that an interrupted run resumes),
+measures the card's metrics on data from a seed that training never used,
+compares them with the authors' published weights where those exist, and
+writes a complete preset folder to ``workdir/artifact``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+import zoo
+import zoo.artifacts
+from training import loop
+from training.evaluation import metrics as generic
+from training.evaluation import scinet as evaluation
+from training.simulators import collision, copernicus, pendulum, qubit
+from zoo.models.scinet import from_original_checkpoint, wrap_angle
+
+REFERENCE_DIR = Path(
+    os.environ.get("ZOO_REFERENCE_DIR", Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "scinet-original")
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SciNetRecipe:
+    """Hyperparameters of one SciNet preset.
+
+    Attributes:
+        preset: the preset trained.
+        task: ``pendulum``, ``qubit``, ``collision`` or ``heliocentric``.
+        n_train, n_validation, n_evaluation: data set sizes.
+        epochs, batch_size: training length.
+        learning_rate, final_learning_rate: Adam with cosine decay between them.
+        kl_warmup_epochs: the KL weight ramps linearly from 0 to the preset's beta.
+        train_seed, validation_seed, evaluation_seed: simulator seeds; the
+            evaluation seed is used for nothing but the card's numbers.
+        latent_scan: latent sizes trained for the scan (qubit), each for
+            ``scan_epochs`` epochs on the first ``scan_n_train`` samples.
+        task_options: keyword arguments of the simulator.
+    """
+
+    preset: str
+    task: str
+    n_train: int
+    epochs: int
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    final_learning_rate: float = 1e-5
+    kl_warmup_epochs: int = 5
+    n_validation: int = 5000
+    n_evaluation: int = 20000
+    train_seed: int = 1
+    validation_seed: int = 2
+    evaluation_seed: int = 1_000_003
+    latent_scan: tuple = ()
+    scan_epochs: int = 0
+    scan_n_train: int = 0
+    task_options: dict = dataclasses.field(default_factory=dict)
+
+
+def pendulum_recipe() -> SciNetRecipe:
+    return SciNetRecipe("scinet-pendulum", "pendulum", n_train=100_000, epochs=60)
+
+
+def qubit_1_recipe() -> SciNetRecipe:
+    return SciNetRecipe(
+        "scinet-qubit-1", "qubit", n_train=100_000, epochs=40, task_options={"n_qubits": 1},
+        latent_scan=tuple(range(5)), scan_epochs=10, scan_n_train=50_000,
+    )
+
+
+def qubit_2_recipe() -> SciNetRecipe:
+    return SciNetRecipe(
+        "scinet-qubit-2", "qubit", n_train=200_000, epochs=30, task_options={"n_qubits": 2},
+        latent_scan=tuple(range(10)), scan_epochs=8, scan_n_train=100_000,
+    )
+
+
+def collision_recipe() -> SciNetRecipe:
+    return SciNetRecipe("scinet-collision", "collision", n_train=100_000, epochs=60)
+
+
+def heliocentric_recipe() -> SciNetRecipe:
+    return SciNetRecipe(
+        "scinet-heliocentric", "heliocentric", n_train=100_000, epochs=60, learning_rate=3e-3,
+        final_learning_rate=1e-5, kl_warmup_epochs=10,
+    )
+
+
+@keras.saving.register_keras_serializable(package="zoo_training")
+def wrapped_angle_mse(y_true, y_pred):
+    """Mean squared angle difference, wrapped so that an error of 2 pi costs nothing."""
+    return ops.mean(ops.square(wrap_angle(y_pred - y_true)))
+
+
+# --------------------------------------------------------------------------
+# Tasks: data, metrics, reference weights and figure of each experiment
+# --------------------------------------------------------------------------
+
+def simulate(recipe: SciNetRecipe, n: int, seed: int):
+    simulator = {"pendulum": pendulum, "qubit": qubit, "collision": collision, "heliocentric": copernicus}[recipe.task]
+    if recipe.task == "qubit":
+        return qubit.simulate(n, seed, **recipe.task_options)
+    return simulator.simulate(n, seed, **recipe.task_options)
+
+
+def features_and_targets(recipe, data):
+    if recipe.task == "heliocentric":
+        return data.initial_angles, data.angles
+    return evaluation.question_inputs(data), data.answer
+
+
+def task_metrics(recipe, model, data) -> dict:
+    return {
+        "pendulum": evaluation.pendulum_metrics,
+        "qubit": evaluation.qubit_metrics,
+        "collision": evaluation.collision_metrics,
+        "heliocentric": evaluation.heliocentric_metrics,
+    }[recipe.task](model, data)
+
+
+REFERENCE_CHECKPOINTS = {"pendulum": "oscillator", "collision": "collision", "heliocentric": "copernicus"}
+
+
+def reference_metrics(recipe, data) -> dict:
+    """The card's metrics for the authors' own trained weights, on the same held-out data."""
+    name = REFERENCE_CHECKPOINTS.get(recipe.task)
+    if name is None or not (REFERENCE_DIR / f"{name}.json").exists():
+        return {}
+    args = json.loads((REFERENCE_DIR / f"{name}.json").read_text())
+    model = from_original_checkpoint(str(REFERENCE_DIR / f"{name}.ckpt"), args)
+    if recipe.task == "heliocentric":
+        predicted = evaluation.reference_heliocentric_prediction(model, data.initial_angles)
+        error = generic.wrapped_rms(predicted, data.angles)
+        return {"rms_angle_error_rad": error, "rms_angle_error_fraction_of_2pi": error / evaluation.TWO_PI}
+    return task_metrics(recipe, model, data)
+
+
+TARGETS = {
+    "pendulum": [
+        ("rms_error_fraction_of_A0", "<=", 0.02),
+        ("latent_0_r2_quadratic_in_b_kappa", ">=", 0.95),
+        ("latent_1_r2_quadratic_in_b_kappa", ">=", 0.95),
+    ],
+    "collision": [("latent_0_r2_linear_in_angular_momentum", ">=", 0.95)],
+    "heliocentric": [
+        ("rms_angle_error_fraction_of_2pi", "<=", 0.004),
+        ("latent_0_r2_linear_in_heliocentric_angles", ">=", 0.95),
+        ("latent_1_r2_linear_in_heliocentric_angles", ">=", 0.95),
+    ],
+}
+
+
+def quality_targets(recipe, metrics: dict) -> list:
+    """Each target of the issue with the measured value and whether it is met."""
+    targets = list(TARGETS.get(recipe.task, []))
+    if recipe.task == "qubit":
+        targets.append(("latent_scan_knee", "==", 2 if recipe.task_options["n_qubits"] == 1 else 6))
+    compare = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b}
+    return [
+        {"metric": m, "comparison": op, "target": t, "measured": metrics.get(m), "met": bool(m in metrics and compare[op](metrics[m], t))}
+        for m, op, t in targets
+    ]
+
+
+# --------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------
+
+def build_model(recipe, **overrides):
+    return zoo.load(recipe.preset, pretrained=False, **overrides)
+
+
+def train_model(recipe, model, train, validation, epochs, workdir, verbose=2) -> dict:
+    steps = max(1, epochs * (len(train[1]) // recipe.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        recipe.learning_rate, steps, alpha=recipe.final_learning_rate / recipe.learning_rate
+    )
+    optimizer = keras.optimizers.Adam(schedule, clipnorm=1.0)
+    loss = wrapped_angle_mse if recipe.task == "heliocentric" else "mse"
+    warmup = loop.KLWarmup(model.beta, recipe.kl_warmup_epochs)
+    return loop.fit_resumable(
+        model, optimizer, loss, train, validation, epochs, recipe.batch_size, workdir, callbacks=[warmup], verbose=verbose
+    )
+
+
+def _subset(x, n):
+    return {k: v[:n] for k, v in x.items()} if isinstance(x, dict) else x[:n]
+
+
+def latent_scan(recipe, train, validation, evaluation_data, workdir, verbose) -> dict:
+    """Held-out RMS error against latent size, each size trained ``scan_epochs`` epochs (resumable)."""
+    results_file = Path(workdir) / "latent_scan.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    short = (_subset(train[0], recipe.scan_n_train), train[1][: recipe.scan_n_train])
+    for size in recipe.latent_scan:
+        if str(size) in results:
+            continue
+        keras.utils.set_random_seed(recipe.train_seed + size)
+        model = build_model(recipe, latent_size=size)
+        train_model(recipe, model, short, validation, recipe.scan_epochs, Path(workdir) / f"scan_{size}", verbose)
+        results[str(size)] = evaluation.prediction_error(model, evaluation_data)
+        zoo.artifacts.write_json(results_file, results)
+        if verbose:
+            print(f"latent scan: {size} latents -> held-out RMS error {results[str(size)]:.5f}", flush=True)
+    return {int(k): v for k, v in results.items()}
+
+
+def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None, verbose: int = 2) -> dict:
+    """Train ``recipe.preset`` in ``workdir`` (resuming if a checkpoint is there) and write its artifact.
+
+    Returns the metadata written to ``workdir/artifact/metadata.json``.
+    """
+    workdir = Path(workdir)
+    epochs = recipe.epochs if epochs is None else epochs
+    keras.utils.set_random_seed(recipe.train_seed)
+    train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
+    validation_data = simulate(recipe, recipe.n_validation, recipe.validation_seed)
+    evaluation_data = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
+    train = features_and_targets(recipe, train_data)
+    validation = features_and_targets(recipe, validation_data)
+
+    started = time.time()
+    scan = latent_scan(recipe, train, validation, evaluation_data, workdir, verbose) if recipe.latent_scan else {}
+    keras.utils.set_random_seed(recipe.train_seed)
+    model = build_model(recipe)
+    history = train_model(recipe, model, train, validation, epochs, workdir, verbose)
+
+    metrics = task_metrics(recipe, model, evaluation_data)
+    if scan:
+        metrics["latent_scan_knee"] = generic.first_within(scan, 1.5)
+    metadata = describe_run(recipe, model, epochs, history, metrics, scan, time.time() - started)
+    metadata["reference_metrics"] = reference_metrics(recipe, evaluation_data)
+    figure = render_figure(recipe, model, evaluation_data, scan)
+    zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})
+    return metadata
+
+
+def describe_run(recipe, model, epochs, history, metrics, scan, wall_seconds) -> dict:
+    import platform
+
+    import tensorflow as tf
+
+    spec = zoo.get_spec(recipe.preset)
+    return {
+        "name": recipe.preset,
+        "family": spec.family,
+        "zoo_version": zoo.__version__,
+        "metrics": metrics,
+        "targets": quality_targets(recipe, metrics),
+        "latent_scan": {str(k): v for k, v in sorted(scan.items())},
+        "recipe": {"function": spec.recipe, "hyperparameters": _jsonable(dataclasses.asdict(recipe)) | {"epochs": epochs}},
+        "data": {
+            "simulator": f"training.simulators.{'copernicus' if recipe.task == 'heliocentric' else recipe.task}",
+            "train_seed": recipe.train_seed,
+            "validation_seed": recipe.validation_seed,
+            "evaluation_seed": recipe.evaluation_seed,
+            "n_train": recipe.n_train,
+            "n_evaluation": recipe.n_evaluation,
+            "options": _jsonable(recipe.task_options),
+        },
+        "training": {
+            "epochs": len(history.get("loss", [])),
+            "final_loss": history.get("loss", [None])[-1],
+            "final_val_loss": history.get("val_loss", [None])[-1],
+            "train_seconds_final_model": float(sum(history.get("epoch_seconds", []))),
+            "wall_seconds_this_run": wall_seconds,
+            "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+        },
+    }
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+# --------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------
+
+def render_figure(recipe, model, data, scan) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=80)
+    {"pendulum": _pendulum_figure, "qubit": _qubit_figure, "collision": _collision_figure,
+     "heliocentric": heliocentric_figure}[recipe.task](axes, model, data, scan)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _pendulum_figure(axes, model, data, scan):
+    latents = model.encode(data.observations[:2000])
+    for j, ax in enumerate(axes):
+        sc = ax.scatter(data.kappa[:2000], data.b[:2000], c=latents[:, j], s=4, cmap="viridis")
+        ax.set(xlabel="kappa", ylabel="b", title=f"latent {j}")
+        ax.figure.colorbar(sc, ax=ax)
+
+
+def _qubit_figure(axes, model, data, scan):
+    sizes = sorted(scan)
+    axes[0].semilogy(sizes, [scan[s] for s in sizes], "o-")
+    axes[0].set(xlabel="number of latents", ylabel="held-out RMS error", title="latent-size scan")
+    predicted = model.predict(evaluation.question_inputs(data), verbose=0)[:2000, 0]
+    axes[1].scatter(data.answer[:2000, 0], predicted, s=2)
+    axes[1].set(xlabel="true |<w|psi>|^2", ylabel="predicted", title="shipped preset")
+
+
+def _collision_figure(axes, model, data, scan):
+    latents = model.encode(data.observations[:2000])
+    axes[0].scatter(data.angular_momentum[:2000], latents[:, 0], s=2)
+    axes[0].set(xlabel="angular momentum L = w - v_x", ylabel="latent 0")
+    predicted = model.predict(evaluation.question_inputs(data), verbose=0)[:2000]
+    axes[1].scatter(data.answer[:2000, 0], predicted[:, 0], s=2)
+    axes[1].set(xlabel="true x", ylabel="predicted x")
+
+
+def heliocentric_figure(axes, model, data, scan=None):
+    """One held-out year of the Sun and Mars, and a latent against the heliocentric angles."""
+    predicted = model.predict(data.initial_angles[:1], verbose=0)[0]
+    days = 7 * np.arange(predicted.shape[0])
+    for k, (body, color) in enumerate((("Sun", "tab:orange"), ("Mars", "tab:red"))):
+        axes[0].plot(days, data.angles[0, :, k], "o", color=color, ms=3, label=f"{body} (simulated)")
+        axes[0].plot(days, predicted[:, k], "-", color=color, label=f"{body} (SciNet)")
+    axes[0].set(xlabel="day", ylabel="angle seen from Earth (rad)", title="one held-out year")
+    axes[0].legend(fontsize=7)
+    latents = model.encode(data.initial_angles[:2000])
+    lift = evaluation.heliocentric_lift(data.initial_angles[:2000], data.heliocentric[:2000, 0])
+    sc = axes[1].scatter(lift[:, 0], lift[:, 1], c=latents[:, 0], s=3, cmap="viridis")
+    axes[1].set(xlabel="phi_Earth (rad)", ylabel="phi_Mars (rad)", title="latent 0")
+    axes[1].figure.colorbar(sc, ax=axes[1])

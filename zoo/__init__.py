@@ -1,0 +1,80 @@
+"""The physics model zoo: trained, documented, servable Keras models of physics-discovery networks.
+
+    import zoo
+    zoo.list_models()
+    model = zoo.load("scinet-heliocentric")
+"""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def list_models() -> list:
+    """Names of every preset, sorted."""
+    from zoo.registry import list_specs
+
+    return [spec.name for spec in list_specs()]
+
+
+def get_spec(name: str):
+    """The frozen :class:`zoo.spec.PresetSpec` of preset ``name``."""
+    from zoo.registry import get_spec as _get_spec
+
+    return _get_spec(name)
+
+
+def preset_folder(name: str) -> Path:
+    """Where the shipped weights, config and metadata of preset ``name`` live."""
+    return PRETRAINED_DIR / get_spec(name).name
+
+
+def load(name: str, pretrained: bool = True, **config_overrides):
+    """Build preset ``name`` as a ``keras.Model``.
+
+    Args:
+        name: a name from :func:`list_models`.
+        pretrained: load the shipped weights, after checking each file's sha256.
+            ``False`` gives a freshly initialised model.
+        **config_overrides: constructor arguments to change (see ``get_spec(name).config``).
+
+    Raises:
+        KeyError: unknown preset name (the message lists close matches).
+        TypeError: an override that the model's constructor does not take.
+        zoo.artifacts.ArtifactError: missing, corrupt or altered weight files.
+    """
+    from zoo import artifacts
+
+    if isinstance(name, str) and name.startswith("hf://"):
+        raise NotImplementedError(
+            f"Loading {name!r} from the Hugging Face Hub is not available in zoo {__version__}; "
+            "load a preset by name from zoo.list_models()."
+        )
+    spec = get_spec(name)
+    _check_overrides(spec, config_overrides)
+    if not pretrained:
+        model = spec.model_class(**dict(spec.config, **config_overrides))
+        model(model.example_inputs())
+        return model
+    folder = preset_folder(name)
+    if not (folder / artifacts.METADATA_FILE).exists():
+        raise artifacts.ArtifactError(
+            f"No pretrained weights are shipped for {name!r} (looked in {folder}). "
+            f"Use zoo.load({name!r}, pretrained=False), or train them with `zoo train {name}`."
+        )
+    return artifacts.build_from_folder(folder, config_overrides)
+
+
+def _check_overrides(spec, overrides: dict) -> None:
+    params = inspect.signature(spec.model_class.__init__).parameters
+    allowed = sorted(p for p in params if p not in ("self", "kwargs"))
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"{spec.name!r} ({spec.model_class.__name__}) has no configuration option(s) {unknown}; "
+            f"expected some of {allowed}."
+        )

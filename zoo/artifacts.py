@@ -1,0 +1,171 @@
+"""Preset folders: write them atomically, verify every file, build the model.
+
+A preset folder has the Hugging Face repository layout, so publishing uploads
+it as it is::
+
+    config.json         the registered class and its constructor arguments
+    model.weights.h5    Keras weights
+    metadata.json       sha256 of every other file, metrics, recipe, data seeds, versions
+    *.png               figures the card shows
+
+Nothing is ever half-written: files go to a temporary sibling first and are
+renamed into place. Every file listed in metadata.json is checked on load.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+
+
+class ArtifactError(ValueError):
+    """A preset folder that is missing files, or whose files do not match their sha256."""
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path) -> dict:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{path.name} is missing from {path.parent}.") from None
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{path} is not valid JSON ({e}); the file is corrupt or truncated.") from None
+
+
+def model_config(model) -> dict:
+    """What config.json holds: the registered class name and the constructor arguments."""
+    return {"class_name": keras.saving.get_registered_name(type(model)), "config": _constructor_config(model)}
+
+
+def _constructor_config(model) -> dict:
+    config = model.get_config()
+    for key in ("name", "trainable", "dtype"):
+        config.pop(key, None)
+    return config
+
+
+def write_preset(folder, model, metadata: dict, extra_files: dict | None = None) -> Path:
+    """Write a complete preset folder, replacing ``folder`` only once everything is written.
+
+    Args:
+        folder: destination folder.
+        model: a built zoo model.
+        metadata: everything but ``files`` (filled here with each file's sha256).
+        extra_files: name -> bytes of figures or other files to ship.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging."))
+    try:
+        write_json(staging / CONFIG_FILE, model_config(model))
+        model.save_weights(staging / WEIGHTS_FILE)
+        for name, data in (extra_files or {}).items():
+            (staging / name).write_bytes(data)
+        files = sorted(p.name for p in staging.iterdir() if p.is_file())
+        metadata = dict(metadata, files={name: sha256_file(staging / name) for name in files})
+        write_json(staging / METADATA_FILE, metadata)
+        _swap_into_place(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def _swap_into_place(staging: Path, folder: Path) -> None:
+    retired = None
+    if folder.exists():
+        retired = folder.with_name(f".{folder.name}.retired")
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(folder, retired)
+    os.replace(staging, folder)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def verify_preset(folder) -> dict:
+    """Check every file recorded in metadata.json against its sha256; return the metadata.
+
+    Raises:
+        ArtifactError: naming the first file that is missing, truncated or altered.
+    """
+    folder = Path(folder)
+    metadata = read_json(folder / METADATA_FILE)
+    recorded = metadata.get("files")
+    if not recorded or CONFIG_FILE not in recorded or WEIGHTS_FILE not in recorded:
+        raise ArtifactError(
+            f"{folder / METADATA_FILE} records no sha256 for {CONFIG_FILE} and {WEIGHTS_FILE}; "
+            "the preset folder is incomplete."
+        )
+    for name, expected in sorted(recorded.items()):
+        path = folder / name
+        if not path.is_file():
+            raise ArtifactError(f"{name} is missing from the preset folder {folder}.")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ArtifactError(
+                f"{name} in {folder} does not match its recorded sha256 "
+                f"(expected {expected[:12]}..., found {actual[:12]}..., size {path.stat().st_size} bytes): "
+                "the file is corrupt, truncated or was changed after training."
+            )
+    return metadata
+
+
+def build_from_folder(folder, overrides: dict | None = None, verify: bool = True):
+    """Verify ``folder``, build its model (only registered zoo classes) and load its weights."""
+    folder = Path(folder)
+    if verify:
+        verify_preset(folder)
+    saved = read_json(folder / CONFIG_FILE)
+    cls = keras.saving.get_registered_object(saved.get("class_name", ""))
+    if cls is None or not saved["class_name"].startswith("zoo>"):
+        raise ArtifactError(
+            f"{folder / CONFIG_FILE} names class {saved.get('class_name')!r}, which is not a registered "
+            "zoo model; this zoo version cannot build it."
+        )
+    config = dict(saved["config"], **(overrides or {}))
+    model = cls(**config)
+    model(model.example_inputs())
+    try:
+        model.load_weights(folder / WEIGHTS_FILE)
+    except ValueError as e:
+        changed = sorted(overrides or {})
+        raise ArtifactError(
+            f"The pretrained weights in {folder} do not fit the model built with overrides {changed}: {e}. "
+            "Overrides that change layer sizes need pretrained=False."
+        ) from None
+    return model

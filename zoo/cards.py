@@ -1,0 +1,190 @@
+"""Model cards rendered from metadata.json: every number in a card comes from evaluation code.
+
+The card has Hugging Face metadata (library_name, tags, license, model-index
+with the measured metrics) so that it can be published as the repo's README.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import zoo
+from zoo import artifacts
+
+CARDS_DIR = Path(__file__).resolve().parents[1] / "model_cards"
+
+INTENDED_USE = {
+    "scinet": (
+        "Reproducing and extending the SciNet experiments of Iten et al.: reading physical parameters "
+        "off the latent neurons, predicting the system's behaviour, and fine-tuning on related systems. "
+        "The models are trained on idealised, noise-free (or lightly noised) simulations in the parameter "
+        "ranges below; outside those ranges predictions are extrapolations."
+    ),
+}
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _front_matter(spec, metadata) -> str:
+    metrics = metadata.get("metrics", {})
+    results = "\n".join(
+        f"      - type: {key}\n        name: {key}\n        value: {float(value):.6g}"
+        for key, value in sorted(metrics.items())
+    )
+    return (
+        "---\n"
+        "library_name: keras\n"
+        "license: apache-2.0\n"
+        f"tags:\n  - physics\n  - physics-model-zoo\n  - {spec.family}\n"
+        "model-index:\n"
+        f"  - name: {spec.name}\n"
+        "    results:\n"
+        f"      - task:\n          type: {spec.family}\n          name: {spec.summary.split(':')[0]}\n"
+        f"        dataset:\n          type: simulated\n          name: {metadata['data']['simulator']} (seed {metadata['data']['evaluation_seed']})\n"
+        f"        metrics:\n{_indent(results, 4)}\n"
+        "---\n"
+    )
+
+
+def _indent(text, spaces):
+    return "\n".join(" " * spaces + line for line in text.splitlines())
+
+
+def _targets_table(metadata) -> str:
+    reference = metadata.get("reference_metrics", {})
+    rows = ["| metric | measured | target | met | authors' weights, same data |", "|---|---|---|---|---|"]
+    for t in metadata.get("targets", []):
+        rows.append(
+            f"| {t['metric']} | {_fmt(t['measured'])} | {t['comparison']} {_fmt(t['target'])} | "
+            f"{'yes' if t['met'] else '**no, missed**'} | {_fmt(reference.get(t['metric'], '-'))} |"
+        )
+    return "\n".join(rows)
+
+
+def _metrics_table(metadata) -> str:
+    reference = metadata.get("reference_metrics", {})
+    rows = ["| metric | this preset | authors' weights |", "|---|---|---|"]
+    for key, value in sorted(metadata.get("metrics", {}).items()):
+        rows.append(f"| {key} | {_fmt(value)} | {_fmt(reference.get(key, '-'))} |")
+    return "\n".join(rows)
+
+
+def _scan_table(metadata) -> str:
+    scan = metadata.get("latent_scan") or {}
+    if not scan:
+        return ""
+    epochs = metadata["recipe"]["hyperparameters"].get("scan_epochs")
+    n = metadata["recipe"]["hyperparameters"].get("scan_n_train")
+    rows = [
+        f"\n### Latent-size scan\n\nEach scan point is a fresh model trained for {epochs} epochs on {n} samples "
+        f"(shorter than the shipped preset); error on the held-out set. The knee is the first size whose error "
+        f"is within 1.5x of the smallest: **{metadata['metrics'].get('latent_scan_knee')}**.\n",
+        "| latents | held-out RMS error |",
+        "|---|---|",
+    ]
+    rows += [f"| {k} | {_fmt(v)} |" for k, v in sorted(scan.items(), key=lambda kv: int(kv[0]))]
+    return "\n".join(rows) + "\n"
+
+
+def render_card(name: str) -> str:
+    """The markdown card of preset ``name`` from its shipped metadata.json."""
+    spec = zoo.get_spec(name)
+    metadata = artifacts.read_json(zoo.preset_folder(name) / artifacts.METADATA_FILE)
+    recipe = metadata["recipe"]
+    training = metadata["training"]
+    data = metadata["data"]
+    missed = [t["metric"] for t in metadata.get("targets", []) if not t["met"]]
+    status = (
+        "All quality targets are met on held-out data."
+        if not missed
+        else f"**Quality targets missed:** {', '.join(missed)} (measured values below)."
+    )
+    io_rows = "\n".join(f"- input `{t.name}` {t.shape}: {t.description}" for t in spec.inputs)
+    io_rows += "\n" + "\n".join(f"- output `{t.name}` {t.shape}: {t.description}" for t in spec.outputs)
+    figure = "evaluation.png"
+    return f"""{_front_matter(spec, metadata)}
+# {spec.name}
+
+{spec.summary}
+
+{status}
+
+```python
+import zoo
+model = zoo.load("{spec.name}")
+```
+
+## Intended use
+
+{INTENDED_USE.get(spec.family, '')}
+
+## Architecture
+
+`{spec.model_class.__name__}` (`zoo.models.{spec.family}`), configuration:
+
+```json
+{json.dumps(dict(spec.config), indent=2)}
+```
+
+{io_rows}
+
+## Training data
+
+Simulator `{data['simulator']}`, options `{json.dumps(data['options'])}`, {data['n_train']} training samples
+(seed {data['train_seed']}), validation seed {data['validation_seed']}. Evaluation: {data['n_evaluation']} samples
+from seed {data['evaluation_seed']}, which training never used. Parameter ranges are documented in the simulator module.
+
+## Training procedure
+
+Recipe `{recipe['function']}`; hyperparameters:
+
+```json
+{json.dumps(recipe['hyperparameters'], indent=2, sort_keys=True)}
+```
+
+{training['epochs']} epochs, final training loss {_fmt(training['final_loss'])}, validation loss {_fmt(training['final_val_loss'])}.
+Training the shipped model took {training['train_seconds_final_model'] / 60:.1f} min; the whole recipe run
+(scans included) took {training['wall_seconds_this_run'] / 60:.1f} min on {training['machine']}.
+
+## Evaluation (held-out data)
+
+{_targets_table(metadata)}
+
+All metrics:
+
+{_metrics_table(metadata)}
+{_scan_table(metadata)}
+![evaluation](../zoo/pretrained/{spec.name}/{figure})
+
+## Limitations
+
+Trained on simulations of idealised systems; no measurement noise beyond what the simulator documents.
+The latent interpretation (which latent carries which parameter) holds up to invertible smooth maps,
+as the fits above quantify. {"Targets missed above are open work." if missed else ""}
+
+## Versions
+
+{", ".join(f"{k} {v}" for k, v in metadata['versions'].items())}; zoo {metadata['zoo_version']}.
+
+## Citation
+
+{spec.paper}
+"""
+
+
+def card_path(name: str) -> Path:
+    return CARDS_DIR / f"{zoo.get_spec(name).name}.md"
+
+
+def write_card(name: str) -> Path:
+    path = card_path(name)
+    artifacts.atomic_write_text(path, render_card(name))
+    return path

@@ -1,0 +1,144 @@
+"""The ``zoo`` command: list, info, train, evaluate, card."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+
+def _cmd_list(args) -> int:
+    from zoo.registry import list_specs
+
+    specs = list_specs()
+    width = max(len(s.name) for s in specs)
+    for spec in specs:
+        print(f"{spec.name:<{width}}  {spec.family:<8}  {spec.summary}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    import zoo
+    from zoo import artifacts
+
+    spec = zoo.get_spec(args.name)
+    print(f"{spec.name} ({spec.family}, {spec.model_class.__name__})\n  {spec.summary}\n  paper: {spec.paper}")
+    for kind, tensors in (("inputs", spec.inputs), ("outputs", spec.outputs)):
+        print(f"  {kind}:")
+        for t in tensors:
+            print(f"    {t.name} {t.shape}: {t.description}")
+    print(f"  config: {json.dumps(dict(spec.config))}\n  recipe: {spec.recipe}")
+    folder = zoo.preset_folder(spec.name)
+    if (folder / artifacts.METADATA_FILE).exists():
+        metadata = artifacts.read_json(folder / artifacts.METADATA_FILE)
+        print("  measured on held-out data:")
+        for target in metadata.get("targets", []):
+            print(f"    {target['metric']} = {target['measured']:.4g} (target {target['comparison']} {target['target']}: "
+                  f"{'met' if target['met'] else 'MISSED'})")
+    else:
+        print("  no pretrained weights shipped")
+    return 0
+
+
+def recipe_of(name: str):
+    import zoo
+
+    module_name, function = zoo.get_spec(name).recipe.split(":")
+    module = importlib.import_module(module_name)
+    return module, getattr(module, function)()
+
+
+def _cmd_train(args) -> int:
+    import zoo
+    from zoo import cards
+
+    module, recipe = recipe_of(args.name)
+    workdir = Path(args.workdir or Path("runs") / args.name)
+    print(f"Training {args.name} in {workdir} (Ctrl-C keeps the last epoch's checkpoint; run again to resume).")
+    try:
+        metadata = module.train_and_evaluate(recipe, workdir, epochs=args.epochs)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. The last checkpoint in {workdir} is intact; run the same command to resume.", file=sys.stderr)
+        return 130
+    for target in metadata["targets"]:
+        print(f"{target['metric']}: {target['measured']} (target {target['comparison']} {target['target']}, "
+              f"{'met' if target['met'] else 'MISSED'})")
+    print(f"Artifact written to {workdir / 'artifact'}.")
+    if args.install:
+        destination = zoo.preset_folder(args.name)
+        staging = destination.with_name(f".{destination.name}.install")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(workdir / "artifact", staging)
+        from zoo.artifacts import _swap_into_place
+
+        _swap_into_place(staging, destination)
+        print(f"Installed into {destination}; card: {cards.write_card(args.name)}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    module, recipe = recipe_of(args.name)
+    import zoo
+
+    model = zoo.load(args.name)
+    data = module.simulate(recipe, args.samples, args.seed)
+    metrics = module.task_metrics(recipe, model, data)
+    print(json.dumps({"preset": args.name, "seed": args.seed, "samples": args.samples, "metrics": metrics}, indent=2))
+    if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.plot).write_bytes(module.render_figure(recipe, model, data, metrics_scan(args.name)))
+        print(f"Figure written to {args.plot}")
+    return 0
+
+
+def metrics_scan(name):
+    import zoo
+    from zoo import artifacts
+
+    metadata = artifacts.read_json(zoo.preset_folder(name) / artifacts.METADATA_FILE)
+    return {int(k): v for k, v in metadata.get("latent_scan", {}).items()}
+
+
+def _cmd_card(args) -> int:
+    import zoo
+    from zoo import cards
+
+    for name in args.names or zoo.list_models():
+        print(cards.write_card(name))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="The physics model zoo: pretrained physics-discovery networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list every preset").set_defaults(func=_cmd_list)
+    p = sub.add_parser("info", help="describe one preset and its measured quality")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_info)
+    p = sub.add_parser("train", help="train a preset with its recipe (resumes from the last checkpoint)")
+    p.add_argument("name")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's number of epochs")
+    p.add_argument("--workdir", default=None, help="checkpoints and artifact (default runs/NAME)")
+    p.add_argument("--install", action="store_true", help="copy the artifact into zoo/pretrained and render the card")
+    p.set_defaults(func=_cmd_train)
+    p = sub.add_parser("evaluate", help="measure a pretrained preset on fresh simulated data")
+    p.add_argument("name")
+    p.add_argument("--seed", type=int, default=424242, help="simulator seed (training used 1 and 2)")
+    p.add_argument("--samples", type=int, default=5000)
+    p.add_argument("--plot", default=None, help="write the evaluation figure to this PNG file")
+    p.set_defaults(func=_cmd_evaluate)
+    p = sub.add_parser("card", help="render model cards from metadata.json")
+    p.add_argument("names", nargs="*")
+    p.set_defaults(func=_cmd_card)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, ValueError, TypeError) as e:
+        print(f"zoo {args.command}: error: {e}", file=sys.stderr)
+        return 2
