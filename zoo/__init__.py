@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of user output
 
 __version__ = "0.1.0"
 

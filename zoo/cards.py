@@ -94,6 +94,15 @@ def _scan_table(metadata) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _benchmarks_section(metadata) -> str:
+    bench = metadata.get("benchmarks")
+    if not bench:
+        return "Not measured yet: run `python benchmarks/scinet_speed.py`."
+    rows = ["| measurement | value |", "|---|---|"]
+    rows += [f"| {key} | {_fmt(value)} |" for key, value in sorted(bench.items())]
+    return "Measured by `benchmarks/scinet_speed.py` (all presets side by side in one run).\n\n" + "\n".join(rows)
+
+
 def render_card(name: str) -> str:
     """The markdown card of preset ``name`` from its shipped metadata.json."""
     spec = zoo.get_spec(name)
@@ -163,6 +172,10 @@ All metrics:
 {_metrics_table(metadata)}
 {_scan_table(metadata)}
 ![evaluation](../zoo/pretrained/{spec.name}/{figure})
+
+## Speed
+
+{_benchmarks_section(metadata)}
 
 ## Limitations
 

@@ -101,6 +101,32 @@ def metrics_scan(name):
     return {int(k): v for k, v in metadata.get("latent_scan", {}).items()}
 
 
+def _cmd_demo(args) -> int:
+    """Predict a year of the Sun and Mars in the sky with scinet-heliocentric, against the simulator."""
+    import numpy as np
+
+    import zoo
+    from training.evaluation.metrics import wrapped_rms
+    from training.recipes.scinet import heliocentric_figure, render_to_png
+    from training.simulators import copernicus
+
+    model = zoo.load("scinet-heliocentric")
+    sky = copernicus.simulate(args.samples, seed=args.seed)
+    predicted = model.predict(sky.initial_angles, verbose=0)
+    year = wrapped_rms(predicted[0], sky.angles[0])
+    overall = wrapped_rms(predicted, sky.angles)
+    per_body = [wrapped_rms(predicted[..., k], sky.angles[..., k]) for k in range(2)]
+    print(f"scinet-heliocentric, {args.samples} fresh years from seed {args.seed} (50 weekly observations each):")
+    print(f"  first year shown in the figure: RMS angle error {year:.4f} rad")
+    print(f"  all years: RMS angle error {overall:.4f} rad = {overall / (2 * np.pi):.3%} of 2 pi "
+          f"(Sun {per_body[0]:.4f} rad, Mars {per_body[1]:.4f} rad)")
+    print(f"  latents of the first year: {np.round(model.encode(sky.initial_angles[:1])[0], 4).tolist()}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_bytes(render_to_png(heliocentric_figure, model, sky))
+    print(f"Figure written to {args.out}")
+    return 0
+
+
 def _cmd_card(args) -> int:
     import zoo
     from zoo import cards
@@ -129,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=5000)
     p.add_argument("--plot", default=None, help="write the evaluation figure to this PNG file")
     p.set_defaults(func=_cmd_evaluate)
+    p = sub.add_parser("demo", help="predict a year of the Sun and Mars in the sky with scinet-heliocentric")
+    p.add_argument("--seed", type=int, default=2026, help="simulator seed of the fresh years")
+    p.add_argument("--samples", type=int, default=1000)
+    p.add_argument("--out", default="outputs/heliocentric-year.png")
+    p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("card", help="render model cards from metadata.json")
     p.add_argument("names", nargs="*")
     p.set_defaults(func=_cmd_card)

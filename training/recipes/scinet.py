@@ -71,7 +71,7 @@ class SciNetRecipe:
 
 
 def pendulum_recipe() -> SciNetRecipe:
-    return SciNetRecipe("scinet-pendulum", "pendulum", n_train=100_000, epochs=60)
+    return SciNetRecipe("scinet-pendulum", "pendulum", n_train=100_000, epochs=250, batch_size=512)
 
 
 def qubit_1_recipe() -> SciNetRecipe:
@@ -244,8 +244,8 @@ def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None,
     metadata = describe_run(recipe, model, epochs, history, metrics, scan, time.time() - started)
     metadata["reference_metrics"] = reference_metrics(recipe, evaluation_data)
     figure = render_figure(recipe, model, evaluation_data, scan)
-    zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})
-    return metadata
+    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})
+    return zoo.artifacts.verify_preset(folder)
 
 
 def describe_run(recipe, model, epochs, history, metrics, scan, wall_seconds) -> dict:
@@ -297,14 +297,21 @@ def _jsonable(value):
 # --------------------------------------------------------------------------
 
 def render_figure(recipe, model, data, scan) -> bytes:
+    """The card's figure for ``recipe``'s task, as PNG bytes."""
+    draw = {"pendulum": _pendulum_figure, "qubit": _qubit_figure, "collision": _collision_figure,
+            "heliocentric": heliocentric_figure}[recipe.task]
+    return render_to_png(draw, model, data, scan)
+
+
+def render_to_png(draw, model, data, scan=None) -> bytes:
+    """Call ``draw(axes, model, data, scan)`` on two side-by-side panels and return the PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=80)
-    {"pendulum": _pendulum_figure, "qubit": _qubit_figure, "collision": _collision_figure,
-     "heliocentric": heliocentric_figure}[recipe.task](axes, model, data, scan)
+    draw(axes, model, data, scan)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

@@ -1,0 +1,28 @@
+# The two quick-start commands: `make demo` (main job) and `make test` (whole suite).
+PY ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+CONTRACTS = $(wildcard ../shared/contracts)
+
+.PHONY: install demo test cards benchmarks
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+
+# Load scinet-heliocentric, predict a year of the Sun and Mars seen from Earth, print the error, write a figure.
+demo: install
+	$(BIN)/python -m zoo demo --out outputs/heliocentric-year.png
+
+test: $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pytest tests $(CONTRACTS)
+
+cards: install
+	$(BIN)/python -m zoo card
+
+benchmarks: install
+	$(BIN)/python benchmarks/scinet_speed.py

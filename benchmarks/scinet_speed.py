@@ -1,0 +1,83 @@
+"""Speed of every shipped preset: load time, inference and training throughput.
+
+Run on demand (not in CI): ``python benchmarks/scinet_speed.py [NAME ...]``.
+All presets are measured in one process, side by side, so their ratios are
+comparable even on a noisy machine. Results go to each preset's metadata.json
+("benchmarks") and the cards are re-rendered from it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+import zoo
+from zoo import artifacts, cards
+
+LOAD_TARGET_S = 0.5
+
+
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def random_inputs(model, batch):
+    rng = np.random.default_rng(0)
+    return {k: rng.uniform(-1, 1, v.shape).astype("float32") for k, v in model.example_inputs(batch).items()}
+
+
+def measure(name: str) -> dict:
+    zoo.load(name)  # warm the file cache and Keras' first-call paths
+    load_s = median_seconds(lambda: zoo.load(name), 5)
+    model = zoo.load(name)
+    results = {"load_seconds_median": load_s, "load_target_seconds": LOAD_TARGET_S}
+    for batch in (1, 1024):
+        x = random_inputs(model, batch)
+        x = next(iter(x.values())) if len(x) == 1 else x
+        model.predict(x, verbose=0)  # trace
+        seconds = median_seconds(lambda: model.predict(x, verbose=0, batch_size=batch), 10 if batch == 1 else 5)
+        results[f"predict_samples_per_second_batch_{batch}"] = batch / seconds
+        direct = median_seconds(lambda: model(x), 10)
+        results[f"call_samples_per_second_batch_{batch}"] = batch / direct
+    results["train_samples_per_second_batch_256"] = training_throughput(model)
+    results["cpu_cores"] = os.cpu_count()
+    return results
+
+
+def training_throughput(model, batch=256, steps=30) -> float:
+    x = random_inputs(model, batch * steps)
+    x = next(iter(x.values())) if len(x) == 1 else x
+    y = np.asarray(model(random_inputs(model, batch * steps)))
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # trace
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    return batch * steps / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", default=None)
+    args = parser.parse_args(argv)
+    names = args.names or [n for n in zoo.list_models() if (zoo.preset_folder(n) / artifacts.METADATA_FILE).exists()]
+    for name in names:
+        results = measure(name)
+        path = zoo.preset_folder(name) / artifacts.METADATA_FILE
+        metadata = artifacts.read_json(path)
+        metadata["benchmarks"] = results
+        artifacts.write_json(path, metadata)
+        cards.write_card(name)
+        print(name, {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The recipe end to end on a tiny budget: artifact, card inputs, resume after an interrupt."""
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from training import loop
+from training.recipes import scinet as recipes
+from zoo import artifacts
+
+
+def tiny(recipe, **changes):
+    return dataclasses.replace(
+        recipe, n_train=512, n_validation=128, n_evaluation=256, batch_size=128, kl_warmup_epochs=1, **changes
+    )
+
+
+def test_heliocentric_recipe_writes_a_verified_artifact(tmp_path):
+    recipe = tiny(recipes.heliocentric_recipe(), epochs=1)
+    metadata = recipes.train_and_evaluate(recipe, tmp_path, verbose=0)
+    folder = tmp_path / "artifact"
+    assert artifacts.verify_preset(folder)["metrics"] == metadata["metrics"]
+    assert {"config.json", "model.weights.h5", "evaluation.png"} <= set(metadata["files"])
+    model = artifacts.build_from_folder(folder)
+    assert model.predict(np.zeros((2, 2)), verbose=0).shape == (2, 50, 2)
+    assert metadata["data"]["evaluation_seed"] != metadata["data"]["train_seed"]
+    assert {t["metric"] for t in metadata["targets"]} >= {"rms_angle_error_fraction_of_2pi"}
+
+
+def test_qubit_recipe_scans_latent_sizes(tmp_path):
+    recipe = tiny(recipes.qubit_1_recipe(), epochs=1, latent_scan=(0, 1), scan_epochs=1, scan_n_train=256)
+    metadata = recipes.train_and_evaluate(recipe, tmp_path, verbose=0)
+    assert set(metadata["latent_scan"]) == {"0", "1"}
+    assert metadata["metrics"]["latent_scan_knee"] in (0, 1)
+
+
+def test_training_resumes_after_an_interrupt(tmp_path):
+    recipe = tiny(recipes.pendulum_recipe(), epochs=3)
+    data = recipes.simulate(recipe, recipe.n_train, 1)
+    train = recipes.features_and_targets(recipe, data)
+
+    class InterruptInEpoch2(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations.numpy() > 6:  # 4 batches an epoch: inside epoch 2
+                raise KeyboardInterrupt
+
+    model = recipes.build_model(recipe, encoder_units=[8], decoder_units=[8])
+    optimizer = keras.optimizers.Adam(1e-3)
+    with pytest.raises(KeyboardInterrupt):
+        loop.fit_resumable(model, optimizer, "mse", train, None, 3, 128, tmp_path,
+                           callbacks=[InterruptInEpoch2()], verbose=0)
+    epoch, history = loop.restore_checkpoint(tmp_path, recipes.build_model(recipe, encoder_units=[8], decoder_units=[8]),
+                                             keras.optimizers.Adam(1e-3))
+    assert epoch == 1 and len(history["loss"]) == 1
+
+    resumed = recipes.build_model(recipe, encoder_units=[8], decoder_units=[8])
+    optimizer = keras.optimizers.Adam(1e-3)
+    history = loop.fit_resumable(resumed, optimizer, "mse", train, None, 3, 128, tmp_path, verbose=0)
+    assert len(history["loss"]) == 3
+    assert int(optimizer.iterations.numpy()) == 3 * 4  # the optimizer state came back with the weights

@@ -1,0 +1,91 @@
+"""Public API: names, errors that say what was received and what was expected."""
+import numpy as np
+import pytest
+
+import zoo
+from zoo import registry
+from zoo.spec import PresetSpec
+
+
+def test_list_models_is_sorted_names():
+    names = zoo.list_models()
+    assert names == sorted(names) and "scinet-heliocentric" in names
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(KeyError, match="scinet-pendulum"):
+        zoo.load("scinet-pendulm")
+
+
+def test_non_string_name():
+    with pytest.raises(TypeError, match="string"):
+        zoo.get_spec(3)
+
+
+def test_unknown_override_lists_valid_options():
+    with pytest.raises(TypeError, match="latent_sise.*expected some of.*latent_size"):
+        zoo.load("scinet-pendulum", pretrained=False, latent_sise=3)
+
+
+def test_override_changes_fresh_model():
+    model = zoo.load("scinet-pendulum", pretrained=False, latent_size=3, encoder_units=[8], decoder_units=[8])
+    assert model.encode(np.zeros((2, 50))).shape == (2, 3)
+
+
+def test_pretrained_with_shape_changing_override_fails_clearly():
+    if not (zoo.preset_folder("scinet-pendulum") / "metadata.json").exists():
+        pytest.skip("no shipped weights")
+    with pytest.raises(ValueError, match="pretrained=False"):
+        zoo.load("scinet-pendulum", latent_size=5)
+
+
+def test_duplicate_preset_names_fail_at_registry_build(monkeypatch):
+    import types
+
+    spec = zoo.get_spec("scinet-pendulum")
+    fake = types.ModuleType("fake_family")
+    fake.PRESETS = (PresetSpec(**{**spec.__dict__, "family": "fake"}),)
+    monkeypatch.setitem(__import__("sys").modules, "fake_family", fake)
+    with pytest.raises(RuntimeError, match="declared twice"):
+        registry._build_registry(("zoo.models.scinet", "fake_family"))
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (np.zeros((3, 49)), ValueError, r"shape \(3, 49\); expected \(batch, 50\)"),
+        (np.zeros(50), ValueError, r"shape \(50,\)"),
+        (np.full((2, 50), np.nan), ValueError, "NaN"),
+        (np.array([["a"] * 50]), TypeError, "real numbers"),
+    ],
+)
+def test_bad_observations(bad, error, message):
+    model = zoo.load("scinet-pendulum", pretrained=False, encoder_units=[8], decoder_units=[8])
+    with pytest.raises(error, match=message):
+        model.encode(bad)
+    with pytest.raises(error, match=message):
+        model.predict({"observations": bad, "question": np.zeros((len(np.atleast_2d(bad)), 1))}, verbose=0)
+
+
+def test_missing_and_mismatched_inputs():
+    model = zoo.load("scinet-pendulum", pretrained=False, encoder_units=[8], decoder_units=[8])
+    with pytest.raises(ValueError, match="missing.*question"):
+        model.predict({"observations": np.zeros((2, 50))}, verbose=0)
+    with pytest.raises(ValueError, match="batch size"):
+        model.predict({"observations": np.zeros((2, 50)), "question": np.zeros((3, 1))}, verbose=0)
+    with pytest.raises(ValueError, match="pass a dict"):
+        model.predict(np.zeros((2, 50)), verbose=0)
+
+
+def test_heliocentric_contract_shapes_fresh():
+    model = zoo.load("scinet-heliocentric", pretrained=False)
+    x = np.array([[0.5, 1.0], [-2.0, 3.0]], dtype="float32")
+    assert model.predict(x, verbose=0).shape == (2, 50, 2)
+    assert model.encode(x).shape == (2, 2)
+    with pytest.raises(ValueError, match=r"expected \(batch, 2\)"):
+        model.predict(np.zeros((2, 3)), verbose=0)
+
+
+def test_hub_names_are_refused_clearly():
+    with pytest.raises(NotImplementedError, match="Hugging Face"):
+        zoo.load("hf://org/scinet-heliocentric")

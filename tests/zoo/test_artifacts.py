@@ -1,0 +1,102 @@
+"""Preset folders: sha256 verified on load, atomic writes, clear errors naming the file."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo import artifacts
+
+
+@pytest.fixture
+def folder(tmp_path):
+    model = zoo.load("scinet-pendulum", pretrained=False, encoder_units=[8], decoder_units=[8])
+    path = artifacts.write_preset(tmp_path / "preset", model, {"name": "test"}, {"figure.png": b"png"})
+    return path, model
+
+
+def test_written_folder_verifies_and_rebuilds_the_same_model(folder):
+    path, model = folder
+    metadata = artifacts.verify_preset(path)
+    assert set(metadata["files"]) == {"config.json", "model.weights.h5", "figure.png"}
+    rebuilt = artifacts.build_from_folder(path)
+    x = model.example_inputs(3)
+    x["observations"] += 0.3
+    np.testing.assert_allclose(np.asarray(rebuilt(x)), np.asarray(model(x)), atol=1e-6)
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")], "staging folders left behind"
+
+
+def test_altered_weights_are_refused_naming_the_file(folder):
+    path, _ = folder
+    data = bytearray((path / "model.weights.h5").read_bytes())
+    data[-100] ^= 0xFF
+    (path / "model.weights.h5").write_bytes(bytes(data))
+    with pytest.raises(artifacts.ArtifactError, match="model.weights.h5.*sha256"):
+        artifacts.build_from_folder(path)
+
+
+def test_truncated_file_is_refused(folder):
+    path, _ = folder
+    weights = path / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(artifacts.ArtifactError, match="model.weights.h5.*1000 bytes"):
+        artifacts.verify_preset(path)
+
+
+def test_missing_file_and_corrupt_metadata(folder):
+    path, _ = folder
+    (path / "figure.png").unlink()
+    with pytest.raises(artifacts.ArtifactError, match="figure.png is missing"):
+        artifacts.verify_preset(path)
+    (path / "metadata.json").write_text("{ not json")
+    with pytest.raises(artifacts.ArtifactError, match="metadata.json is not valid JSON"):
+        artifacts.verify_preset(path)
+
+
+def test_unregistered_class_is_refused(folder):
+    path, _ = folder
+    config = json.loads((path / "config.json").read_text())
+    config["class_name"] = "builtins>eval"
+    (path / "config.json").write_text(json.dumps(config))
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["files"]["config.json"] = artifacts.sha256_file(path / "config.json")
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(artifacts.ArtifactError, match="not a registered zoo model"):
+        artifacts.build_from_folder(path)
+
+
+def test_failed_write_leaves_the_previous_folder_intact(folder, monkeypatch):
+    path, model = folder
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(model), "save_weights", broken)
+    with pytest.raises(OSError, match="disk full"):
+        artifacts.write_preset(path, model, {"name": "new"})
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_atomic_write_text_never_leaves_partial_file(tmp_path):
+    target = tmp_path / "a.json"
+    artifacts.atomic_write_text(target, "old")
+
+    with pytest.raises(TypeError):
+        artifacts.atomic_write_text(target, 12345)  # write fails midway
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_shipped_preset_tampering_is_detected(tmp_path):
+    name = "scinet-pendulum"
+    source = zoo.preset_folder(name)
+    if not (source / "metadata.json").exists():
+        pytest.skip("no shipped weights")
+    copy = tmp_path / name
+    shutil.copytree(source, copy)
+    (copy / "config.json").write_text((copy / "config.json").read_text().replace("2", "3", 1))
+    with pytest.raises(artifacts.ArtifactError, match="config.json"):
+        artifacts.verify_preset(copy)
