@@ -85,8 +85,8 @@ def _scan_table(metadata) -> str:
     n = metadata["recipe"]["hyperparameters"].get("scan_n_train")
     rows = [
         f"\n### Latent-size scan\n\nEach scan point is a fresh model trained for {epochs} epochs on {n} samples "
-        f"(shorter than the shipped preset); error on the held-out set. The knee is the first size whose error "
-        f"is within 1.5x of the smallest: **{metadata['metrics'].get('latent_scan_knee')}**.\n",
+        f"(shorter than the shipped preset); error on the held-out set. The knee is the first size past which "
+        f"less than 10% of the total drop in error (from the smallest size to the best) remains: **{metadata['metrics'].get('latent_scan_knee')}**.\n",
         "| latents | held-out RMS error |",
         "|---|---|",
     ]
@@ -107,6 +107,7 @@ def render_card(name: str) -> str:
     """The markdown card of preset ``name`` from its shipped metadata.json."""
     spec = zoo.get_spec(name)
     metadata = artifacts.read_json(zoo.preset_folder(name) / artifacts.METADATA_FILE)
+    shipped_config = artifacts.read_json(zoo.preset_folder(name) / artifacts.CONFIG_FILE)
     recipe = metadata["recipe"]
     training = metadata["training"]
     data = metadata["data"]
@@ -137,10 +138,10 @@ model = zoo.load("{spec.name}")
 
 ## Architecture
 
-`{spec.model_class.__name__}` (`zoo.models.{spec.family}`), configuration:
+`{spec.model_class.__name__}` (`zoo.models.{spec.family}`), configuration of the shipped weights:
 
 ```json
-{json.dumps(dict(spec.config), indent=2)}
+{json.dumps(shipped_config["config"], indent=2, sort_keys=True)}
 ```
 
 {io_rows}

@@ -131,7 +131,10 @@ def _cmd_card(args) -> int:
     import zoo
     from zoo import cards
 
-    for name in args.names or zoo.list_models():
+    from zoo import artifacts
+
+    shipped = [n for n in zoo.list_models() if (zoo.preset_folder(n) / artifacts.METADATA_FILE).exists()]
+    for name in args.names or shipped:
         print(cards.write_card(name))
     return 0
 

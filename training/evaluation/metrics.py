@@ -43,7 +43,12 @@ def polynomial_fit_r2(features, target, degree: int = 1) -> float:
     return r2_score(target, design @ coef)
 
 
-def first_within(errors: dict, factor: float) -> int:
-    """Smallest key k (an int) whose error is within ``factor`` of the smallest error: the knee."""
-    floor = min(errors.values())
-    return min(k for k, e in errors.items() if e <= factor * floor)
+def knee(errors: dict, remaining_fraction: float = 0.1) -> int:
+    """Smallest key k (an int) past which less than ``remaining_fraction`` of the total drop is left.
+
+    With e_0 the error of the smallest key and e_min the best, the knee is the
+    first k with e_k <= e_min + remaining_fraction * (e_0 - e_min): where the
+    error has reached its floor.
+    """
+    first, floor = errors[min(errors)], min(errors.values())
+    return min(k for k, e in errors.items() if e <= floor + remaining_fraction * (first - floor))

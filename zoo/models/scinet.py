@@ -52,7 +52,7 @@ class _GaussianEncoderMixin:
             raise ValueError(f"mean_activation must be None or 'tanh', received {mean_activation!r}.")
         if int(latent_size) < 0:
             raise ValueError(f"latent_size must be >= 0, received {latent_size}.")
-        self.encoder_layers = dense_stack(units, 2 * latent_size, "encoder") if latent_size else []
+        self.encoder_layers = dense_stack(units, 2 * latent_size, "encoder", self.activation) if latent_size else []
         self.seed_generator = keras.random.SeedGenerator(1)
         # beta as a variable, so that a training schedule can anneal it without retracing
         self.kl_weight = self.add_weight(
@@ -98,7 +98,8 @@ class SciNet(_GaussianEncoderMixin, ZooModel):
         question_size: length of the question vector ``q``.
         output_size: length of the answer.
         latent_size: number of latent neurons (0 allowed: the decoder sees the question only).
-        encoder_units, decoder_units: hidden layer widths (ELU activations).
+        encoder_units, decoder_units: hidden layer widths.
+        activation: of the hidden layers (ELU in the original).
         beta: weight of the KL term.
         prior_sigma: width of the latent prior (0.1 in the original code).
         latent_layout: order of the encoder's last layer, ``"mean_first"`` or
@@ -124,6 +125,7 @@ class SciNet(_GaussianEncoderMixin, ZooModel):
         prior_sigma=0.1,
         latent_layout="mean_first",
         mean_activation=None,
+        activation="elu",
         observation_name="observations",
         question_name="question",
         output_name="answer",
@@ -140,11 +142,12 @@ class SciNet(_GaussianEncoderMixin, ZooModel):
         self.prior_sigma = float(prior_sigma)
         self.latent_layout = latent_layout
         self.mean_activation = mean_activation
+        self.activation = activation
         self.observation_name = observation_name
         self.question_name = question_name
         self.output_name = output_name
         self._init_encoder(self.observation_size, self.latent_size, self.encoder_units, latent_layout, mean_activation)
-        self.decoder_layers = dense_stack(self.decoder_units, self.output_size, "decoder")
+        self.decoder_layers = dense_stack(self.decoder_units, self.output_size, "decoder", activation)
 
     @property
     def input_specs(self):
@@ -173,6 +176,7 @@ class SciNet(_GaussianEncoderMixin, ZooModel):
             prior_sigma=self.prior_sigma,
             latent_layout=self.latent_layout,
             mean_activation=self.mean_activation,
+            activation=self.activation,
             observation_name=self.observation_name,
             question_name=self.question_name,
             output_name=self.output_name,
@@ -197,7 +201,8 @@ class RecurrentSciNet(_GaussianEncoderMixin, ZooModel):
         output_size: size of each decoded observation.
         latent_size: size of the latent state.
         steps: number of decoded time steps (the first is ``t_0``).
-        encoder_units, decoder_units: hidden widths (ELU activations).
+        encoder_units, decoder_units: hidden widths.
+        activation: of the hidden layers (ELU in the original).
         beta, prior_sigma: KL weight and prior width, as in :class:`SciNet`.
         latent_layout, mean_activation: as in :class:`SciNet` (the authors'
             copernicus checkpoint uses ``"mean_first"`` and ``"tanh"``).
@@ -222,6 +227,7 @@ class RecurrentSciNet(_GaussianEncoderMixin, ZooModel):
         prior_sigma=0.1,
         latent_layout="mean_first",
         mean_activation=None,
+        activation="elu",
         wrap_angles=True,
         input_name="initial_angles",
         output_name="angles",
@@ -241,11 +247,12 @@ class RecurrentSciNet(_GaussianEncoderMixin, ZooModel):
         self.latent_layout = latent_layout
         self.mean_activation = mean_activation
         self.wrap_angles = bool(wrap_angles)
+        self.activation = activation
         self.input_name = input_name
         self.observation_name = input_name
         self.output_name = output_name
         self._init_encoder(self.observation_size, self.latent_size, self.encoder_units, latent_layout, mean_activation)
-        self.decoder_layers = dense_stack(self.decoder_units, self.output_size, "decoder")
+        self.decoder_layers = dense_stack(self.decoder_units, self.output_size, "decoder", activation)
         self.latent_step = self.add_weight(
             shape=(self.latent_size,), initializer=keras.initializers.RandomNormal(stddev=0.1), name="latent_step"
         )
@@ -284,6 +291,7 @@ class RecurrentSciNet(_GaussianEncoderMixin, ZooModel):
             latent_layout=self.latent_layout,
             mean_activation=self.mean_activation,
             wrap_angles=self.wrap_angles,
+            activation=self.activation,
             input_name=self.input_name,
             output_name=self.output_name,
         )
@@ -364,7 +372,7 @@ PRESETS = (
         model_class=SciNet,
         config=dict(
             observation_size=50, question_size=1, output_size=1, latent_size=2,
-            encoder_units=[500, 100], decoder_units=[100, 100], beta=1e-3, output_name="position",
+            encoder_units=[500, 100], decoder_units=[100, 100], beta=1e-4, output_name="position",
         ),
         recipe=f"{_RECIPES}:pendulum_recipe",
         summary="Damped pendulum: 50 positions on t in [0, 5] -> 2 latents (b, kappa) -> position at a later time.",
@@ -398,7 +406,7 @@ PRESETS = (
         model_class=SciNet,
         config=dict(
             observation_size=30, question_size=30, output_size=1, latent_size=6,
-            encoder_units=[300, 200], decoder_units=[300, 200], beta=1e-4, output_name="probability",
+            encoder_units=[300, 100], decoder_units=[100, 100], beta=1e-5, output_name="probability",
         ),
         recipe=f"{_RECIPES}:qubit_2_recipe",
         summary="Two-qubit tomography: 30 fixed projective measurement probabilities -> 6 latents -> |<w|psi>|^2.",
