@@ -58,6 +58,14 @@ def restore_checkpoint(workdir, model, optimizer):
     return progress["epoch"], progress["history"]
 
 
+def training_seconds(workdir) -> float:
+    """Wall time of all epochs recorded in ``workdir``'s checkpoint, across resumes."""
+    progress = Path(workdir) / CHECKPOINT_DIR / "progress.json"
+    if not progress.exists():
+        return 0.0
+    return float(sum(json.loads(progress.read_text())["history"].get("epoch_seconds", [])))
+
+
 class _EpochCheckpoint(keras.callbacks.Callback):
     def __init__(self, workdir, history):
         super().__init__()

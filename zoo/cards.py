@@ -85,8 +85,9 @@ def _scan_table(metadata) -> str:
     n = metadata["recipe"]["hyperparameters"].get("scan_n_train")
     rows = [
         f"\n### Latent-size scan\n\nEach scan point is a fresh model trained for {epochs} epochs on {n} samples "
-        f"(shorter than the shipped preset); error on the held-out set. The knee is the first size past which "
-        f"less than 10% of the total drop in error (from the smallest size to the best) remains: **{metadata['metrics'].get('latent_scan_knee')}**.\n",
+        f"(shorter than the shipped preset); error on the held-out set. The knee is the size k whose latent gives the "
+        f"largest relative improvement, err(k-1)/err(k); at the knee the error is "
+        f"{metadata['metrics'].get('latent_scan_knee_error_over_floor', float('nan')):.3g} times the smallest error of the scan. Knee: **{metadata['metrics'].get('latent_scan_knee')}**.\n",
         "| latents | held-out RMS error |",
         "|---|---|",
     ]
@@ -150,7 +151,8 @@ model = zoo.load("{spec.name}")
 
 Simulator `{data['simulator']}`, options `{json.dumps(data['options'])}`, {data['n_train']} training samples
 (seed {data['train_seed']}), validation seed {data['validation_seed']}. Evaluation: {data['n_evaluation']} samples
-from seed {data['evaluation_seed']}, which training never used. Parameter ranges are documented in the simulator module.
+from seed {data['evaluation_seed']}, which training never used. Parameter ranges:
+`{json.dumps(data.get('parameter_ranges', 'see the simulator module'))}`.
 
 ## Training procedure
 
@@ -161,8 +163,9 @@ Recipe `{recipe['function']}`; hyperparameters:
 ```
 
 {training['epochs']} epochs, final training loss {_fmt(training['final_loss'])}, validation loss {_fmt(training['final_val_loss'])}.
-Training the shipped model took {training['train_seconds_final_model'] / 60:.1f} min; the whole recipe run
-(scans included) took {training['wall_seconds_this_run'] / 60:.1f} min on {training['machine']}.
+Training the shipped model took {training['train_seconds_final_model'] / 60:.1f} min and the latent-size scan
+{training.get('train_seconds_latent_scan', 0.0) / 60:.1f} min (epoch wall times, summed across resumes) on {training['machine']},
+sharing the machine with other training runs.
 
 ## Evaluation (held-out data)
 

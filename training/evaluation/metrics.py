@@ -43,12 +43,17 @@ def polynomial_fit_r2(features, target, degree: int = 1) -> float:
     return r2_score(target, design @ coef)
 
 
-def knee(errors: dict, remaining_fraction: float = 0.1) -> int:
-    """Smallest key k (an int) past which less than ``remaining_fraction`` of the total drop is left.
+def knee(errors: dict) -> int:
+    """The elbow of an error-versus-size scan: the size k where err(k-1) / err(k) is largest.
 
-    With e_0 the error of the smallest key and e_min the best, the knee is the
-    first k with e_k <= e_min + remaining_fraction * (e_0 - e_min): where the
-    error has reached its floor.
+    Adding the k-th latent gives the biggest relative improvement there: below
+    it a parameter the answer needs is missing, above it extra latents only
+    polish the fit.
     """
-    first, floor = errors[min(errors)], min(errors.values())
-    return min(k for k, e in errors.items() if e <= floor + remaining_fraction * (first - floor))
+    sizes = sorted(errors)
+    return max(sizes[1:], key=lambda k: errors[k - 1] / errors[k])
+
+
+def floor_ratio(errors: dict, size: int) -> float:
+    """err(size) / min over the scan: 1 means the error at ``size`` is already the floor."""
+    return errors[size] / min(errors.values())

@@ -13,7 +13,6 @@ import dataclasses
 import io
 import json
 import os
-import time
 from pathlib import Path
 
 import keras
@@ -76,15 +75,16 @@ def pendulum_recipe() -> SciNetRecipe:
 
 def qubit_1_recipe() -> SciNetRecipe:
     return SciNetRecipe(
-        "scinet-qubit-1", "qubit", n_train=100_000, epochs=40, task_options={"n_qubits": 1},
-        latent_scan=tuple(range(5)), scan_epochs=10, scan_n_train=50_000,
+        "scinet-qubit-1", "qubit", n_train=200_000, epochs=100, batch_size=512, learning_rate=3e-3,
+        task_options={"n_qubits": 1}, latent_scan=tuple(range(5)), scan_epochs=40, scan_n_train=200_000,
     )
 
 
 def qubit_2_recipe() -> SciNetRecipe:
     # the authors trained 490k samples for 300 epochs, 8 runs per latent size; this is the CPU budget
     return SciNetRecipe(
-        "scinet-qubit-2", "qubit", n_train=200_000, epochs=100, batch_size=512, task_options={"n_qubits": 2},
+        "scinet-qubit-2", "qubit", n_train=200_000, epochs=100, batch_size=512, learning_rate=3e-3,
+        task_options={"n_qubits": 2},
         latent_scan=tuple(range(10)), scan_epochs=40, scan_n_train=200_000,
     )
 
@@ -110,11 +110,11 @@ def wrapped_angle_mse(y_true, y_pred):
 # Tasks: data, metrics, reference weights and figure of each experiment
 # --------------------------------------------------------------------------
 
+SIMULATORS = {"pendulum": pendulum, "qubit": qubit, "collision": collision, "heliocentric": copernicus}
+
+
 def simulate(recipe: SciNetRecipe, n: int, seed: int):
-    simulator = {"pendulum": pendulum, "qubit": qubit, "collision": collision, "heliocentric": copernicus}[recipe.task]
-    if recipe.task == "qubit":
-        return qubit.simulate(n, seed, **recipe.task_options)
-    return simulator.simulate(n, seed, **recipe.task_options)
+    return SIMULATORS[recipe.task].simulate(n, seed, **recipe.task_options)
 
 
 def features_and_targets(recipe, data):
@@ -233,7 +233,6 @@ def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None,
     train = features_and_targets(recipe, train_data)
     validation = features_and_targets(recipe, validation_data)
 
-    started = time.time()
     scan = latent_scan(recipe, train, validation, evaluation_data, workdir, verbose) if recipe.latent_scan else {}
     keras.utils.set_random_seed(recipe.train_seed)
     model = build_model(recipe)
@@ -242,14 +241,16 @@ def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None,
     metrics = task_metrics(recipe, model, evaluation_data)
     if scan:
         metrics["latent_scan_knee"] = generic.knee(scan)
-    metadata = describe_run(recipe, model, epochs, history, metrics, scan, time.time() - started)
+        metrics["latent_scan_knee_error_over_floor"] = generic.floor_ratio(scan, metrics["latent_scan_knee"])
+    scan_seconds = sum(loop.training_seconds(workdir / f"scan_{size}") for size in scan)
+    metadata = describe_run(recipe, model, epochs, history, metrics, scan, scan_seconds)
     metadata["reference_metrics"] = reference_metrics(recipe, evaluation_data)
     figure = render_figure(recipe, model, evaluation_data, scan)
     folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})
     return zoo.artifacts.verify_preset(folder)
 
 
-def describe_run(recipe, model, epochs, history, metrics, scan, wall_seconds) -> dict:
+def describe_run(recipe, model, epochs, history, metrics, scan, scan_seconds) -> dict:
     import platform
 
     import tensorflow as tf
@@ -264,7 +265,8 @@ def describe_run(recipe, model, epochs, history, metrics, scan, wall_seconds) ->
         "latent_scan": {str(k): v for k, v in sorted(scan.items())},
         "recipe": {"function": spec.recipe, "hyperparameters": _jsonable(dataclasses.asdict(recipe)) | {"epochs": epochs}},
         "data": {
-            "simulator": f"training.simulators.{'copernicus' if recipe.task == 'heliocentric' else recipe.task}",
+            "simulator": SIMULATORS[recipe.task].__name__,
+            "parameter_ranges": SIMULATORS[recipe.task].PARAMETER_RANGES,
             "train_seed": recipe.train_seed,
             "validation_seed": recipe.validation_seed,
             "evaluation_seed": recipe.evaluation_seed,
@@ -277,7 +279,7 @@ def describe_run(recipe, model, epochs, history, metrics, scan, wall_seconds) ->
             "final_loss": history.get("loss", [None])[-1],
             "final_val_loss": history.get("val_loss", [None])[-1],
             "train_seconds_final_model": float(sum(history.get("epoch_seconds", []))),
-            "wall_seconds_this_run": wall_seconds,
+            "train_seconds_latent_scan": float(scan_seconds),
             "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
         },
         "versions": {

@@ -31,6 +31,10 @@ import numpy as np
 
 SAMPLES = 5
 NOISE = 0.01
+PARAMETER_RANGES = {
+    "v_x": [1, 2], "v_y": [-1, 1], "w": [1, 3], "x0": [-3, -1], "v_x_after": [-2, 2], "v_y_after": [-2, 2],
+    "prediction_time": [0, 4], "position_noise_sigma": NOISE, "masses": 1, "radius": 1,
+}
 
 
 def _jittered_times(rng, end, n):

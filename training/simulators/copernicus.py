@@ -24,6 +24,11 @@ MARS_ORBIT_RADIUS_AU = 1.52366  # semi-major axis of Mars, AU
 EARTH_PERIOD_DAYS = 365.26  # sidereal year
 MARS_PERIOD_DAYS = 686.98  # sidereal period of Mars
 SYNODIC_PERIOD_DAYS = 1.0 / (1.0 / EARTH_PERIOD_DAYS - 1.0 / MARS_PERIOD_DAYS)  # opposition to opposition, ~780 days
+PARAMETER_RANGES = {
+    "phi_Earth(0)": [0, "2 pi"], "phi_Mars(0)": [0, "2 pi"], "R_Earth_AU": EARTH_ORBIT_RADIUS_AU,
+    "R_Mars_AU": MARS_ORBIT_RADIUS_AU, "T_Earth_days": EARTH_PERIOD_DAYS, "T_Mars_days": MARS_PERIOD_DAYS,
+    "observations": "50, every 7 days",
+}
 
 
 def wrap(angle):

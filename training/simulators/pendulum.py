@@ -20,6 +20,10 @@ OBSERVATION_TIMES = np.linspace(0.0, 5.0, 50)
 QUESTION_RANGE = (0.0, 10.0)
 B_RANGE = (0.4, 1.2)
 KAPPA_RANGE = (4.0, 12.0)
+PARAMETER_RANGES = {
+    "b": list(B_RANGE), "kappa": list(KAPPA_RANGE), "A0": 1.0, "delta0": 0.0,
+    "observation_times": "50 equally spaced on [0, 5]", "question_time": list(QUESTION_RANGE),
+}
 
 
 def position(t, b, kappa, amplitude=1.0, phase=0.0):

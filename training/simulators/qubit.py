@@ -17,6 +17,10 @@ import dataclasses
 import numpy as np
 
 MEASUREMENT_COUNTS = {1: 10, 2: 30}
+PARAMETER_RANGES = {
+    "states": "Haar-random pure states", "questions": "Haar-random pure states",
+    "reference_states": "10 (one qubit) or 30 (two qubits) Haar-random states from measurement_seed 0",
+}
 
 
 def haar_states(n: int, n_qubits: int, rng: np.random.Generator) -> np.ndarray:

@@ -389,7 +389,7 @@ PRESETS = (
         model_class=SciNet,
         config=dict(
             observation_size=10, question_size=10, output_size=1, latent_size=2,
-            encoder_units=[100, 100], decoder_units=[100, 100], beta=1e-4, output_name="probability",
+            encoder_units=[100, 100], decoder_units=[100, 100], beta=1e-6, output_name="probability",
         ),
         recipe=f"{_RECIPES}:qubit_1_recipe",
         summary="One-qubit tomography: 10 fixed projective measurement probabilities -> 2 latents -> |<w|psi>|^2.",
@@ -406,7 +406,7 @@ PRESETS = (
         model_class=SciNet,
         config=dict(
             observation_size=30, question_size=30, output_size=1, latent_size=6,
-            encoder_units=[300, 100], decoder_units=[100, 100], beta=1e-5, output_name="probability",
+            encoder_units=[300, 100], decoder_units=[300, 100], beta=1e-6, output_name="probability",
         ),
         recipe=f"{_RECIPES}:qubit_2_recipe",
         summary="Two-qubit tomography: 30 fixed projective measurement probabilities -> 6 latents -> |<w|psi>|^2.",
