@@ -158,7 +158,12 @@ def build_from_folder(folder, overrides: dict | None = None, verify: bool = True
             "zoo model; this zoo version cannot build it."
         )
     config = dict(saved["config"], **(overrides or {}))
-    model = cls(**config)
+    try:
+        model = cls(**config)
+    except (TypeError, ValueError) as e:
+        raise ArtifactError(
+            f"{folder / CONFIG_FILE} cannot build {saved['class_name']} with this zoo version: {e}"
+        ) from None
     model(model.example_inputs())
     try:
         model.load_weights(folder / WEIGHTS_FILE)

@@ -1,4 +1,4 @@
-"""The ``zoo`` command: list, info, train, evaluate, card."""
+"""The ``zoo`` command: list, info, train, evaluate, demo, export, card."""
 from __future__ import annotations
 
 import argparse
@@ -127,6 +127,15 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from serving.export import export
+
+    for path in export(args.names, args.out, args.version):
+        print(f"exported {path}")
+    print(f"wrote {Path(args.out) / 'models.config'}")
+    return 0
+
+
 def _cmd_card(args) -> int:
     import zoo
     from zoo import cards
@@ -163,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--out", default="outputs/heliocentric-year.png")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("export", help="export presets as SavedModels in TF Serving's NAME/VERSION layout")
+    p.add_argument("names", nargs="+")
+    p.add_argument("--out", required=True, help="the model base folder (gets NAME/VERSION/ and models.config)")
+    p.add_argument("--version", type=int, default=None, help="version number (default: one above the newest)")
+    p.set_defaults(func=_cmd_export)
     p = sub.add_parser("card", help="render model cards from metadata.json")
     p.add_argument("names", nargs="*")
     p.set_defaults(func=_cmd_card)
@@ -173,6 +187,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, FileExistsError) as e:
         print(f"zoo {args.command}: error: {e}", file=sys.stderr)
         return 2

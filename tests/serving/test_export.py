@@ -1,0 +1,38 @@
+"""SavedModel exports: TF Serving's layout, named signatures, same outputs as the Keras model."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from serving import export
+from zoo import artifacts
+
+SHIPPED = [n for n in zoo.list_models() if (zoo.preset_folder(n) / artifacts.METADATA_FILE).exists()]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_export_round_trip(name, tmp_path):
+    path = export.export_preset(name, tmp_path)
+    assert path == tmp_path / name / "1" and (path / "saved_model.pb").exists()
+    model = zoo.load(name)
+    rng = np.random.default_rng(0)
+    inputs = {k: rng.uniform(-1, 1, v.shape).astype("float32") for k, v in model.example_inputs(5).items()}
+    loaded = tf.saved_model.load(str(path))
+    served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
+    expected = model.predict(inputs if len(inputs) > 1 else next(iter(inputs.values())), verbose=0)
+    np.testing.assert_allclose(served[model.output_name].numpy(), expected, atol=1e-5)
+    obs = inputs[model.observation_name]
+    latents = loaded.signatures["encode"](**{model.observation_name: tf.constant(obs)})["latent_means"]
+    np.testing.assert_allclose(latents.numpy(), model.encode(obs), atol=1e-5)
+
+
+def test_versions_and_models_config(tmp_path):
+    name = SHIPPED[0] if SHIPPED else pytest.skip("nothing shipped")
+    export.export([name], tmp_path)
+    export.export([name], tmp_path)
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["1", "2"]
+    config = (tmp_path / "models.config").read_text()
+    assert f"name: '{name}'" in config and "version_labels { key: 'stable' value: 2 }" in config
+    with pytest.raises(FileExistsError, match="already exists"):
+        export.export_preset(name, tmp_path, version=2)
+    assert not [p for p in (tmp_path / name).iterdir() if p.name.startswith(".")]
