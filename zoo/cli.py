@@ -136,6 +136,18 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    from serving.server import BatchingParameters, read_batching_parameters, serve
+
+    batching = None
+    if args.batching_parameters_file:
+        batching = read_batching_parameters(args.batching_parameters_file)
+    elif args.batching:
+        batching = BatchingParameters(args.max_batch_size, args.batch_timeout_micros)
+    serve(args.dir, host=args.host, port=args.port, batching=batching, poll_seconds=args.poll_seconds)
+    return 0
+
+
 def _cmd_card(args) -> int:
     import zoo
     from zoo import cards
@@ -177,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the model base folder (gets NAME/VERSION/ and models.config)")
     p.add_argument("--version", type=int, default=None, help="version number (default: one above the newest)")
     p.set_defaults(func=_cmd_export)
+    p = sub.add_parser("serve", help="serve exported models with TF Serving's REST API")
+    p.add_argument("dir", help="the folder `zoo export --out` wrote")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--batching", action="store_true", help="batch concurrent requests on the server")
+    p.add_argument("--max-batch-size", type=int, default=64)
+    p.add_argument("--batch-timeout-micros", type=int, default=2000)
+    p.add_argument("--batching-parameters-file", default=None, help="TF Serving batching parameters (turns batching on)")
+    p.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new version folders")
+    p.set_defaults(func=_cmd_serve)
     p = sub.add_parser("card", help="render model cards from metadata.json")
     p.add_argument("names", nargs="*")
     p.set_defaults(func=_cmd_card)

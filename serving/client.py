@@ -1,0 +1,69 @@
+"""A small client for TF Serving's REST API (the zoo's local server or TF Serving itself)."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+
+class ServingError(RuntimeError):
+    """The server answered with an error status; ``status`` and the server's message are kept."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status, self.message = status, message
+
+
+class RestClient:
+    """``RestClient("http://127.0.0.1:8501").predict("scinet-heliocentric", instances=[[0.5, 1.0]])``."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8501", timeout: float = 30.0):
+        self.base_url, self.timeout = base_url.rstrip("/"), timeout
+
+    def _model_path(self, name, version=None, label=None) -> str:
+        if version is not None and label is not None:
+            raise ValueError("give a version or a label, not both")
+        path = f"/v1/models/{name}"
+        if version is not None:
+            path += f"/versions/{int(version)}"
+        elif label is not None:
+            path += f"/labels/{label}"
+        return path
+
+    def _request(self, path, body=None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base_url + path, data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            payload = e.read()
+            try:
+                message = json.loads(payload).get("error", payload.decode())
+            except (json.JSONDecodeError, AttributeError):
+                message = payload.decode(errors="replace")
+            raise ServingError(e.code, message) from None
+
+    def status(self, name, version=None, label=None) -> dict:
+        return self._request(self._model_path(name, version, label))
+
+    def metadata(self, name, version=None, label=None) -> dict:
+        return self._request(self._model_path(name, version, label) + "/metadata")
+
+    def predict(self, name, instances=None, inputs=None, signature_name=None, version=None, label=None):
+        """Row format with ``instances`` (returns predictions) or columnar with ``inputs`` (returns outputs)."""
+        if (instances is None) == (inputs is None):
+            raise ValueError("give exactly one of instances= (row format) or inputs= (columnar format)")
+        body = {"instances": _lists(instances)} if instances is not None else {"inputs": _lists(inputs)}
+        if signature_name:
+            body["signature_name"] = signature_name
+        answer = self._request(self._model_path(name, version, label) + ":predict", body)
+        return answer["predictions"] if instances is not None else answer["outputs"]
+
+
+def _lists(value):
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value.tolist() if hasattr(value, "tolist") else value
