@@ -10,8 +10,10 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# tensorflow-serving-api pulls the full tensorflow package unless installed without its dependencies
 install: $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q --no-deps 'tensorflow-serving-api==2.21.*'
 
 # Load scinet-heliocentric, predict a year of the Sun and Mars seen from Earth, print the error, write a figure.
 demo: install
@@ -19,6 +21,7 @@ demo: install
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps 'tensorflow-serving-api==2.21.*'
 	$(BIN)/python -m pytest tests $(CONTRACTS)
 
 cards: install

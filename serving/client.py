@@ -67,3 +67,50 @@ def _lists(value):
     if isinstance(value, (list, tuple)):
         return [_lists(v) for v in value]
     return value.tolist() if hasattr(value, "tolist") else value
+
+
+class GrpcClient:
+    """TF Serving's gRPC PredictionService: ``GrpcClient("127.0.0.1:8500").predict(name, {"initial_angles": x})``."""
+
+    def __init__(self, target: str = "127.0.0.1:8500", timeout: float = 30.0):
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        self.channel = grpc.insecure_channel(target)
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.timeout = timeout
+
+    def _spec(self, spec, name, signature_name=None, version=None, label=None):
+        spec.name = name
+        if signature_name:
+            spec.signature_name = signature_name
+        if version is not None:
+            spec.version.value = int(version)
+        if label is not None:
+            spec.version_label = label
+
+    def predict(self, name, inputs: dict, signature_name=None, version=None, label=None) -> dict:
+        """Named numpy inputs in, named numpy outputs back."""
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, name, signature_name, version, label)
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        response = self.stub.Predict(request, timeout=self.timeout)
+        return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+
+    def signatures(self, name, version=None, label=None) -> dict:
+        """Signature name -> SignatureDef, from GetModelMetadata."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec, name, None, version, label)
+        response = self.stub.GetModelMetadata(request, timeout=self.timeout)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return dict(signature_map.signature_def)
+
+    def close(self):
+        self.channel.close()

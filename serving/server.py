@@ -237,13 +237,24 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
 
 
 def serve(base_dir, host: str = "127.0.0.1", port: int = 8501, batching: BatchingParameters | None = None,
-          poll_seconds: float = 1.0) -> None:
-    """Run the server until SIGINT/SIGTERM; in-flight requests finish before it exits."""
+          poll_seconds: float = 1.0, grpc_port: int | None = None) -> None:
+    """Run REST (and gRPC) until SIGINT/SIGTERM; in-flight requests finish before it exits."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(base_dir, batching=batching, poll_seconds=poll_seconds)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+    repo = ModelRepository(base_dir)
+    grpc_server = None
+    if grpc_port is not None:
+        from serving.grpc_server import start_grpc_server
+
+        grpc_server, bound = start_grpc_server(repo, host, grpc_port)
+        log.info("gRPC PredictionService on %s:%d", host, bound)
+    app = create_app(base_dir, batching=batching, poll_seconds=poll_seconds, repository=repo)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=30).wait()
 
 
 def read_batching_parameters(path) -> BatchingParameters:

@@ -144,7 +144,8 @@ def _cmd_serve(args) -> int:
         batching = read_batching_parameters(args.batching_parameters_file)
     elif args.batching:
         batching = BatchingParameters(args.max_batch_size, args.batch_timeout_micros)
-    serve(args.dir, host=args.host, port=args.port, batching=batching, poll_seconds=args.poll_seconds)
+    serve(args.dir, host=args.host, port=args.port, batching=batching, poll_seconds=args.poll_seconds,
+          grpc_port=args.grpc_port)
     return 0
 
 
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-timeout-micros", type=int, default=2000)
     p.add_argument("--batching-parameters-file", default=None, help="TF Serving batching parameters (turns batching on)")
     p.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new version folders")
+    p.add_argument("--grpc-port", type=int, default=None, help="also serve TF Serving's gRPC API on this port (e.g. 8500)")
     p.set_defaults(func=_cmd_serve)
     p = sub.add_parser("card", help="render model cards from metadata.json")
     p.add_argument("names", nargs="*")

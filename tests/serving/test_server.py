@@ -165,3 +165,32 @@ def test_real_server_on_loopback_with_the_client(exported):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_grpc_predict_and_metadata(exported):
+    pytest.importorskip("tensorflow_serving.apis")
+    import grpc
+
+    from serving.client import GrpcClient
+    from serving.grpc_server import start_grpc_server
+    from serving.repository import ModelRepository
+
+    server, port = start_grpc_server(ModelRepository(exported), port=0)
+    client = GrpcClient(f"127.0.0.1:{port}")
+    try:
+        x = np.array([[0.5, 1.0], [-2.0, 3.0]], dtype="float32")
+        out = client.predict(HELIO, {"initial_angles": x})
+        np.testing.assert_allclose(out["angles"], zoo.load(HELIO).predict(x, verbose=0), atol=1e-5)
+        latents = client.predict(HELIO, {"initial_angles": x}, signature_name="encode", label="stable")["latent_means"]
+        assert latents.shape == (2, 2)
+        sigs = client.signatures(PENDULUM)
+        assert set(sigs["serving_default"].inputs) == {"observations", "question"}
+        with pytest.raises(grpc.RpcError) as e:
+            client.predict(HELIO, {"initial_angles": np.zeros((1, 3), "float32")})
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "shape (1, 3)" in e.value.details()
+        with pytest.raises(grpc.RpcError) as e:
+            client.predict("nope", {"x": x})
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        client.close()
+        server.stop(grace=None)

@@ -1,0 +1,181 @@
+"""Latency, throughput, soak and memory of the local TF Serving-compatible server, on 127.0.0.1 only.
+
+    python benchmarks/serving_load.py [--soak-seconds 600] [--out benchmarks/results/serving.json]
+
+Every preset is exported to a temporary folder and served by `zoo serve`
+started as a subprocess (once without and once with server-side batching).
+Measured side by side in one run:
+- latency p50/p99 at batch 1 for each preset, next to the bare SavedModel
+  signature call in this process: the server's overhead;
+- requests/s with 1, 16 and 64 concurrent clients, batching off and on;
+- a soak: a fixed request rate against every preset at once for
+  --soak-seconds, counting errors and sampling the server's resident memory.
+All traffic goes to 127.0.0.1, is bounded in count and time, and stops by itself.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+import zoo
+from serving.export import export
+
+PRESETS = [n for n in zoo.list_models() if (zoo.preset_folder(n) / "metadata.json").exists()]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request_body(name) -> bytes:
+    model = zoo.load(name)
+    x = {k: np.random.default_rng(0).uniform(-1, 1, v.shape).tolist() for k, v in model.example_inputs(1).items()}
+    return json.dumps({"inputs": x}).encode()
+
+
+def post(url, body) -> float:
+    start = time.perf_counter()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+    return time.perf_counter() - start
+
+
+class Server:
+    def __init__(self, folder, batching: bool):
+        self.port = free_port()
+        command = [sys.executable, "-m", "zoo", "serve", str(folder), "--port", str(self.port), "--poll-seconds", "5"]
+        if batching:
+            command += ["--batching", "--max-batch-size", "64", "--batch-timeout-micros", "2000"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.base}/v1/models/{PRESETS[0]}", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the server did not start within 120 s")
+
+    def rss_mib(self) -> float:
+        with open(f"/proc/{self.process.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def latency(server, name, body, n=200) -> dict:
+    url = f"{server.base}/v1/models/{name}:predict"
+    for _ in range(10):
+        post(url, body)
+    times = sorted(post(url, body) for _ in range(n))
+    return {"p50_ms": 1e3 * times[n // 2], "p99_ms": 1e3 * times[int(n * 0.99) - 1]}
+
+
+def bare_latency(folder, name, body, n=200) -> float:
+    fn = tf.saved_model.load(str(folder / name / "1")).signatures["serving_default"]
+    inputs = {k: tf.constant(np.asarray(v, "float32")) for k, v in json.loads(body)["inputs"].items()}
+    for _ in range(10):
+        fn(**inputs)
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn(**inputs)
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def throughput(server, name, body, clients: int, seconds: float = 5.0) -> float:
+    url = f"{server.base}/v1/models/{name}:predict"
+    counts = [0] * clients
+    stop = time.time() + seconds
+
+    def worker(i):
+        while time.time() < stop:
+            post(url, body)
+            counts[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / seconds
+
+
+def soak(server, bodies: dict, seconds: float, rate_per_second: float = 50.0) -> dict:
+    errors, sent, rss = 0, 0, [server.rss_mib()]
+    interval, start = 1.0 / rate_per_second, time.time()
+    names = list(bodies)
+    while time.time() - start < seconds:
+        name = names[sent % len(names)]
+        try:
+            post(f"{server.base}/v1/models/{name}:predict", bodies[name])
+        except OSError:
+            errors += 1
+        sent += 1
+        if sent % int(rate_per_second * 10) == 0:
+            rss.append(server.rss_mib())
+        time.sleep(max(0.0, start + sent * interval - time.time()))
+    rss.append(server.rss_mib())
+    return {"requests": sent, "errors": errors, "seconds": seconds, "rss_mib_start": rss[0], "rss_mib_end": rss[-1],
+            "rss_mib_max": max(rss), "rss_growth_mib": rss[-1] - rss[0]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--soak-seconds", type=float, default=600)
+    parser.add_argument("--throughput-seconds", type=float, default=5)
+    parser.add_argument("--out", default="benchmarks/results/serving.json")
+    args = parser.parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="zoo-serving-bench-"))
+    export(PRESETS, folder)
+    bodies = {name: request_body(name) for name in PRESETS}
+    results = {"cpu_cores": os.cpu_count(), "presets": {}, "throughput_rps": {}}
+    for batching in (False, True):
+        server = Server(folder, batching)
+        try:
+            mode = "batching" if batching else "no_batching"
+            if not batching:
+                results["rss_mib_all_presets_loaded"] = server.rss_mib()
+                for name in PRESETS:
+                    served = latency(server, name, bodies[name])
+                    bare = bare_latency(folder, name, bodies[name])
+                    results["presets"][name] = {**served, "bare_signature_p50_ms": bare,
+                                                "server_overhead_p50_ms": served["p50_ms"] - bare}
+            name = "scinet-heliocentric"
+            results["throughput_rps"][mode] = {
+                str(c): throughput(server, name, bodies[name], c, args.throughput_seconds) for c in (1, 16, 64)
+            }
+            if batching and args.soak_seconds > 0:
+                results["soak"] = soak(server, bodies, args.soak_seconds)
+        finally:
+            server.stop()
+    plain, batched = results["throughput_rps"]["no_batching"], results["throughput_rps"]["batching"]
+    results["batching_speedup_at_64_clients"] = batched["64"] / plain["64"]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
