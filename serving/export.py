@@ -78,8 +78,12 @@ def export_preset(name: str, out_dir, version: int | None = None) -> Path:
     return target
 
 
-def models_config(out_dir) -> str:
-    """TF Serving's model_config_list for every model folder in ``out_dir``; label ``stable`` on the newest version."""
+def models_config(out_dir, base_path: str | None = None) -> str:
+    """TF Serving's model_config_list for every model folder in ``out_dir``; label ``stable`` on the newest version.
+
+    ``base_path`` replaces ``out_dir`` in the paths written, e.g. ``/models``
+    where a container mounts the folder.
+    """
     out_dir = Path(out_dir).resolve()
     entries = []
     for model_dir in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -89,7 +93,7 @@ def models_config(out_dir) -> str:
         entries.append(
             "  config {\n"
             f"    name: '{model_dir.name}'\n"
-            f"    base_path: '{model_dir}'\n"
+            f"    base_path: '{Path(base_path) / model_dir.name if base_path else model_dir}'\n"
             "    model_platform: 'tensorflow'\n"
             "    model_version_policy { all {} }\n"
             f"    version_labels {{ key: 'stable' value: {versions[-1]} }}\n"
@@ -98,8 +102,18 @@ def models_config(out_dir) -> str:
     return "model_config_list {\n" + "".join(entries) + "}\n"
 
 
-def export(names, out_dir, version: int | None = None) -> list:
-    """Export several presets and (re)write ``out_dir/models.config``."""
+BATCHING_PARAMETERS = """max_batch_size { value: 64 }
+batch_timeout_micros { value: 2000 }
+max_enqueued_batches { value: 100 }
+num_batch_threads { value: 2 }
+"""
+
+
+def export(names, out_dir, version: int | None = None, base_path: str | None = None,
+           batching_parameters: bool = False) -> list:
+    """Export several presets and (re)write ``out_dir/models.config`` (and batching_parameters.txt)."""
     paths = [export_preset(name, out_dir, version) for name in names]
-    atomic_write_text(Path(out_dir) / "models.config", models_config(out_dir))
+    atomic_write_text(Path(out_dir) / "models.config", models_config(out_dir, base_path))
+    if batching_parameters:
+        atomic_write_text(Path(out_dir) / "batching_parameters.txt", BATCHING_PARAMETERS)
     return paths

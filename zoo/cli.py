@@ -130,7 +130,7 @@ def _cmd_demo(args) -> int:
 def _cmd_export(args) -> int:
     from serving.export import export
 
-    for path in export(args.names, args.out, args.version):
+    for path in export(args.names, args.out, args.version, args.base_path, args.batching_parameters):
         print(f"exported {path}")
     print(f"wrote {Path(args.out) / 'models.config'}")
     return 0
@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+")
     p.add_argument("--out", required=True, help="the model base folder (gets NAME/VERSION/ and models.config)")
     p.add_argument("--version", type=int, default=None, help="version number (default: one above the newest)")
+    p.add_argument("--base-path", default=None, help="folder path to write in models.config (e.g. /models in a container)")
+    p.add_argument("--batching-parameters", action="store_true", help="also write batching_parameters.txt")
     p.set_defaults(func=_cmd_export)
     p = sub.add_parser("serve", help="serve exported models with TF Serving's REST API")
     p.add_argument("dir", help="the folder `zoo export --out` wrote")

@@ -36,3 +36,13 @@ def test_versions_and_models_config(tmp_path):
     with pytest.raises(FileExistsError, match="already exists"):
         export.export_preset(name, tmp_path, version=2)
     assert not [p for p in (tmp_path / name).iterdir() if p.name.startswith(".")]
+
+
+def test_container_base_path_and_batching_file(tmp_path):
+    name = SHIPPED[0] if SHIPPED else pytest.skip("nothing shipped")
+    export.export([name], tmp_path, base_path="/models", batching_parameters=True)
+    assert f"base_path: '/models/{name}'" in (tmp_path / "models.config").read_text()
+    from serving.server import read_batching_parameters
+
+    params = read_batching_parameters(tmp_path / "batching_parameters.txt")
+    assert (params.max_batch_size, params.batch_timeout_micros) == (64, 2000)

@@ -194,3 +194,37 @@ def test_grpc_predict_and_metadata(exported):
     finally:
         client.close()
         server.stop(grace=None)
+
+
+def test_sigterm_drains_in_flight_requests(exported):
+    import signal
+    import subprocess
+    import sys
+
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zoo", "serve", str(exported), "--port", str(port), "--poll-seconds", "0",
+         "--batching", "--batch-timeout-micros", "2000000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        client = RestClient(f"http://127.0.0.1:{port}", timeout=60)
+        deadline = time.time() + 120
+        while True:
+            try:
+                client.status(HELIO)
+                break
+            except OSError:
+                assert time.time() < deadline and process.poll() is None, "server did not start"
+                time.sleep(0.2)
+        answer = {}
+        thread = threading.Thread(target=lambda: answer.update(p=client.predict(HELIO, instances=[[0.5, 1.0]])))
+        thread.start()
+        time.sleep(0.5)  # the request now waits in the 2 s batching window
+        process.send_signal(signal.SIGTERM)
+        thread.join(timeout=60)
+        assert np.asarray(answer["p"]).shape == (1, 50, 2)
+        assert process.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM once drained
+    finally:
+        if process.poll() is None:
+            process.kill()
