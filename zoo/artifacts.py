@@ -93,7 +93,7 @@ def write_preset(folder, model, metadata: dict, extra_files: dict | None = None)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging."))
     try:
         write_json(staging / CONFIG_FILE, model_config(model))
-        model.save_weights(staging / WEIGHTS_FILE)
+        inference_copy(model).save_weights(staging / WEIGHTS_FILE)
         for name, data in (extra_files or {}).items():
             (staging / name).write_bytes(data)
         files = sorted(p.name for p in staging.iterdir() if p.is_file())
@@ -104,6 +104,14 @@ def write_preset(folder, model, metadata: dict, extra_files: dict | None = None)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def inference_copy(model):
+    """The same weights in an uncompiled model, so that no optimizer state is shipped."""
+    copy = type(model).from_config(model.get_config())
+    copy(copy.example_inputs())
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _swap_into_place(staging: Path, folder: Path) -> None:

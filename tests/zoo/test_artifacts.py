@@ -73,7 +73,7 @@ def test_failed_write_leaves_the_previous_folder_intact(folder, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(type(model), "save_weights", broken)
+    monkeypatch.setattr(artifacts, "inference_copy", broken)
     with pytest.raises(OSError, match="disk full"):
         artifacts.write_preset(path, model, {"name": "new"})
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
@@ -100,3 +100,14 @@ def test_shipped_preset_tampering_is_detected(tmp_path):
     (copy / "config.json").write_text((copy / "config.json").read_text().replace("2", "3", 1))
     with pytest.raises(artifacts.ArtifactError, match="config.json"):
         artifacts.verify_preset(copy)
+
+
+def test_no_optimizer_state_is_shipped(tmp_path):
+    import h5py
+
+    model = zoo.load("scinet-pendulum", pretrained=False, encoder_units=[8], decoder_units=[8])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(model.example_inputs(4), np.zeros((4, 1)), verbose=0)
+    path = artifacts.write_preset(tmp_path / "p", model, {"name": "t"})
+    with h5py.File(path / "model.weights.h5") as f:
+        assert "optimizer" not in f

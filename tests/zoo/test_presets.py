@@ -54,6 +54,10 @@ def test_shipped_files_verify_and_metrics_present(name):
     assert metadata["targets"], "every shipped preset records its quality targets"
     for target in metadata["targets"]:
         assert target["measured"] == metadata["metrics"][target["metric"]]
+    import h5py
+
+    with h5py.File(zoo.preset_folder(name) / artifacts.WEIGHTS_FILE) as f:
+        assert "optimizer" not in f, "shipped weights must not carry optimizer state"
     assert metadata["data"]["evaluation_seed"] not in (metadata["data"]["train_seed"], metadata["data"]["validation_seed"])
 
 
