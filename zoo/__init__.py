@@ -40,7 +40,8 @@ def load(name: str, pretrained: bool = True, **config_overrides):
     """Build preset ``name`` as a ``keras.Model``.
 
     Args:
-        name: a name from :func:`list_models`.
+        name: a name from :func:`list_models`, or ``hf://ORG/NAME[@REVISION]`` for a
+            preset published on the Hugging Face Hub (branch, tag or commit hash).
         pretrained: load the shipped weights, after checking each file's sha256.
             ``False`` gives a freshly initialised model.
         **config_overrides: constructor arguments to change (see ``get_spec(name).config``).
@@ -53,10 +54,11 @@ def load(name: str, pretrained: bool = True, **config_overrides):
     from zoo import artifacts
 
     if isinstance(name, str) and name.startswith("hf://"):
-        raise NotImplementedError(
-            f"Loading {name!r} from the Hugging Face Hub is not available in zoo {__version__}; "
-            "load a preset by name from zoo.list_models()."
-        )
+        from zoo import hub
+
+        if not pretrained:
+            raise ValueError(f"{name!r} names Hub weights; pretrained=False makes no sense for it.")
+        return hub.load(name, **config_overrides)
     spec = get_spec(name)
     _check_overrides(spec, config_overrides)
     if not pretrained:

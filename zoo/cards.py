@@ -104,8 +104,20 @@ def _benchmarks_section(metadata) -> str:
     return "Measured by `benchmarks/scinet_speed.py` (all presets side by side in one run).\n\n" + "\n".join(rows)
 
 
-def render_card(name: str) -> str:
-    """The markdown card of preset ``name`` from its shipped metadata.json."""
+def _training_time(training) -> str:
+    text = f"Training the shipped model took {training['train_seconds_final_model'] / 60:.1f} min"
+    if training.get("train_seconds_latent_scan"):
+        text += f" and the latent-size scan {training['train_seconds_latent_scan'] / 60:.1f} min"
+    return text + (f" (epoch wall times, summed across resumes) on {training['machine']}, "
+                   "sharing the machine with other training runs.")
+
+
+def render_card(name: str, figure_dir: str | None = None) -> str:
+    """The markdown card of preset ``name`` from its shipped metadata.json.
+
+    ``figure_dir`` is where the card finds the preset's figures: by default
+    the preset folder seen from model_cards/; ``""`` beside the card (Hub repo).
+    """
     spec = zoo.get_spec(name)
     metadata = artifacts.read_json(zoo.preset_folder(name) / artifacts.METADATA_FILE)
     shipped_config = artifacts.read_json(zoo.preset_folder(name) / artifacts.CONFIG_FILE)
@@ -120,7 +132,8 @@ def render_card(name: str) -> str:
     )
     io_rows = "\n".join(f"- input `{t.name}` {t.shape}: {t.description}" for t in spec.inputs)
     io_rows += "\n" + "\n".join(f"- output `{t.name}` {t.shape}: {t.description}" for t in spec.outputs)
-    figure = "evaluation.png"
+    figure_dir = f"../zoo/pretrained/{spec.name}/" if figure_dir is None else figure_dir
+    figure = f"{figure_dir}evaluation.png"
     return f"""{_front_matter(spec, metadata)}
 # {spec.name}
 
@@ -163,9 +176,7 @@ Recipe `{recipe['function']}`; hyperparameters:
 ```
 
 {training['epochs']} epochs, final training loss {_fmt(training['final_loss'])}, validation loss {_fmt(training['final_val_loss'])}.
-Training the shipped model took {training['train_seconds_final_model'] / 60:.1f} min and the latent-size scan
-{training.get('train_seconds_latent_scan', 0.0) / 60:.1f} min (epoch wall times, summed across resumes) on {training['machine']},
-sharing the machine with other training runs.
+{_training_time(training)}
 
 ## Evaluation (held-out data)
 
@@ -175,7 +186,7 @@ All metrics:
 
 {_metrics_table(metadata)}
 {_scan_table(metadata)}
-![evaluation](../zoo/pretrained/{spec.name}/{figure})
+![evaluation]({figure})
 
 ## Speed
 

@@ -149,6 +149,14 @@ def _cmd_serve(args) -> int:
     return 0
 
 
+def _cmd_publish(args) -> int:
+    from zoo import hub
+
+    commit = hub.publish(args.name, args.repo_id, revision=args.revision, private=args.private, with_export=args.with_export)
+    print(f"published {args.name} to {args.repo_id} at commit {commit}")
+    return 0
+
+
 def _cmd_card(args) -> int:
     import zoo
     from zoo import cards
@@ -203,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new version folders")
     p.add_argument("--grpc-port", type=int, default=None, help="also serve TF Serving's gRPC API on this port (e.g. 8500)")
     p.set_defaults(func=_cmd_serve)
+    p = sub.add_parser("publish", help="upload a preset folder and its card to the Hugging Face Hub")
+    p.add_argument("name")
+    p.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
+    p.add_argument("--revision", default=None, help="branch to commit to (created if needed)")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--with-export", action="store_true", help="also upload the SavedModel export")
+    p.set_defaults(func=_cmd_publish)
     p = sub.add_parser("card", help="render model cards from metadata.json")
     p.add_argument("names", nargs="*")
     p.set_defaults(func=_cmd_card)
@@ -213,6 +228,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, TypeError, FileExistsError) as e:
+    except (KeyError, ValueError, TypeError, FileExistsError, NotImplementedError) as e:
         print(f"zoo {args.command}: error: {e}", file=sys.stderr)
         return 2

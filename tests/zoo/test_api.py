@@ -84,8 +84,3 @@ def test_heliocentric_contract_shapes_fresh():
     assert model.encode(x).shape == (2, 2)
     with pytest.raises(ValueError, match=r"expected \(batch, 2\)"):
         model.predict(np.zeros((2, 3)), verbose=0)
-
-
-def test_hub_names_are_refused_clearly():
-    with pytest.raises(NotImplementedError, match="Hugging Face"):
-        zoo.load("hf://org/scinet-heliocentric")
