@@ -36,14 +36,17 @@ def preset_folder(name: str) -> Path:
     return PRETRAINED_DIR / get_spec(name).name
 
 
-def load(name: str, pretrained: bool = True, **config_overrides):
+def load(name: str, pretrained: bool = True, trainable: bool = True, **config_overrides):
     """Build preset ``name`` as a ``keras.Model``.
 
     Args:
-        name: a name from :func:`list_models`, or ``hf://ORG/NAME[@REVISION]`` for a
-            preset published on the Hugging Face Hub (branch, tag or commit hash).
+        name: a name from :func:`list_models`, ``hf://ORG/NAME[@REVISION]`` for a
+            preset published on the Hugging Face Hub (branch, tag or commit hash), or
+            the path of a preset folder (e.g. one ``zoo finetune`` wrote).
         pretrained: load the shipped weights, after checking each file's sha256.
             ``False`` gives a freshly initialised model.
+        trainable: ``False`` freezes every weight (feature extraction); freeze
+            parts instead with ``layer.trainable = False`` (e.g. ``model.encoder_layers``).
         **config_overrides: constructor arguments to change (see ``get_spec(name).config``).
 
     Raises:
@@ -51,8 +54,16 @@ def load(name: str, pretrained: bool = True, **config_overrides):
         TypeError: an override that the model's constructor does not take.
         zoo.artifacts.ArtifactError: missing, corrupt or altered weight files.
     """
+    model = _build(name, pretrained, config_overrides)
+    model.trainable = bool(trainable)
+    return model
+
+
+def _build(name, pretrained: bool, config_overrides: dict):
     from zoo import artifacts
 
+    if isinstance(name, (str, Path)) and _is_preset_folder(name):
+        return artifacts.build_from_folder(Path(name), config_overrides)
     if isinstance(name, str) and name.startswith("hf://"):
         from zoo import hub
 
@@ -72,6 +83,14 @@ def load(name: str, pretrained: bool = True, **config_overrides):
             f"Use zoo.load({name!r}, pretrained=False), or train them with `zoo train {name}`."
         )
     return artifacts.build_from_folder(folder, config_overrides)
+
+
+def _is_preset_folder(name) -> bool:
+    """A path (not a registered name) to a folder with metadata.json, e.g. a fine-tuned preset."""
+    from zoo import artifacts
+
+    path = Path(name)
+    return (isinstance(name, Path) or "/" in str(name)) and (path / artifacts.METADATA_FILE).is_file()
 
 
 def _check_overrides(spec, overrides: dict) -> None:

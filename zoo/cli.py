@@ -157,6 +157,17 @@ def _cmd_publish(args) -> int:
     return 0
 
 
+def _cmd_finetune(args) -> int:
+    from training.finetune import finetune
+
+    metadata = finetune(args.name, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
+                        learning_rate=args.learning_rate, freeze=args.freeze_encoder)
+    m = metadata["metrics"]
+    print(f"held-out RMS error {m['validation_rms_before']:.4g} -> {m['validation_rms_after']:.4g}; "
+          f"preset folder written to {args.out}")
+    return 0
+
+
 def _cmd_card(args) -> int:
     import zoo
     from zoo import cards
@@ -218,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true")
     p.add_argument("--with-export", action="store_true", help="also upload the SavedModel export")
     p.set_defaults(func=_cmd_publish)
+    p = sub.add_parser("finetune", help="fine-tune a pretrained preset on your data (.npz/.h5) into a new preset folder")
+    p.add_argument("name")
+    p.add_argument("--data", required=True, help="arrays named as the preset's inputs, plus 'target'")
+    p.add_argument("--out", required=True, help="the new preset folder")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--learning-rate", type=float, default=3e-4)
+    p.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
+    p.set_defaults(func=_cmd_finetune)
     p = sub.add_parser("card", help="render model cards from metadata.json")
     p.add_argument("names", nargs="*")
     p.set_defaults(func=_cmd_card)

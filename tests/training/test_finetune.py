@@ -1,0 +1,73 @@
+"""Fine-tuning from pretrained weights: a new preset folder, clear errors, fewer steps than from scratch."""
+import numpy as np
+import pytest
+
+import zoo
+from training.evaluation.scinet import question_inputs
+from training.finetune import finetune, steps_to_target
+from training.simulators import pendulum
+from zoo import artifacts
+
+NAME = "scinet-pendulum"
+pytestmark = pytest.mark.skipif(not (zoo.preset_folder(NAME) / "metadata.json").exists(), reason="no shipped weights")
+
+
+def stiff_pendulums(n, seed):
+    """Pendulums outside the preset's training range: kappa in [12, 16]."""
+    return pendulum.simulate(n, seed, kappa_range=(12.0, 16.0))
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    d = stiff_pendulums(600, seed=21)
+    path = tmp_path / "stiff.npz"
+    np.savez(path, observations=d.observations, question=d.question, target=d.answer)
+    return path
+
+
+def test_finetune_writes_a_loadable_preset_folder_naming_its_parent(data_file, tmp_path):
+    out = tmp_path / "stiff-pendulum"
+    metadata = finetune(NAME, data_file, out, epochs=2, freeze=True, verbose=0)
+    parent = artifacts.read_json(zoo.preset_folder(NAME) / "metadata.json")
+    assert metadata["parent"]["preset"] == NAME
+    assert metadata["parent"]["weights_sha256"] == parent["files"]["model.weights.h5"]
+    assert metadata["finetuning"]["frozen_encoder"] is True
+    assert "base_model: scinet-pendulum" in (out / "README.md").read_text()
+    model = zoo.load(str(out))
+    encoder_before = zoo.load(NAME).encoder_layers[0].get_weights()[0]
+    np.testing.assert_array_equal(model.encoder_layers[0].get_weights()[0], encoder_before)  # frozen
+    assert np.isfinite(metadata["metrics"]["validation_rms_after"])
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"observations": np.zeros((10, 49)), "question": np.zeros((10, 1)), "target": np.zeros((10, 1))}, r"'observations' has shape \(10, 49\)"),
+        ({"observations": np.zeros((10, 50)), "question": np.zeros((10, 1))}, "expected 'target'"),
+        ({"observations": np.zeros((10, 50)), "question": np.zeros((10, 1)), "target": np.zeros((9, 1))}, "9 samples"),
+        ({"observations": np.zeros((10, 50)), "question": np.zeros((10, 1)), "target": np.zeros((10, 2))}, r"'target' has shape \(10, 2\)"),
+        ({"observations": np.full((10, 50), np.nan), "question": np.zeros((10, 1)), "target": np.zeros((10, 1))}, "NaN"),
+    ],
+)
+def test_bad_data_files_are_refused_and_nothing_is_written(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=message):
+        finetune(NAME, path, out, epochs=1, verbose=0)
+    assert not out.exists()
+
+
+def test_unknown_file_type(tmp_path):
+    (tmp_path / "data.csv").write_text("1,2")
+    with pytest.raises(ValueError, match=r"\.npz or \.h5"):
+        finetune(NAME, tmp_path / "data.csv", tmp_path / "out", verbose=0)
+
+
+def test_pretrained_weights_reach_the_target_in_fewer_steps_than_scratch():
+    train_data, held_out = stiff_pendulums(4000, seed=31), stiff_pendulums(1000, seed=32)
+    train = (question_inputs(train_data), train_data.answer)
+    validation = (question_inputs(held_out), held_out.answer)
+    pretrained = steps_to_target(zoo.load(NAME), train, validation, 0.05, 300, learning_rate=1e-3)
+    scratch = steps_to_target(zoo.load(NAME, pretrained=False), train, validation, 0.05, 300, learning_rate=1e-3)
+    assert pretrained is not None and (scratch is None or pretrained < scratch), (pretrained, scratch)
