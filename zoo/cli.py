@@ -58,7 +58,7 @@ def _cmd_train(args) -> int:
     workdir = Path(args.workdir or Path("runs") / args.name)
     print(f"Training {args.name} in {workdir} (Ctrl-C keeps the last epoch's checkpoint; run again to resume).")
     try:
-        metadata = module.train_and_evaluate(recipe, workdir, epochs=args.epochs)
+        metadata = module.train_and_evaluate(recipe, workdir, epochs=args.epochs, strategy=args.strategy)
     except KeyboardInterrupt:
         print(f"\nInterrupted. The last checkpoint in {workdir} is intact; run the same command to resume.", file=sys.stderr)
         return 130
@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's number of epochs")
     p.add_argument("--workdir", default=None, help="checkpoints and artifact (default runs/NAME)")
     p.add_argument("--install", action="store_true", help="copy the artifact into zoo/pretrained and render the card")
+    p.add_argument("--strategy", default="cpu", choices=("auto", "cpu", "mirrored", "multiworker", "tpu"),
+                   help="tf.distribute strategy (auto: TPU, else GPUs, else TF_CONFIG workers, else CPU)")
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser("evaluate", help="measure a pretrained preset on fresh simulated data")
     p.add_argument("name")

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 import zoo
 import zoo.artifacts
-from training import loop
+from training import distribute, loop
 from training.evaluation import metrics as generic
 from training.evaluation import scinet as evaluation
 from training.simulators import collision, copernicus, pendulum, qubit
@@ -184,12 +185,26 @@ def build_model(recipe, **overrides):
     return zoo.load(recipe.preset, pretrained=False, **overrides)
 
 
-def train_model(recipe, model, train, validation, epochs, workdir, verbose=2) -> dict:
-    steps = max(1, epochs * (len(train[1]) // recipe.batch_size))
+def make_optimizer(recipe, steps: int):
+    """Adam with a cosine decay from the recipe's learning rate to its final one over ``steps``."""
     schedule = keras.optimizers.schedules.CosineDecay(
-        recipe.learning_rate, steps, alpha=recipe.final_learning_rate / recipe.learning_rate
+        recipe.learning_rate, max(1, steps), alpha=recipe.final_learning_rate / recipe.learning_rate
     )
-    optimizer = keras.optimizers.Adam(schedule, clipnorm=1.0)
+    return keras.optimizers.Adam(schedule, clipnorm=1.0)
+
+
+def per_example_loss(recipe):
+    """The recipe's loss per example (mean over all but the batch axis), for custom training loops."""
+    def loss(targets, predictions):
+        diff = predictions - targets
+        diff = wrap_angle(diff) if recipe.task == "heliocentric" else diff
+        return ops.mean(ops.reshape(ops.square(diff), (ops.shape(diff)[0], -1)), axis=-1)
+
+    return loss
+
+
+def train_model(recipe, model, train, validation, epochs, workdir, verbose=2) -> dict:
+    optimizer = make_optimizer(recipe, epochs * (len(train[1]) // recipe.batch_size))
     loss = wrapped_angle_mse if recipe.task == "heliocentric" else "mse"
     warmup = loop.KLWarmup(model.beta, recipe.kl_warmup_epochs)
     return loop.fit_resumable(
@@ -219,9 +234,23 @@ def latent_scan(recipe, train, validation, evaluation_data, workdir, verbose) ->
     return {int(k): v for k, v in results.items()}
 
 
-def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None, verbose: int = 2) -> dict:
+def train_multiworker(recipe, strategy, train, epochs):
+    """Keras 3 ``fit`` fails under MultiWorkerMirroredStrategy: the custom loop of training.distribute instead."""
+    steps = epochs * (len(train[1]) // recipe.batch_size)
+    model, losses = distribute.train_custom_loop(
+        strategy, lambda: build_model(recipe), lambda: make_optimizer(recipe, steps), train[0], train[1],
+        recipe.batch_size, steps, per_example_loss(recipe), seed=recipe.train_seed,
+    )
+    per_epoch = len(losses) // max(1, epochs)
+    return model, {"loss": [float(np.mean(losses[i:i + per_epoch])) for i in range(0, len(losses), per_epoch)]}
+
+
+def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None, verbose: int = 2,
+                       strategy: str = "cpu") -> dict:
     """Train ``recipe.preset`` in ``workdir`` (resuming if a checkpoint is there) and write its artifact.
 
+    ``strategy`` is a name of :func:`training.distribute.strategy_for`. Under
+    ``multiworker`` training runs a custom loop without per-epoch checkpoints.
     Returns the metadata written to ``workdir/artifact/metadata.json``.
     """
     workdir = Path(workdir)
@@ -235,8 +264,13 @@ def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None,
 
     scan = latent_scan(recipe, train, validation, evaluation_data, workdir, verbose) if recipe.latent_scan else {}
     keras.utils.set_random_seed(recipe.train_seed)
-    model = build_model(recipe)
-    history = train_model(recipe, model, train, validation, epochs, workdir, verbose)
+    tf_strategy = distribute.strategy_for(strategy)
+    if isinstance(tf_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        model, history = train_multiworker(recipe, tf_strategy, train, epochs)
+    else:
+        with tf_strategy.scope():
+            model = build_model(recipe)
+            history = train_model(recipe, model, train, validation, epochs, workdir, verbose)
 
     metrics = task_metrics(recipe, model, evaluation_data)
     if scan:
