@@ -86,7 +86,7 @@ def qubit_2_recipe() -> SciNetRecipe:
     return SciNetRecipe(
         "scinet-qubit-2", "qubit", n_train=200_000, epochs=100, batch_size=512, learning_rate=3e-3,
         task_options={"n_qubits": 2},
-        latent_scan=tuple(range(10)), scan_epochs=40, scan_n_train=200_000,
+        latent_scan=tuple(range(10)), scan_epochs=100, scan_n_train=200_000,
     )
 
 
