@@ -2,6 +2,10 @@
 
     python benchmarks/serving_load.py [--soak-seconds 600] [--out benchmarks/results/serving.json]
 
+Requests go over one keep-alive connection per client thread, as TF Serving's
+own clients do. With --soak-seconds 0 the soak is skipped and the last one
+in --out is kept.
+
 Every preset is exported to a temporary folder and served by `zoo serve`
 started as a subprocess (once without and once with server-side batching).
 Measured side by side in one run:
@@ -15,6 +19,7 @@ All traffic goes to 127.0.0.1, is bounded in count and time, and stops by itself
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import socket
@@ -24,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -48,11 +54,22 @@ def request_body(name) -> bytes:
     return json.dumps({"inputs": x}).encode()
 
 
+_connections = threading.local()
+
+
 def post(url, body) -> float:
+    """One predict request on this thread's keep-alive connection; returns the seconds it took."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = getattr(_connections, parsed.netloc, None)
+    if connection is None:
+        connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        setattr(_connections, parsed.netloc, connection)
     start = time.perf_counter()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        response.read()
+    connection.request("POST", parsed.path, body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    response.read()
+    if response.status != 200:
+        raise OSError(f"HTTP {response.status}")
     return time.perf_counter() - start
 
 
@@ -129,8 +146,9 @@ def soak(server, bodies: dict, seconds: float, rate_per_second: float = 50.0) ->
         name = names[sent % len(names)]
         try:
             post(f"{server.base}/v1/models/{name}:predict", bodies[name])
-        except OSError:
+        except (OSError, http.client.HTTPException):
             errors += 1
+            _connections.__dict__.clear()  # reconnect after a failure
         sent += 1
         if sent % int(rate_per_second * 10) == 0:
             rss.append(server.rss_mib())
@@ -167,6 +185,8 @@ def main(argv=None) -> int:
             }
             if batching and args.soak_seconds > 0:
                 results["soak"] = soak(server, bodies, args.soak_seconds)
+            elif batching and Path(args.out).exists():  # keep the last soak when this run skips it
+                results["soak"] = json.loads(Path(args.out).read_text()).get("soak")
         finally:
             server.stop()
     plain, batched = results["throughput_rps"]["no_batching"], results["throughput_rps"]["batching"]

@@ -30,6 +30,8 @@ from serving.repository import BadRequest, ModelRepository, NotFound
 
 log = logging.getLogger("zoo.serving")
 
+INLINE_ROWS = 256
+
 MODEL_PATH = re.compile(
     r"^(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?(?P<suffix>/metadata|:\w+)?$"
 )
@@ -220,7 +222,9 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
             values, layout = parse_predict_body(body, signature)
             arrays = signature.check(signature_name or "serving_default", values)
             if batching is None:
-                outputs = await run_in_threadpool(signature, arrays)
+                rows = len(next(iter(arrays.values())))
+                # a small request costs less than a hop to the thread pool: run it on the event loop
+                outputs = signature(arrays) if rows <= INLINE_ROWS else await run_in_threadpool(signature, arrays)
             else:
                 key = (name, servable.version, signature_name or "serving_default")
                 batcher = batchers.get(key)

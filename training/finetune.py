@@ -83,15 +83,28 @@ def freeze_encoder(model) -> None:
         layer.trainable = False
 
 
+def new_decoder(model) -> None:
+    """Replace the head: re-initialise the decoder, keep the pretrained encoder (a new question to answer)."""
+    for layer in model.decoder_layers:
+        layer.kernel.assign(layer.kernel_initializer(layer.kernel.shape))
+        layer.bias.assign(layer.bias_initializer(layer.bias.shape))
+
+
 def finetune(name: str, data, out, epochs: int = 10, batch_size: int = 256, learning_rate: float = 3e-4,
-             freeze: bool = False, validation_fraction: float = 0.1, seed: int = 0, verbose: int = 2) -> dict:
-    """Fine-tune preset ``name`` on ``data`` and write the new preset folder ``out``; return its metadata."""
+             freeze: bool = False, replace_head: bool = False, validation_fraction: float = 0.1, seed: int = 0,
+             verbose: int = 2) -> dict:
+    """Fine-tune preset ``name`` on ``data`` and write the new preset folder ``out``; return its metadata.
+
+    ``freeze`` keeps the encoder fixed; ``replace_head`` starts from a fresh decoder.
+    """
     keras.utils.set_random_seed(seed)
     model = zoo.load(name)
     inputs, target = read_data(data, model)
     train, validation = _split(inputs, target, validation_fraction)
     if freeze:
         freeze_encoder(model)
+    if replace_head:
+        new_decoder(model)
     before = validation_rms(model, validation)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0), loss=loss_for(model))
     history = model.fit(_feed(model, train[0]), train[1], validation_data=(_feed(model, validation[0]), validation[1]),
@@ -108,7 +121,7 @@ def finetune(name: str, data, out, epochs: int = 10, batch_size: int = 256, lear
         "targets": [],
         "finetuning": {"data": Path(data).name, "n_train": int(train[1].shape[0]), "n_validation": int(validation[1].shape[0]),
                        "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                       "frozen_encoder": freeze, "final_loss": float(history.history["loss"][-1])},
+                       "frozen_encoder": freeze, "replaced_head": replace_head, "final_loss": float(history.history["loss"][-1])},
     }
     card = finetune_card(metadata)
     artifacts.write_preset(out, model, metadata, {"README.md": card.encode()})

@@ -58,7 +58,8 @@ def _cmd_train(args) -> int:
     workdir = Path(args.workdir or Path("runs") / args.name)
     print(f"Training {args.name} in {workdir} (Ctrl-C keeps the last epoch's checkpoint; run again to resume).")
     try:
-        metadata = module.train_and_evaluate(recipe, workdir, epochs=args.epochs, strategy=args.strategy)
+        metadata = module.train_and_evaluate(recipe, workdir, epochs=args.epochs, strategy=args.strategy,
+                                             precision=args.precision)
     except KeyboardInterrupt:
         print(f"\nInterrupted. The last checkpoint in {workdir} is intact; run the same command to resume.", file=sys.stderr)
         return 130
@@ -161,7 +162,7 @@ def _cmd_finetune(args) -> int:
     from training.finetune import finetune
 
     metadata = finetune(args.name, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
-                        learning_rate=args.learning_rate, freeze=args.freeze_encoder)
+                        learning_rate=args.learning_rate, freeze=args.freeze_encoder, replace_head=args.new_decoder)
     m = metadata["metrics"]
     print(f"held-out RMS error {m['validation_rms_before']:.4g} -> {m['validation_rms_after']:.4g}; "
           f"preset folder written to {args.out}")
@@ -194,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--install", action="store_true", help="copy the artifact into zoo/pretrained and render the card")
     p.add_argument("--strategy", default="cpu", choices=("auto", "cpu", "mirrored", "multiworker", "tpu"),
                    help="tf.distribute strategy (auto: TPU, else GPUs, else TF_CONFIG workers, else CPU)")
+    p.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"),
+                   help="Keras dtype policy while training (see benchmarks/mixed_precision.py)")
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser("evaluate", help="measure a pretrained preset on fresh simulated data")
     p.add_argument("name")
@@ -239,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--learning-rate", type=float, default=3e-4)
     p.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
+    p.add_argument("--new-decoder", action="store_true", help="replace the head: start from a fresh decoder")
     p.set_defaults(func=_cmd_finetune)
     p = sub.add_parser("card", help="render model cards from metadata.json")
     p.add_argument("names", nargs="*")

@@ -71,3 +71,12 @@ def test_pretrained_weights_reach_the_target_in_fewer_steps_than_scratch():
     pretrained = steps_to_target(zoo.load(NAME), train, validation, 0.05, 300, learning_rate=1e-3)
     scratch = steps_to_target(zoo.load(NAME, pretrained=False), train, validation, 0.05, 300, learning_rate=1e-3)
     assert pretrained is not None and (scratch is None or pretrained < scratch), (pretrained, scratch)
+
+
+def test_replacing_the_head_keeps_the_encoder_and_resets_the_decoder(data_file, tmp_path):
+    out = tmp_path / "new-head"
+    finetune(NAME, data_file, out, epochs=1, freeze=True, replace_head=True, verbose=0)
+    parent, child = zoo.load(NAME), zoo.load(str(out))
+    np.testing.assert_array_equal(child.encoder_layers[0].get_weights()[0], parent.encoder_layers[0].get_weights()[0])
+    assert not np.allclose(child.decoder_layers[0].get_weights()[0], parent.decoder_layers[0].get_weights()[0])
+    assert artifacts.read_json(out / "metadata.json")["finetuning"]["replaced_head"] is True

@@ -85,3 +85,17 @@ def test_multiworker_custom_loop_trains_a_recipe_model():
     model, history = recipes.train_multiworker(recipe, tf.distribute.get_strategy(), recipes.features_and_targets(recipe, data), 2)
     assert len(history["loss"]) == 2 and history["loss"][1] < history["loss"][0]
     assert model.predict(data.initial_angles[:3], verbose=0).shape == (3, 50, 2)
+
+
+def test_mixed_precision_training_ships_a_float32_model(tmp_path):
+    import json
+
+    import keras
+
+    recipe = tiny(recipes.heliocentric_recipe(), epochs=1)
+    metadata = recipes.train_and_evaluate(recipe, tmp_path, verbose=0, precision="mixed_bfloat16")
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    assert metadata["training"]["precision"] == "mixed_bfloat16"
+    assert "dtype" not in json.loads((tmp_path / "artifact" / "config.json").read_text())["config"]
+    model = artifacts.build_from_folder(tmp_path / "artifact")
+    assert model.predict(np.zeros((1, 2)), verbose=0).dtype == np.float32

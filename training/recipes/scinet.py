@@ -91,7 +91,7 @@ def qubit_2_recipe() -> SciNetRecipe:
 
 
 def collision_recipe() -> SciNetRecipe:
-    return SciNetRecipe("scinet-collision", "collision", n_train=100_000, epochs=60)
+    return SciNetRecipe("scinet-collision", "collision", n_train=200_000, epochs=300, batch_size=512)
 
 
 def heliocentric_recipe() -> SciNetRecipe:
@@ -246,11 +246,13 @@ def train_multiworker(recipe, strategy, train, epochs):
 
 
 def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None, verbose: int = 2,
-                       strategy: str = "cpu") -> dict:
+                       strategy: str = "cpu", precision: str = "float32") -> dict:
     """Train ``recipe.preset`` in ``workdir`` (resuming if a checkpoint is there) and write its artifact.
 
     ``strategy`` is a name of :func:`training.distribute.strategy_for`. Under
     ``multiworker`` training runs a custom loop without per-epoch checkpoints.
+    ``precision`` is a Keras dtype policy (``float32``, ``mixed_bfloat16``,
+    ``mixed_float16``); weights stay float32 and the shipped model computes in float32.
     Returns the metadata written to ``workdir/artifact/metadata.json``.
     """
     workdir = Path(workdir)
@@ -265,12 +267,18 @@ def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None,
     scan = latent_scan(recipe, train, validation, evaluation_data, workdir, verbose) if recipe.latent_scan else {}
     keras.utils.set_random_seed(recipe.train_seed)
     tf_strategy = distribute.strategy_for(strategy)
-    if isinstance(tf_strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        model, history = train_multiworker(recipe, tf_strategy, train, epochs)
-    else:
-        with tf_strategy.scope():
-            model = build_model(recipe)
-            history = train_model(recipe, model, train, validation, epochs, workdir, verbose)
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        if isinstance(tf_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            model, history = train_multiworker(recipe, tf_strategy, train, epochs)
+        else:
+            with tf_strategy.scope():
+                model = build_model(recipe)
+                history = train_model(recipe, model, train, validation, epochs, workdir, verbose)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    if precision != "float32":  # evaluate and ship a float32 model with the trained weights
+        model = zoo.artifacts.inference_copy(model)
 
     metrics = task_metrics(recipe, model, evaluation_data)
     if scan:
@@ -278,6 +286,7 @@ def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None,
         metrics["latent_scan_knee_error_over_floor"] = generic.floor_ratio(scan, metrics["latent_scan_knee"])
     scan_seconds = sum(loop.training_seconds(workdir / f"scan_{size}") for size in scan)
     metadata = describe_run(recipe, model, epochs, history, metrics, scan, scan_seconds)
+    metadata["training"].update(strategy=strategy, precision=precision)
     metadata["reference_metrics"] = reference_metrics(recipe, evaluation_data)
     figure = render_figure(recipe, model, evaluation_data, scan)
     folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})

@@ -75,9 +75,10 @@ class _GaussianEncoderMixin:
         """Reparameterised sample while training (and the beta-weighted KL loss); the mean otherwise."""
         if not training or not self.latent_size:
             return mean
+        mean, log_sigma = ops.cast(mean, "float32"), ops.cast(log_sigma, "float32")  # the KL in float32 under mixed precision
         self.add_loss(self.kl_weight * gaussian_kl(mean, log_sigma, self.prior_sigma))
         noise = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
-        return mean + ops.exp(log_sigma) * noise
+        return ops.cast(mean + ops.exp(log_sigma) * noise, self.compute_dtype)
 
     def encode(self, observation):
         """Latent means (batch, latent_size) of checked observations, as numpy."""
@@ -264,7 +265,8 @@ class RecurrentSciNet(_GaussianEncoderMixin, ZooModel):
     def latent_trajectory(self, initial_state):
         """``r(t_k) = r(t_0) + k b`` for k = 0..steps-1: (batch, steps, latent_size)."""
         k = ops.arange(self.steps, dtype=initial_state.dtype)
-        return initial_state[:, None, :] + k[None, :, None] * self.latent_step[None, None, :]
+        step = ops.cast(self.latent_step, initial_state.dtype)
+        return initial_state[:, None, :] + k[None, :, None] * step[None, None, :]
 
     def call(self, inputs, training=False):
         (observation,) = self._unpack(inputs)
@@ -423,7 +425,7 @@ PRESETS = (
         model_class=SciNet,
         config=dict(
             observation_size=30, question_size=16, output_size=2, latent_size=1,
-            encoder_units=[150, 100], decoder_units=[100, 150], beta=1e-3, output_name="position",
+            encoder_units=[150, 100], decoder_units=[100, 150], beta=1e-4, output_name="position",
         ),
         recipe=f"{_RECIPES}:collision_recipe",
         summary="Collision of a free particle with a rotating body: 1 latent (the conserved angular momentum).",
