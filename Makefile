@@ -29,3 +29,6 @@ cards: install
 
 benchmarks: install
 	$(BIN)/python benchmarks/scinet_speed.py
+	$(BIN)/python benchmarks/finetune_steps.py
+	$(BIN)/python benchmarks/training_scaling.py
+	$(BIN)/python benchmarks/serving_load.py

@@ -45,7 +45,7 @@ def wrap_angle(x):
 class _GaussianEncoderMixin:
     """Encoder whose last layer gives the latent mean and log sigma."""
 
-    def _init_encoder(self, input_size, latent_size, units, latent_layout, mean_activation):
+    def _init_encoder(self, latent_size, units, latent_layout, mean_activation):
         if latent_layout not in LATENT_LAYOUTS:
             raise ValueError(f"latent_layout must be one of {LATENT_LAYOUTS}, received {latent_layout!r}.")
         if mean_activation not in (None, "tanh"):
@@ -147,7 +147,7 @@ class SciNet(_GaussianEncoderMixin, ZooModel):
         self.observation_name = observation_name
         self.question_name = question_name
         self.output_name = output_name
-        self._init_encoder(self.observation_size, self.latent_size, self.encoder_units, latent_layout, mean_activation)
+        self._init_encoder(self.latent_size, self.encoder_units, latent_layout, mean_activation)
         self.decoder_layers = dense_stack(self.decoder_units, self.output_size, "decoder", activation)
 
     @property
@@ -252,7 +252,7 @@ class RecurrentSciNet(_GaussianEncoderMixin, ZooModel):
         self.input_name = input_name
         self.observation_name = input_name
         self.output_name = output_name
-        self._init_encoder(self.observation_size, self.latent_size, self.encoder_units, latent_layout, mean_activation)
+        self._init_encoder(self.latent_size, self.encoder_units, latent_layout, mean_activation)
         self.decoder_layers = dense_stack(self.decoder_units, self.output_size, "decoder", activation)
         self.latent_step = self.add_weight(
             shape=(self.latent_size,), initializer=keras.initializers.RandomNormal(stddev=0.1), name="latent_step"
