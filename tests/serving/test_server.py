@@ -228,3 +228,20 @@ def test_sigterm_drains_in_flight_requests(exported):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_polling_picks_up_a_new_version_while_running(exported, tmp_path):
+    base = tmp_path / "models"
+    shutil.copytree(exported / HELIO, base / HELIO)
+    with TestClient(create_app(base, poll_seconds=0.2)) as c:
+        assert [s["version"] for s in c.get(f"/v1/models/{HELIO}").json()["model_version_status"]] == ["1"]
+        shutil.copytree(base / HELIO / "1", base / HELIO / ".incoming")
+        (base / HELIO / ".incoming").rename(base / HELIO / "2")  # appears whole, as `zoo export` does it
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            versions = [s["version"] for s in c.get(f"/v1/models/{HELIO}").json()["model_version_status"]]
+            if "2" in versions:
+                break
+            time.sleep(0.1)
+        assert versions == ["2", "1"]
+        assert c.post(f"/v1/models/{HELIO}:predict", json={"instances": [[0.1, 0.2]]}).status_code == 200
