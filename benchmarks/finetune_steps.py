@@ -9,10 +9,10 @@ with the same optimizer. Results go to benchmarks/results/finetune.json.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import zoo
+from common import write_results
 from training.evaluation.scinet import question_inputs
 from training.finetune import freeze_encoder, steps_to_target, validation_rms
 from training.simulators import pendulum
@@ -38,8 +38,7 @@ def main(argv=None) -> int:
             results["runs"][f"{label}@{target}"] = {"rms_before": before, "steps_to_target": steps,
                                                    "rms_at_end": validation_rms(model, validation)}
             print(label, target, results["runs"][f"{label}@{target}"], flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
     Path(args.out).with_suffix(".md").write_text(markdown_table(results))
     return 0
 

@@ -22,7 +22,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,15 +36,11 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
+from common import free_port, write_results
 from serving.export import export
 
 PRESETS = [n for n in zoo.list_models() if (zoo.preset_folder(n) / "metadata.json").exists()]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request_body(name) -> bytes:
@@ -191,9 +186,7 @@ def main(argv=None) -> int:
             server.stop()
     plain, batched = results["throughput_rps"]["no_batching"], results["throughput_rps"]["batching"]
     results["batching_speedup_at_64_clients"] = batched["64"] / plain["64"]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
     return 0
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import free_port, write_results
 
 GLOBAL_BATCH = 512
 
@@ -47,11 +48,6 @@ def worker(precision: str, strategy_name: str, steps: int) -> dict:
     return {"samples_per_second": steps * GLOBAL_BATCH / seconds, "seconds": seconds, "final_loss": losses[-1],
             "held_out_rms_rad": error, "replicas": strategy.num_replicas_in_sync}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(precision, strategy, steps, tf_config=None):
@@ -88,9 +84,7 @@ def main(argv=None) -> int:
     one = results["one_process_float32"]["samples_per_second"]
     results["mixed_bfloat16_speedup"] = results["one_process_mixed_bfloat16"]["samples_per_second"] / one
     results["two_worker_speedup"] = results["two_workers_float32"][0]["samples_per_second"] / one
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
     return 0
 
 

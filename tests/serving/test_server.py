@@ -1,5 +1,4 @@
 """The local server against TF Serving's REST protocol: status, metadata, predict, versions, errors."""
-import json
 import shutil
 import socket
 import threading

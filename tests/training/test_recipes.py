@@ -5,7 +5,6 @@ import keras
 import numpy as np
 import pytest
 
-import zoo
 from training import loop
 from training.recipes import scinet as recipes
 from zoo import artifacts

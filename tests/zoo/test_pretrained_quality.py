@@ -1,5 +1,4 @@
 """Shipped weights against their cards, on a fresh held-out sample (seed 31337, never used in training)."""
-import numpy as np
 import pytest
 
 import zoo

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 from zoo.models.base import ZooModel, apply_stack, dense_stack
