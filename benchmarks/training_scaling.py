@@ -56,11 +56,13 @@ def launch(precision, strategy, steps, tf_config=None):
     if tf_config:
         env["TF_CONFIG"] = json.dumps(tf_config)
     return subprocess.Popen([sys.executable, __file__, "--worker", precision, strategy, str(steps)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def result_of(process) -> dict:
-    out, _ = process.communicate(timeout=1800)
+    out, err = process.communicate(timeout=1800)
+    if process.returncode != 0 or not out.strip():
+        raise RuntimeError(f"a benchmark worker failed (exit {process.returncode}):\n{err[-3000:]}")
     return json.loads(out.strip().splitlines()[-1])
 
 

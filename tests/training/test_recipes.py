@@ -98,3 +98,13 @@ def test_mixed_precision_training_ships_a_float32_model(tmp_path):
     assert "dtype" not in json.loads((tmp_path / "artifact" / "config.json").read_text())["config"]
     model = artifacts.build_from_folder(tmp_path / "artifact")
     assert model.predict(np.zeros((1, 2)), verbose=0).dtype == np.float32
+
+
+def test_custom_loop_loss_accepts_mixed_precision_predictions():
+    import tensorflow as tf
+
+    loss = recipes.per_example_loss(recipes.heliocentric_recipe())
+    predictions = tf.cast(tf.fill((2, 50, 2), 0.5), tf.bfloat16)
+    value = loss(tf.zeros((2, 50, 2)), predictions)
+    assert value.dtype == tf.float32
+    np.testing.assert_allclose(np.asarray(value), 0.25, rtol=1e-2)

@@ -196,7 +196,7 @@ def make_optimizer(recipe, steps: int):
 def per_example_loss(recipe):
     """The recipe's loss per example (mean over all but the batch axis), for custom training loops."""
     def loss(targets, predictions):
-        diff = predictions - targets
+        diff = ops.cast(predictions, "float32") - ops.cast(targets, "float32")  # float32 loss under mixed precision
         diff = wrap_angle(diff) if recipe.task == "heliocentric" else diff
         return ops.mean(ops.reshape(ops.square(diff), (ops.shape(diff)[0], -1)), axis=-1)
 
