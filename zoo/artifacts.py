@@ -114,6 +114,20 @@ def inference_copy(model):
     return copy
 
 
+def install_preset(source, destination) -> Path:
+    """Copy a verified preset folder over ``destination``, which changes only once the copy is complete."""
+    source, destination = Path(source), Path(destination)
+    verify_preset(source)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.install."))
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        _swap_into_place(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return destination
+
+
 def _swap_into_place(staging: Path, folder: Path) -> None:
     retired = None
     if folder.exists():

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -52,7 +51,7 @@ def recipe_of(name: str):
 
 def _cmd_train(args) -> int:
     import zoo
-    from zoo import cards
+    from zoo import artifacts, cards
 
     module, recipe = recipe_of(args.name)
     workdir = Path(args.workdir or Path("runs") / args.name)
@@ -68,13 +67,7 @@ def _cmd_train(args) -> int:
               f"{'met' if target['met'] else 'MISSED'})")
     print(f"Artifact written to {workdir / 'artifact'}.")
     if args.install:
-        destination = zoo.preset_folder(args.name)
-        staging = destination.with_name(f".{destination.name}.install")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(workdir / "artifact", staging)
-        from zoo.artifacts import _swap_into_place
-
-        _swap_into_place(staging, destination)
+        destination = artifacts.install_preset(workdir / "artifact", zoo.preset_folder(args.name))
         print(f"Installed into {destination}; card: {cards.write_card(args.name)}")
     return 0
 

@@ -111,3 +111,14 @@ def test_no_optimizer_state_is_shipped(tmp_path):
     path = artifacts.write_preset(tmp_path / "p", model, {"name": "t"})
     with h5py.File(path / "model.weights.h5") as f:
         assert "optimizer" not in f
+
+
+def test_install_replaces_a_preset_only_with_a_verified_folder(folder, tmp_path):
+    path, _ = folder
+    destination = tmp_path / "installed"
+    artifacts.install_preset(path, destination)
+    assert artifacts.verify_preset(destination)["files"] == artifacts.verify_preset(path)["files"]
+    (path / "figure.png").write_bytes(b"changed")
+    with pytest.raises(artifacts.ArtifactError, match="figure.png"):
+        artifacts.install_preset(path, destination)
+    assert (destination / "figure.png").read_bytes() == b"png"
