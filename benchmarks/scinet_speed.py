@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", default=None)
     args = parser.parse_args(argv)
-    names = args.names or [n for n in zoo.list_models() if (zoo.preset_folder(n) / artifacts.METADATA_FILE).exists()]
+    names = args.names or [n for n in zoo.list_models() if zoo.has_weights(n)]
     for name in names:
         results = measure(name)
         path = zoo.preset_folder(name) / artifacts.METADATA_FILE

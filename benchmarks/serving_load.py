@@ -39,7 +39,7 @@ import zoo
 from common import free_port, write_results
 from serving.export import export
 
-PRESETS = [n for n in zoo.list_models() if (zoo.preset_folder(n) / "metadata.json").exists()]
+PRESETS = [n for n in zoo.list_models() if zoo.has_weights(n)]
 
 
 

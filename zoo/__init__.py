@@ -24,6 +24,13 @@ def list_models() -> list:
     return [spec.name for spec in list_specs()]
 
 
+def has_weights(name: str) -> bool:
+    """Whether pretrained weights are shipped for preset ``name``."""
+    from zoo import artifacts
+
+    return (preset_folder(name) / artifacts.METADATA_FILE).exists()
+
+
 def get_spec(name: str):
     """The frozen :class:`zoo.spec.PresetSpec` of preset ``name``."""
     from zoo.registry import get_spec as _get_spec
@@ -77,7 +84,7 @@ def _build(name, pretrained: bool, config_overrides: dict):
         model(model.example_inputs())
         return model
     folder = preset_folder(name)
-    if not (folder / artifacts.METADATA_FILE).exists():
+    if not has_weights(name):
         raise artifacts.ArtifactError(
             f"No pretrained weights are shipped for {name!r} (looked in {folder}). "
             f"Use zoo.load({name!r}, pretrained=False), or train them with `zoo train {name}`."

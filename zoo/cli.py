@@ -29,9 +29,8 @@ def _cmd_info(args) -> int:
         for t in tensors:
             print(f"    {t.name} {t.shape}: {t.description}")
     print(f"  config: {json.dumps(dict(spec.config))}\n  recipe: {spec.recipe}")
-    folder = zoo.preset_folder(spec.name)
-    if (folder / artifacts.METADATA_FILE).exists():
-        metadata = artifacts.read_json(folder / artifacts.METADATA_FILE)
+    if zoo.has_weights(spec.name):
+        metadata = artifacts.read_json(zoo.preset_folder(spec.name) / artifacts.METADATA_FILE)
         print("  measured on held-out data:")
         for target in metadata.get("targets", []):
             print(f"    {target['metric']} = {target['measured']:.4g} (target {target['comparison']} {target['target']}: "
@@ -166,9 +165,7 @@ def _cmd_card(args) -> int:
     import zoo
     from zoo import cards
 
-    from zoo import artifacts
-
-    shipped = [n for n in zoo.list_models() if (zoo.preset_folder(n) / artifacts.METADATA_FILE).exists()]
+    shipped = [n for n in zoo.list_models() if zoo.has_weights(n)]
     for name in args.names or shipped:
         print(cards.write_card(name))
     return 0

@@ -5,9 +5,8 @@ import tensorflow as tf
 
 import zoo
 from serving import export
-from zoo import artifacts
 
-SHIPPED = [n for n in zoo.list_models() if (zoo.preset_folder(n) / artifacts.METADATA_FILE).exists()]
+SHIPPED = [n for n in zoo.list_models() if zoo.has_weights(n)]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

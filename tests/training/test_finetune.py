@@ -9,7 +9,7 @@ from training.simulators import pendulum
 from zoo import artifacts
 
 NAME = "scinet-pendulum"
-pytestmark = pytest.mark.skipif(not (zoo.preset_folder(NAME) / "metadata.json").exists(), reason="no shipped weights")
+pytestmark = pytest.mark.skipif(not zoo.has_weights(NAME), reason="no shipped weights")
 
 
 def stiff_pendulums(n, seed):

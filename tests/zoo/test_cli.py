@@ -34,7 +34,7 @@ def test_python_dash_m_zoo_help():
 
 
 def test_demo_prints_error_and_writes_figure(tmp_path, capsys):
-    if not (zoo.preset_folder("scinet-heliocentric") / "metadata.json").exists():
+    if not zoo.has_weights("scinet-heliocentric"):
         pytest.skip("scinet-heliocentric is not shipped yet")
     out_file = tmp_path / "year.png"
     assert main(["demo", "--samples", "200", "--out", str(out_file)]) == 0
@@ -43,7 +43,7 @@ def test_demo_prints_error_and_writes_figure(tmp_path, capsys):
 
 
 def test_evaluate_measures_a_shipped_preset(capsys, tmp_path):
-    if not (zoo.preset_folder("scinet-pendulum") / "metadata.json").exists():
+    if not zoo.has_weights("scinet-pendulum"):
         pytest.skip("scinet-pendulum is not shipped yet")
     plot = tmp_path / "p.png"
     assert main(["evaluate", "scinet-pendulum", "--samples", "300", "--plot", str(plot)]) == 0

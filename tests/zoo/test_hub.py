@@ -36,7 +36,7 @@ def set_ref(repo_dir: Path, ref: str, commit: str):
 def offline_cache(tmp_path, monkeypatch):
     import huggingface_hub.constants as constants
 
-    if not (zoo.preset_folder(NAME) / "metadata.json").exists():
+    if not zoo.has_weights(NAME):
         pytest.skip("no shipped weights")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
@@ -131,7 +131,7 @@ class StandInHfApi:
 
 
 def test_publish_uploads_the_folder_and_card_in_one_commit():
-    if not (zoo.preset_folder(NAME) / "metadata.json").exists():
+    if not zoo.has_weights(NAME):
         pytest.skip("no shipped weights")
     api = StandInHfApi()
     oid = hub.publish(NAME, REPO, revision="v1", private=True, api=api)
@@ -148,7 +148,7 @@ def test_publish_uploads_the_folder_and_card_in_one_commit():
 
 
 def test_publish_refuses_a_tampered_preset(tmp_path, monkeypatch):
-    if not (zoo.preset_folder(NAME) / "metadata.json").exists():
+    if not zoo.has_weights(NAME):
         pytest.skip("no shipped weights")
     copy = tmp_path / NAME
     shutil.copytree(zoo.preset_folder(NAME), copy)

@@ -9,7 +9,7 @@ import zoo
 from zoo import artifacts, cards
 
 PRESETS = zoo.list_models()
-SHIPPED = [n for n in PRESETS if (zoo.preset_folder(n) / artifacts.METADATA_FILE).exists()]
+SHIPPED = [n for n in PRESETS if zoo.has_weights(n)]
 
 
 def small_overrides(name):

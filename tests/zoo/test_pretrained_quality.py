@@ -6,7 +6,7 @@ from zoo import artifacts
 from zoo.cli import recipe_of
 
 SEED = 31337
-SHIPPED = [n for n in zoo.list_models() if (zoo.preset_folder(n) / artifacts.METADATA_FILE).exists()]
+SHIPPED = [n for n in zoo.list_models() if zoo.has_weights(n)]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -296,8 +296,6 @@ def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None,
 def describe_run(recipe, model, epochs, history, metrics, scan, scan_seconds) -> dict:
     import platform
 
-    import tensorflow as tf
-
     spec = zoo.get_spec(recipe.preset)
     return {
         "name": recipe.preset,
