@@ -22,6 +22,14 @@ INTENDED_USE = {
     ),
 }
 
+LIMITATIONS = {
+    "scinet": (
+        "Trained on simulations of idealised systems; no measurement noise beyond what the simulator documents. "
+        "The latent interpretation (which latent carries which parameter) holds up to invertible smooth maps, "
+        "as the fits above quantify."
+    ),
+}
+
 
 def _fmt(value) -> str:
     if isinstance(value, bool) or value is None:
@@ -60,21 +68,27 @@ def _indent(text, spaces):
 
 def _targets_table(metadata) -> str:
     reference = metadata.get("reference_metrics", {})
-    rows = ["| metric | measured | target | met | authors' weights, same data |", "|---|---|---|---|---|"]
+    head = "| metric | measured | target | met |" + (" authors' weights, same data |" if reference else "")
+    rows = [head, "|---" * head.count(" |") + "|"]
     for t in metadata.get("targets", []):
         rows.append(
             f"| {t['metric']} | {_fmt(t['measured'])} | {t['comparison']} {_fmt(t['target'])} | "
-            f"{'yes' if t['met'] else '**no, missed**'} | {_fmt(reference.get(t['metric'], '-'))} |"
+            f"{'yes' if t['met'] else '**no, missed**'} |" + (f" {_fmt(reference.get(t['metric'], '-'))} |" if reference else "")
         )
     return "\n".join(rows)
 
 
 def _metrics_table(metadata) -> str:
     reference = metadata.get("reference_metrics", {})
-    rows = ["| metric | this preset | authors' weights |", "|---|---|---|"]
+    rows = ["| metric | this preset | authors' weights |", "|---|---|---|"] if reference else ["| metric | value |", "|---|---|"]
     for key, value in sorted(metadata.get("metrics", {}).items()):
-        rows.append(f"| {key} | {_fmt(value)} | {_fmt(reference.get(key, '-'))} |")
+        rows.append(f"| {key} | {_fmt(value)} |" + (f" {_fmt(reference.get(key, '-'))} |" if reference else ""))
     return "\n".join(rows)
+
+
+def _extra_sections(metadata) -> str:
+    """Family-specific sections that the evaluation code wrote into metadata["card_sections"]."""
+    return "".join(f"\n### {s['title']}\n\n{s['markdown']}\n" for s in metadata.get("card_sections", []))
 
 
 def _scan_table(metadata) -> str:
@@ -99,9 +113,10 @@ def _benchmarks_section(metadata) -> str:
     bench = metadata.get("benchmarks")
     if not bench:
         return "Not measured yet: run `python benchmarks/scinet_speed.py`."
-    rows = ["| measurement | value |", "|---|---|"]
-    rows += [f"| {key} | {_fmt(value)} |" for key, value in sorted(bench.items())]
-    return "Measured by `benchmarks/scinet_speed.py` (all presets side by side in one run).\n\n" + "\n".join(rows)
+    bench = dict(bench)
+    script = bench.pop("script", "benchmarks/scinet_speed.py") if isinstance(bench, dict) else None
+    rows = ["| measurement | value |", "|---|---|"] + [f"| {key} | {_fmt(value)} |" for key, value in sorted(bench.items())]
+    return f"Measured by `{script}` (side by side in one run).\n\n" + "\n".join(rows)
 
 
 def _training_time(training) -> str:
@@ -175,7 +190,7 @@ Recipe `{recipe['function']}`; hyperparameters:
 {json.dumps(recipe['hyperparameters'], indent=2, sort_keys=True)}
 ```
 
-{training['epochs']} epochs, final training loss {_fmt(training['final_loss'])}, validation loss {_fmt(training['final_val_loss'])}.
+{training['epochs']} epochs, final training loss {_fmt(training['final_loss'])}, validation loss {_fmt(training.get('final_val_loss', '-'))}.
 {_training_time(training)}
 
 ## Evaluation (held-out data)
@@ -185,7 +200,7 @@ Recipe `{recipe['function']}`; hyperparameters:
 All metrics:
 
 {_metrics_table(metadata)}
-{_scan_table(metadata)}
+{_scan_table(metadata)}{_extra_sections(metadata)}
 ![evaluation]({figure})
 
 ## Speed
@@ -194,9 +209,7 @@ All metrics:
 
 ## Limitations
 
-Trained on simulations of idealised systems; no measurement noise beyond what the simulator documents.
-The latent interpretation (which latent carries which parameter) holds up to invertible smooth maps,
-as the fits above quantify. {"Targets missed above are open work." if missed else ""}
+{LIMITATIONS.get(spec.family, "")} {"Targets missed above are open work." if missed else ""}
 
 ## Versions
 
