@@ -8,13 +8,18 @@ def _describe(array) -> str:
     return f"shape {tuple(np.shape(array))} and dtype {getattr(array, 'dtype', type(array).__name__)}"
 
 
+def _matches(shape, feature_shape) -> bool:
+    """Whether ``shape`` equals ``feature_shape``, where None in ``feature_shape`` matches any size."""
+    return len(shape) == len(feature_shape) and all(d is None or d == s for s, d in zip(shape, feature_shape))
+
+
 def check_array(value, name: str, feature_shape: tuple, allow_unbatched: bool = False) -> np.ndarray:
     """Return ``value`` as a float32 array of shape ``(batch, *feature_shape)``.
 
     Args:
         value: array-like from the user.
         name: the input's public name, used in error messages.
-        feature_shape: expected shape without the batch axis.
+        feature_shape: expected shape without the batch axis; None matches any size.
         allow_unbatched: accept a single example of shape ``feature_shape``
             and add the batch axis.
 
@@ -32,10 +37,10 @@ def check_array(value, name: str, feature_shape: tuple, allow_unbatched: bool = 
         )
     if np.iscomplexobj(array):
         raise TypeError(f"Input {name!r} must be real; received complex {_describe(array)}.")
-    expected = "(batch" + "".join(f", {d}" for d in feature_shape) + ")"
-    if allow_unbatched and array.shape == tuple(feature_shape):
+    expected = "(batch" + "".join(f", {'any' if d is None else d}" for d in feature_shape) + ")"
+    if allow_unbatched and _matches(array.shape, feature_shape):
         array = array[None]
-    if array.ndim != len(feature_shape) + 1 or array.shape[1:] != tuple(feature_shape):
+    if array.ndim != len(feature_shape) + 1 or not _matches(array.shape[1:], feature_shape):
         raise ValueError(f"Input {name!r} has shape {array.shape}; expected {expected}.")
     array = array.astype("float32", copy=False)
     if not np.all(np.isfinite(array)):

@@ -120,34 +120,41 @@ def metropolis_sweep(spins: np.ndarray, temperatures: np.ndarray, rng: np.random
         spins *= 1 - 2 * flip.view(np.int8)
 
 
-_SHIFTS = ((1, -1), (-1, -1), (1, -2), (-1, -2))
-
-
 def wolff_update(spins: np.ndarray, temperatures: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One Wolff cluster flip per chain, in place; returns the cluster sizes (n,).
 
     Every bond between a newly added site and an aligned neighbour outside the
-    cluster is tried once with p = 1 - exp(-2/T); all chains grow together,
-    one breadth-first shell per iteration.
+    cluster is tried once with p = 1 - exp(-2/T) (a site reached through two
+    bonds in one shell joins if either try succeeds). All chains grow
+    together, one breadth-first shell per iteration, on flat site indices, so
+    the work is proportional to the cluster sizes.
     """
     n, L, _ = spins.shape
+    N = L * L
+    flat = spins.reshape(-1)
     chain = np.arange(n)
-    i, j = rng.integers(L, size=n), rng.integers(L, size=n)
-    aligned = spins == spins[chain, i, j][:, None, None]
-    p_add = (1.0 - np.exp(-2.0 / np.asarray(temperatures, float))).repeat(L * L)
-    cluster = np.zeros(spins.shape, bool)
-    cluster[chain, i, j] = True
-    frontier = cluster.copy()
-    while frontier.any():
-        grown = np.zeros(spins.shape, bool)
-        for shift, axis in _SHIFTS:
-            candidates = np.flatnonzero(np.roll(frontier, shift, axis=axis) & aligned & ~cluster)
-            accepted = candidates[rng.random(candidates.size) < p_add[candidates]]
-            grown.reshape(-1)[accepted] = True
-        frontier = grown
-        cluster |= grown
-    np.negative(spins, out=spins, where=cluster)
-    return cluster.sum(axis=(1, 2))
+    seeds = chain * N + rng.integers(N, size=n)
+    seed_spin = flat[seeds]
+    p_add = 1.0 - np.exp(-2.0 / np.asarray(temperatures, float))
+    in_cluster = np.zeros(n * N, bool)
+    in_cluster[seeds] = True
+    frontier = seeds
+    while frontier.size:
+        c, site = np.divmod(frontier, N)
+        i, j = np.divmod(site, L)
+        base = c * N
+        neighbours = np.concatenate([
+            base + ((i + 1) % L) * L + j, base + ((i - 1) % L) * L + j,
+            base + i * L + (j + 1) % L, base + i * L + (j - 1) % L,
+        ])
+        owner = neighbours // N
+        neighbours = neighbours[~in_cluster[neighbours] & (flat[neighbours] == seed_spin[owner])]
+        neighbours = np.unique(neighbours[rng.random(neighbours.size) < p_add[neighbours // N]])
+        in_cluster[neighbours] = True
+        frontier = neighbours
+    in_cluster = in_cluster.reshape(spins.shape)
+    np.negative(spins, out=spins, where=in_cluster)
+    return in_cluster.sum(axis=(1, 2))
 
 
 def initial_spins(temperatures: np.ndarray, L: int, rng: np.random.Generator) -> np.ndarray:
