@@ -10,7 +10,6 @@ writes a complete preset folder to ``workdir/artifact``.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 from pathlib import Path
@@ -23,6 +22,7 @@ from keras import ops
 import zoo
 import zoo.artifacts
 from training import distribute, loop
+from training.recipes import common
 from training.evaluation import metrics as generic
 from training.evaluation import scinet as evaluation
 from training.simulators import collision, copernicus, pendulum, qubit
@@ -170,11 +170,7 @@ def quality_targets(recipe, metrics: dict) -> list:
     targets = list(TARGETS.get(recipe.task, []))
     if recipe.task == "qubit":
         targets.append(("latent_scan_knee", "==", 2 if recipe.task_options["n_qubits"] == 1 else 6))
-    compare = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b}
-    return [
-        {"metric": m, "comparison": op, "target": t, "measured": metrics.get(m), "met": bool(m in metrics and compare[op](metrics[m], t))}
-        for m, op, t in targets
-    ]
+    return common.check_targets(targets, metrics)
 
 
 # --------------------------------------------------------------------------
@@ -294,8 +290,6 @@ def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None,
 
 
 def describe_run(recipe, model, epochs, history, metrics, scan, scan_seconds) -> dict:
-    import platform
-
     spec = zoo.get_spec(recipe.preset)
     return {
         "name": recipe.preset,
@@ -304,7 +298,7 @@ def describe_run(recipe, model, epochs, history, metrics, scan, scan_seconds) ->
         "metrics": metrics,
         "targets": quality_targets(recipe, metrics),
         "latent_scan": {str(k): v for k, v in sorted(scan.items())},
-        "recipe": {"function": spec.recipe, "hyperparameters": _jsonable(dataclasses.asdict(recipe)) | {"epochs": epochs}},
+        "recipe": {"function": spec.recipe, "hyperparameters": common.jsonable(dataclasses.asdict(recipe)) | {"epochs": epochs}},
         "data": {
             "simulator": SIMULATORS[recipe.task].__name__,
             "parameter_ranges": SIMULATORS[recipe.task].PARAMETER_RANGES,
@@ -313,7 +307,7 @@ def describe_run(recipe, model, epochs, history, metrics, scan, scan_seconds) ->
             "evaluation_seed": recipe.evaluation_seed,
             "n_train": recipe.n_train,
             "n_evaluation": recipe.n_evaluation,
-            "options": _jsonable(recipe.task_options),
+            "options": common.jsonable(recipe.task_options),
         },
         "training": {
             "epochs": len(history.get("loss", [])),
@@ -321,19 +315,10 @@ def describe_run(recipe, model, epochs, history, metrics, scan, scan_seconds) ->
             "final_val_loss": history.get("val_loss", [None])[-1],
             "train_seconds_final_model": float(sum(history.get("epoch_seconds", []))),
             "train_seconds_latent_scan": float(scan_seconds),
-            "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
+            "machine": common.machine(),
         },
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-        },
+        "versions": common.versions(),
     }
-
-
-def _jsonable(value):
-    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
 
 
 # --------------------------------------------------------------------------
@@ -349,18 +334,7 @@ def render_figure(recipe, model, data, scan) -> bytes:
 
 def render_to_png(draw, model, data, scan=None) -> bytes:
     """Call ``draw(axes, model, data, scan)`` on two side-by-side panels and return the PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=80)
-    draw(axes, model, data, scan)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return common.render_to_png(draw, model, data, scan)
 
 
 def _pendulum_figure(axes, model, data, scan):

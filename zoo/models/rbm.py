@@ -161,8 +161,8 @@ class IsingRBM(ZooModel):
         if int(n) < 1 or int(steps) < 1:
             raise ValueError(f"sample needs n >= 1 and gibbs_steps >= 1; received n = {n}, gibbs_steps = {steps}.")
         if seed is not None:
-            self.seed_generator = keras.random.SeedGenerator(int(seed))
-            self._compiled_sampler = None
+            state = self.seed_generator.state
+            state.assign(np.array([int(seed), 0], dtype=state.dtype.name if hasattr(state.dtype, "name") else state.dtype))
         if self._compiled_sampler is None:
             self._compiled_sampler = tf.function(self.gibbs_chain, reduce_retracing=True)
         start = self._bernoulli(ops.full((int(n), self.visible_units), 0.5))

@@ -1,0 +1,251 @@
+"""Recipe of ``ising-cnn``: Monte Carlo data, training, the crossing and finite-size scaling of T_c.
+
+Training data: L = 32 configurations at 26 temperatures in [1.0, 3.5] (step
+0.1), labelled 1 (ordered) when T < T_c = 2.2692 (Carrasquilla & Melko
+2017). Held-out evaluation, from seeds that training never used:
+
+* accuracy away from the transition (|T - T_c| > 0.3) on the same grid;
+* the temperature T*(L) where the mean output crosses 1/2, for L = 16, 32
+  and 64 on a fine grid across T_c, with bootstrap errors;
+* finite-size scaling T*(L) = T_c + a L^(-1/nu) with the exact nu = 1 of the
+  2D Ising universality class, a weighted linear fit in 1/L whose intercept
+  is the extrapolated T_c (Carrasquilla & Melko quote 2.266(2)).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import zoo
+import zoo.artifacts
+from training import loop
+from training.recipes import common
+from training.simulators import ising
+
+TARGETS = (("accuracy_far_from_tc", ">=", 0.99), ("crossing_L32_relative_error", "<=", 0.01))
+PAPER_TC = "2.266(2)"
+
+
+@dataclasses.dataclass(frozen=True)
+class IsingCNNRecipe:
+    """Hyperparameters of the ``ising-cnn`` preset.
+
+    Attributes:
+        L: lattice size of the training data.
+        temperatures: the training (and accuracy) temperature grid.
+        n_train, n_validation: configurations, spread evenly over the grid.
+        epochs, batch_size, learning_rate: Adam on the binary cross-entropy.
+        n_evaluation: configurations of the held-out accuracy set.
+        crossing_temperatures: fine grid across T_c for the crossing.
+        crossing_sizes, crossing_samples: lattice sizes and configurations per temperature.
+        far_from_tc: |T - T_c| beyond which the accuracy target applies.
+        train_seed, validation_seed, evaluation_seed: simulator seeds (the
+            crossing sets use evaluation_seed + L).
+    """
+
+    preset: str = "ising-cnn"
+    L: int = 32
+    temperatures: tuple = ising.DEFAULT_TEMPERATURES
+    n_train: int = 20800
+    n_validation: int = 2600
+    epochs: int = 12
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    n_evaluation: int = 5200
+    crossing_temperatures: tuple = tuple(np.round(np.arange(2.0, 2.601, 0.02), 4))
+    crossing_sizes: tuple = (16, 32, 64)
+    crossing_samples: int = 160
+    far_from_tc: float = 0.3
+    bootstrap: int = 200
+    train_seed: int = 1
+    validation_seed: int = 2
+    evaluation_seed: int = 1_000_003
+
+
+def ising_cnn_recipe() -> IsingCNNRecipe:
+    return IsingCNNRecipe()
+
+
+# ----------------------------------------------------------------------------- data
+
+def simulate(recipe: IsingCNNRecipe, n: int, seed: int, L: int | None = None, temperatures=None) -> ising.IsingSamples:
+    return ising.simulate(n, seed, L=L or recipe.L, temperatures=recipe.temperatures if temperatures is None else temperatures)
+
+
+def labels(temperatures) -> np.ndarray:
+    """1 for the ordered phase (T < T_c), 0 otherwise; (n, 1) float32."""
+    return (np.asarray(temperatures) < ising.T_CRITICAL).astype("float32")[:, None]
+
+
+def crossing_data(recipe, seed_offset: int = 0, samples: int | None = None) -> dict:
+    """L -> samples on the fine grid across T_c, seed evaluation_seed + L (+ offset)."""
+    per_t = samples or recipe.crossing_samples
+    n = per_t * len(recipe.crossing_temperatures)
+    return {L: simulate(recipe, n, recipe.evaluation_seed + L + seed_offset, L=L, temperatures=recipe.crossing_temperatures)
+            for L in recipe.crossing_sizes}
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def accuracy_far_from_tc(model, data: ising.IsingSamples, far: float) -> tuple:
+    p = model.predict(data.spins, batch_size=512, verbose=0)[:, 0]
+    correct = (p > 0.5) == (labels(data.temperatures)[:, 0] > 0.5)
+    away = np.abs(data.temperatures - ising.T_CRITICAL) > far
+    return float(correct[away].mean()), float(correct.mean())
+
+
+def mean_output_curve(model, data: ising.IsingSamples) -> tuple:
+    """Distinct temperatures, the outputs grouped by temperature (list of arrays)."""
+    p = model.predict(data.spins, batch_size=512, verbose=0)[:, 0]
+    grid = np.unique(data.temperatures)
+    return grid, [p[data.temperatures == t] for t in grid]
+
+
+def crossing_temperature(grid, mean_output) -> float:
+    """Where the mean output crosses 1/2, interpolated linearly; the crossing nearest T_c if several."""
+    mean_output = np.asarray(mean_output) - 0.5
+    changes = np.flatnonzero(np.sign(mean_output[:-1]) != np.sign(mean_output[1:]))
+    if not changes.size:
+        return float("nan")
+    k = changes[np.argmin(np.abs(grid[changes] - ising.T_CRITICAL))]
+    t0, t1, y0, y1 = grid[k], grid[k + 1], mean_output[k], mean_output[k + 1]
+    return float(t0 + (t1 - t0) * y0 / (y0 - y1))
+
+
+def crossing_with_error(grid, outputs, bootstrap: int, seed: int = 0) -> tuple:
+    """Crossing temperature and its bootstrap standard error (resampling configurations at each T)."""
+    rng = np.random.default_rng(seed)
+    value = crossing_temperature(grid, [o.mean() for o in outputs])
+    resampled = [crossing_temperature(grid, [rng.choice(o, o.size).mean() for o in outputs]) for _ in range(bootstrap)]
+    return value, float(np.nanstd(resampled, ddof=1))
+
+
+def finite_size_extrapolation(sizes, crossings, errors) -> dict:
+    """Weighted fit T*(L) = T_c + a / L (nu = 1); T_c with its standard error from the fit covariance."""
+    x = 1.0 / np.asarray(sizes, float)
+    y, sigma = np.asarray(crossings, float), np.maximum(np.asarray(errors, float), 1e-6)
+    design = np.stack([np.ones_like(x), x], axis=1) / sigma[:, None]
+    covariance = np.linalg.inv(design.T @ design)
+    (tc, slope) = covariance @ design.T @ (y / sigma)
+    residual = (y - tc - slope * x) / sigma
+    dof = max(len(x) - 2, 1)
+    scale = max(1.0, float(residual @ residual) / dof)  # inflate the error when the points scatter more than their errors
+    return {"tc": float(tc), "tc_error": float(np.sqrt(covariance[0, 0] * scale)), "slope": float(slope),
+            "chi2_per_dof": float(residual @ residual) / dof}
+
+
+def task_metrics(recipe, model, data: ising.IsingSamples, crossing: dict | None = None) -> dict:
+    """Held-out metrics: accuracy on ``data`` (L = 32 grid); crossings and T_c extrapolation from ``crossing``."""
+    far, overall = accuracy_far_from_tc(model, data, recipe.far_from_tc)
+    metrics = {"accuracy_far_from_tc": far, "accuracy_all_temperatures": overall}
+    grid, outputs = mean_output_curve(model, data)
+    metrics["crossing_coarse_grid"] = crossing_temperature(grid, [o.mean() for o in outputs])
+    if crossing:
+        values, errors = [], []
+        for L, samples in sorted(crossing.items()):
+            g, o = mean_output_curve(model, samples)
+            value, error = crossing_with_error(g, o, recipe.bootstrap)
+            metrics[f"crossing_L{L}"], metrics[f"crossing_L{L}_error"] = value, error
+            values.append(value), errors.append(error)
+        if f"crossing_L{recipe.L}" in metrics:
+            metrics[f"crossing_L{recipe.L}_relative_error"] = abs(metrics[f"crossing_L{recipe.L}"] / ising.T_CRITICAL - 1)
+        fit = finite_size_extrapolation(sorted(crossing), values, errors)
+        metrics.update({"tc_extrapolated": fit["tc"], "tc_extrapolated_error": fit["tc_error"],
+                        "fss_slope": fit["slope"], "fss_chi2_per_dof": fit["chi2_per_dof"]})
+    return metrics
+
+
+# ----------------------------------------------------------------------------- training
+
+def build_model(recipe, **overrides):
+    return zoo.load(recipe.preset, pretrained=False, **overrides)
+
+
+def train_model(recipe, model, train, validation, epochs, workdir, verbose=2) -> dict:
+    steps = epochs * (len(train[1]) // recipe.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, max(steps, 1), alpha=0.01)
+    optimizer = keras.optimizers.Adam(schedule)
+    return loop.fit_resumable(model, optimizer, "binary_crossentropy", train, validation, epochs,
+                              recipe.batch_size, workdir, verbose=verbose)
+
+
+def _shuffled(data: ising.IsingSamples, seed: int) -> tuple:
+    order = np.random.default_rng(seed).permutation(len(data.spins))
+    return data.spins[order].astype("float32"), labels(data.temperatures[order])
+
+
+def train_and_evaluate(recipe: IsingCNNRecipe, workdir, epochs: int | None = None, verbose: int = 2,
+                       strategy: str = "cpu", precision: str = "float32") -> dict:
+    """Simulate, train (resumable), evaluate on held-out seeds and write ``workdir/artifact``."""
+    if strategy not in ("cpu", "auto") or precision != "float32":
+        raise ValueError("ising-cnn trains with strategy 'cpu' or 'auto' in float32; the run is minutes on 2 cores.")
+    workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
+    train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
+    validation_data = simulate(recipe, recipe.n_validation, recipe.validation_seed)
+    keras.utils.set_random_seed(recipe.train_seed)
+    model = build_model(recipe)
+    history = train_model(recipe, model, _shuffled(train_data, recipe.train_seed),
+                          _shuffled(validation_data, recipe.validation_seed), epochs, workdir, verbose)
+
+    evaluation = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
+    crossing = crossing_data(recipe)
+    metrics = task_metrics(recipe, model, evaluation, crossing)
+    metadata = common.run_metadata(
+        dataclasses.replace(recipe, epochs=epochs), metrics, TARGETS, history,
+        data={
+            "simulator": "ising", "parameter_ranges": ising.PARAMETER_RANGES, "options": {"L": recipe.L},
+            "train_seed": recipe.train_seed, "validation_seed": recipe.validation_seed,
+            "evaluation_seed": recipe.evaluation_seed, "n_train": recipe.n_train, "n_evaluation": recipe.n_evaluation,
+            "monte_carlo": train_data.diagnostics,
+        },
+        card_sections=[finite_size_section(metrics, recipe, train_data.diagnostics)],
+    )
+    figure = common.render_to_png(draw_crossing, model, crossing, metrics)
+    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})
+    return zoo.artifacts.verify_preset(folder)
+
+
+def finite_size_section(metrics: dict, recipe, diagnostics: dict) -> dict:
+    rows = ["| L | T*(L), mean output = 1/2 | bootstrap error |", "|---|---|---|"]
+    rows += [f"| {L} | {metrics[f'crossing_L{L}']:.4f} | {metrics[f'crossing_L{L}_error']:.4f} |" for L in recipe.crossing_sizes]
+    text = "\n".join(rows) + (
+        f"\n\nExtrapolated with T*(L) = T_c + a/L (nu = 1): **T_c = {metrics['tc_extrapolated']:.4f} +- "
+        f"{metrics['tc_extrapolated_error']:.4f}** (chi^2/dof {metrics['fss_chi2_per_dof']:.2g}); exact "
+        f"{ising.T_CRITICAL:.4f}, Carrasquilla & Melko {PAPER_TC}. Crossings from {recipe.crossing_samples} held-out "
+        f"configurations per temperature on {len(recipe.crossing_temperatures)} temperatures in "
+        f"[{recipe.crossing_temperatures[0]}, {recipe.crossing_temperatures[-1]}]."
+        f"\n\nTraining data: Monte Carlo with {diagnostics['equilibration_sweeps']} equilibration sweeps and "
+        f"{diagnostics['spacing_sweeps']} sweeps between stored configurations, from the largest measured "
+        f"integrated autocorrelation time tau_int = {diagnostics['tau_int_max']:.2f} sweeps (of |m| and E; Wolff "
+        f"cluster flips for |T - T_c| < {diagnostics['wolff_window']})."
+    )
+    return {"title": "Finite-size scaling of the crossing", "markdown": text}
+
+
+def draw_crossing(axes, model, crossing: dict, metrics: dict) -> None:
+    for L, samples in sorted(crossing.items()):
+        grid, outputs = mean_output_curve(model, samples)
+        axes[0].plot(grid, [o.mean() for o in outputs], "o-", ms=3, label=f"L = {L}")
+    axes[0].axvline(ising.T_CRITICAL, color="k", ls="--", lw=1, label="exact T_c")
+    axes[0].axhline(0.5, color="grey", lw=0.5)
+    axes[0].set(xlabel="temperature T", ylabel="mean P(ordered)", title="ising-cnn on held-out data")
+    axes[0].legend(fontsize=8)
+    sizes = sorted(crossing)
+    x = 1.0 / np.asarray(sizes, float)
+    axes[1].errorbar(x, [metrics[f"crossing_L{L}"] for L in sizes], [metrics[f"crossing_L{L}_error"] for L in sizes], fmt="o")
+    line = np.linspace(0, x.max() * 1.1, 20)
+    axes[1].plot(line, metrics["tc_extrapolated"] + metrics["fss_slope"] * line, "-",
+                 label=f"T_c = {metrics['tc_extrapolated']:.4f} +- {metrics['tc_extrapolated_error']:.4f}")
+    axes[1].axhline(ising.T_CRITICAL, color="k", ls="--", lw=1)
+    axes[1].set(xlabel="1 / L", ylabel="crossing T*(L)", title="finite-size scaling")
+    axes[1].legend(fontsize=8)
+
+
+def render_figure(recipe, model, data, scan=None) -> bytes:
+    """Figure of ``zoo evaluate ising-cnn --plot``: output against T for L = 16, 32, 64 and the crossing fit."""
+    crossing = crossing_data(recipe, seed_offset=int(data.diagnostics["seed"]) - recipe.evaluation_seed, samples=64)
+    metrics = task_metrics(recipe, model, data, crossing)
+    return common.render_to_png(draw_crossing, model, crossing, metrics)

@@ -1,0 +1,208 @@
+"""Recipes of the ``rbm-ising-L8-T<temp>`` presets: one RBM per temperature, checked against Monte Carlo.
+
+Torlai & Melko (2016) train a restricted Boltzmann machine on Monte Carlo
+snapshots of the L = 8 Ising model at one temperature and compare the
+thermodynamics of configurations sampled from the machine with Monte Carlo.
+Here each preset is trained with persistent contrastive divergence on
+configurations from seed 1 and judged on seeds training never used: the RBM's
+samples (block Gibbs chains from noise) against a fresh Monte Carlo data set
+at the same temperature, and the log-likelihood of the held-out Monte Carlo
+configurations with log Z from annealed importance sampling.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import zoo
+import zoo.artifacts
+from training import loop
+from training.recipes import common
+from training.simulators import ising
+
+OBSERVABLES = ("energy", "abs_magnetisation", "specific_heat", "susceptibility")
+TARGETS = (("energy_relative_error", "<=", 0.02), ("abs_magnetisation_relative_error", "<=", 0.02))
+
+
+@dataclasses.dataclass(frozen=True)
+class RBMRecipe:
+    """Hyperparameters of one RBM preset.
+
+    Attributes:
+        preset, temperature: the preset and the temperature of its data (J / k_B).
+        L: lattice size.
+        n_train: Monte Carlo configurations for training.
+        epochs, batch_size, learning_rate: Adam on the PCD gradient, with cosine decay.
+        n_evaluation: held-out Monte Carlo configurations (reference observables, log-likelihood).
+        rbm_samples, gibbs_steps: configurations drawn from the trained RBM and Gibbs steps per chain.
+        ais_runs, ais_betas: annealed importance sampling for log Z.
+    """
+
+    preset: str
+    temperature: float
+    L: int = 8
+    n_train: int = 50000
+    epochs: int = 60
+    batch_size: int = 100
+    learning_rate: float = 3e-3
+    final_learning_rate: float = 1e-4
+    n_evaluation: int = 20000
+    rbm_samples: int = 20000
+    gibbs_steps: int = 2000
+    ais_runs: int = 200
+    ais_betas: int = 20000
+    train_seed: int = 1
+    validation_seed: int = 2
+    evaluation_seed: int = 1_000_003
+
+
+def _recipe(temperature: float) -> RBMRecipe:
+    return RBMRecipe(preset=f"rbm-ising-L8-T{temperature:g}", temperature=temperature)
+
+
+def recipe_T1_5():
+    return _recipe(1.5)
+
+
+def recipe_T2_0():
+    return _recipe(2.0)
+
+
+def recipe_T2_27():
+    return _recipe(2.27)
+
+
+def recipe_T2_5():
+    return _recipe(2.5)
+
+
+def recipe_T3_0():
+    return _recipe(3.0)
+
+
+# ----------------------------------------------------------------------------- data and metrics
+
+def simulate(recipe: RBMRecipe, n: int, seed: int) -> ising.IsingSamples:
+    return ising.simulate(n, seed, L=recipe.L, temperatures=[recipe.temperature])
+
+
+def compare_observables(rbm_spins, reference_spins, temperature: float) -> dict:
+    """Observables of RBM samples and of Monte Carlo, with errors, and their relative differences."""
+    rbm, mc = ising.observables(rbm_spins, temperature), ising.observables(reference_spins, temperature)
+    metrics = {}
+    for key in OBSERVABLES:
+        metrics[f"{key}_rbm"], metrics[f"{key}_rbm_error"] = rbm[key]
+        metrics[f"{key}_monte_carlo"], metrics[f"{key}_monte_carlo_error"] = mc[key]
+        metrics[f"{key}_relative_error"] = abs(rbm[key][0] / mc[key][0] - 1)
+    return metrics
+
+
+def task_metrics(recipe, model, data: ising.IsingSamples, samples: int | None = None, seed: int | None = None) -> dict:
+    """RBM samples against the Monte Carlo configurations ``data`` at the preset's temperature."""
+    seed = int(data.diagnostics["seed"]) if seed is None else seed
+    drawn = model.sample(samples or len(data.spins), gibbs_steps=recipe.gibbs_steps, seed=seed)
+    return compare_observables(drawn, data.spins, recipe.temperature)
+
+
+def log_likelihood_metrics(recipe, model, data: ising.IsingSamples) -> dict:
+    log_z, log_z_error = model.log_partition_ais(runs=recipe.ais_runs, betas=recipe.ais_betas, seed=recipe.evaluation_seed,
+                                                 base_visible_bias=base_visible_bias(data.spins))
+    n_visible = recipe.L**2
+    return {
+        "log_z_ais": log_z, "log_z_ais_error": log_z_error,
+        "held_out_log_likelihood_per_spin": model.log_likelihood(data.spins, log_z) / n_visible,
+        "held_out_log_likelihood_per_spin_error": log_z_error / n_visible,
+    }
+
+
+def base_visible_bias(spins) -> np.ndarray:
+    """AIS base machine: independent units with the data's marginals, logit of the mean occupation."""
+    mean = np.clip((np.asarray(spins, float).reshape(len(spins), -1) + 1) / 2, 0, 1).mean(axis=0)
+    mean = np.clip(mean, 0.02, 0.98)
+    return np.log(mean / (1 - mean))
+
+
+# ----------------------------------------------------------------------------- training
+
+def train_model(recipe, model, spins, epochs, workdir, verbose=2) -> dict:
+    steps = max(1, epochs * (len(spins) // recipe.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps,
+                                                      alpha=recipe.final_learning_rate / recipe.learning_rate)
+    return loop.fit_resumable(model, keras.optimizers.Adam(schedule), None, (spins, None), None, epochs,
+                              recipe.batch_size, workdir, verbose=verbose)
+
+
+def train_and_evaluate(recipe: RBMRecipe, workdir, epochs: int | None = None, verbose: int = 2,
+                       strategy: str = "cpu", precision: str = "float32") -> dict:
+    """Simulate, train with PCD (resumable), compare with held-out Monte Carlo and write ``workdir/artifact``."""
+    if strategy not in ("cpu", "auto") or precision != "float32":
+        raise ValueError("RBM presets train with strategy 'cpu' or 'auto' in float32 (minutes on 2 cores).")
+    workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
+    train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
+    keras.utils.set_random_seed(recipe.train_seed)
+    model = zoo.load(recipe.preset, pretrained=False)
+    spins = train_data.spins[np.random.default_rng(recipe.train_seed).permutation(recipe.n_train)].astype("float32")
+    history = train_model(recipe, model, spins, epochs, workdir, verbose)
+
+    evaluation = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
+    drawn = model.sample(recipe.rbm_samples, gibbs_steps=recipe.gibbs_steps, seed=recipe.evaluation_seed)
+    metrics = compare_observables(drawn, evaluation.spins, recipe.temperature)
+    metrics.update(log_likelihood_metrics(recipe, model, evaluation))
+    metadata = common.run_metadata(
+        dataclasses.replace(recipe, epochs=epochs), metrics, TARGETS, history,
+        data={
+            "simulator": "ising", "parameter_ranges": ising.PARAMETER_RANGES,
+            "options": {"L": recipe.L, "temperature": recipe.temperature},
+            "train_seed": recipe.train_seed, "validation_seed": recipe.validation_seed,
+            "evaluation_seed": recipe.evaluation_seed, "n_train": recipe.n_train, "n_evaluation": recipe.n_evaluation,
+            "monte_carlo": train_data.diagnostics,
+        },
+        card_sections=[observables_section(metrics, recipe)],
+    )
+    figure = common.render_to_png(draw_histograms, drawn, evaluation.spins, recipe)
+    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})
+    return zoo.artifacts.verify_preset(folder)
+
+
+def observables_section(metrics: dict, recipe) -> dict:
+    rows = ["| observable (per spin) | RBM samples | Monte Carlo | relative difference |", "|---|---|---|---|"]
+    for key in OBSERVABLES:
+        rows.append(
+            f"| {key.replace('_', ' ')} | {metrics[f'{key}_rbm']:.4f} +- {metrics[f'{key}_rbm_error']:.4f} | "
+            f"{metrics[f'{key}_monte_carlo']:.4f} +- {metrics[f'{key}_monte_carlo_error']:.4f} | "
+            f"{metrics[f'{key}_relative_error']:.2%} |"
+        )
+    distance = abs(recipe.temperature - ising.T_CRITICAL)
+    text = "\n".join(rows) + (
+        f"\n\n{recipe.rbm_samples} RBM configurations, each after {recipe.gibbs_steps} block Gibbs steps from "
+        f"uniform noise, against {recipe.n_evaluation} held-out Monte Carlo configurations at T = {recipe.temperature} "
+        f"({distance:.2f} from T_c). Errors: binning (energy, |m|) and jackknife (specific heat c = N var(e) / T^2, "
+        f"susceptibility chi = N var(|m|) / T). "
+        f"\n\nHeld-out log-likelihood: {metrics['held_out_log_likelihood_per_spin']:.4f} +- "
+        f"{metrics['held_out_log_likelihood_per_spin_error']:.4f} nats per spin, with log Z = "
+        f"{metrics['log_z_ais']:.3f} +- {metrics['log_z_ais_error']:.3f} from {recipe.ais_runs} AIS runs of "
+        f"{recipe.ais_betas} intermediate temperatures (a log(2) = {math.log(2):.3f} nats per spin baseline is "
+        f"the uniform distribution)."
+    )
+    return {"title": "Thermodynamics of RBM samples against Monte Carlo", "markdown": text}
+
+
+def draw_histograms(axes, rbm_spins, mc_spins, recipe) -> None:
+    for axis, observable, label in ((axes[0], ising.energy_per_spin, "energy per spin"),
+                                    (axes[1], lambda s: np.abs(ising.magnetisation(s)), "|m|")):
+        values_mc, values_rbm = observable(mc_spins), observable(rbm_spins)
+        bins = np.linspace(min(values_mc.min(), values_rbm.min()), max(values_mc.max(), values_rbm.max()), 40)
+        axis.hist(values_mc, bins, histtype="step", density=True, label="Monte Carlo (held out)")
+        axis.hist(values_rbm, bins, histtype="step", density=True, label="RBM samples")
+        axis.set(xlabel=label, ylabel="density", title=f"{recipe.preset}")
+        axis.legend(fontsize=8)
+
+
+def render_figure(recipe, model, data, scan=None) -> bytes:
+    """Figure of ``zoo evaluate``: energy and |m| histograms of RBM samples against Monte Carlo."""
+    drawn = model.sample(len(data.spins), gibbs_steps=recipe.gibbs_steps, seed=int(data.diagnostics["seed"]))
+    return common.render_to_png(draw_histograms, drawn, data.spins, recipe)
