@@ -1,4 +1,4 @@
-"""Speed of every shipped preset: load time, inference and training throughput.
+"""Speed of every shipped SciNet preset: load time, inference and training throughput.
 
 Run on demand (not in CI): ``python benchmarks/scinet_speed.py [NAME ...]``.
 All presets are measured in one process, side by side, so their ratios are
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", default=None)
     args = parser.parse_args(argv)
-    names = args.names or [n for n in zoo.list_models() if zoo.has_weights(n)]
+    names = args.names or [n for n in zoo.list_models() if zoo.has_weights(n) and zoo.get_spec(n).family == "scinet"]
     for name in names:
         results = measure(name)
         path = zoo.preset_folder(name) / artifacts.METADATA_FILE

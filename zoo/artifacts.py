@@ -173,6 +173,8 @@ def build_from_folder(folder, overrides: dict | None = None, verify: bool = True
     if verify:
         verify_preset(folder)
     saved = read_json(folder / CONFIG_FILE)
+    import zoo.registry  # noqa: F401  (imports every family module, which registers its classes)
+
     cls = keras.saving.get_registered_object(saved.get("class_name", ""))
     if cls is None or not saved["class_name"].startswith("zoo>"):
         raise ArtifactError(

@@ -20,6 +20,18 @@ INTENDED_USE = {
         "The models are trained on idealised, noise-free (or lightly noised) simulations in the parameter "
         "ranges below; outside those ranges predictions are extrapolations."
     ),
+    "classifiers": (
+        "Locating the ordered-disordered transition of 2D square-lattice Ising-type spin models from snapshots, "
+        "as Carrasquilla & Melko did: run the classifier on configurations at several temperatures and lattice "
+        "sizes, find where its mean output crosses 1/2 and extrapolate in 1/L. Also a pretrained starting point "
+        "for fine-tuning on related models (other couplings, dilution, other lattices with a square embedding)."
+    ),
+    "rbm": (
+        "A generative model of 8 x 8 Ising configurations at one temperature, as in Torlai & Melko: draw new "
+        "configurations with `sample(n, gibbs_steps)`, score configurations with the free energy, compare "
+        "thermodynamic observables with Monte Carlo, or start from these weights to study how RBMs represent "
+        "critical fluctuations."
+    ),
 }
 
 LIMITATIONS = {
@@ -27,6 +39,19 @@ LIMITATIONS = {
         "Trained on simulations of idealised systems; no measurement noise beyond what the simulator documents. "
         "The latent interpretation (which latent carries which parameter) holds up to invertible smooth maps, "
         "as the fits above quantify."
+    ),
+    "classifiers": (
+        "Trained on the ferromagnetic, zero-field, nearest-neighbour Ising model on L = 32 with J = 1; labels come "
+        "from the exact T_c, so the network learns that model's transition and nothing else. Other lattice sizes "
+        "work (global pooling) but shift the crossing, as finite-size scaling predicts. Configurations must be "
+        "square and periodic; open boundaries are not what it was trained on."
+    ),
+    "rbm": (
+        "One machine per temperature and lattice size (L = 8, periodic, J = 1, zero field); it does not "
+        "interpolate in temperature. Samples come from block Gibbs chains, which mix slowly between the two "
+        "magnetised states at low temperature; fluctuation observables (specific heat, susceptibility) are "
+        "harder to reproduce than means, especially near T_c, as the table above shows. AIS gives a stochastic "
+        "lower bound on log Z, so the reported log-likelihood can be optimistic if the chains do not mix."
     ),
 }
 

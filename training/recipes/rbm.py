@@ -3,7 +3,7 @@
 Torlai & Melko (2016) train a restricted Boltzmann machine on Monte Carlo
 snapshots of the L = 8 Ising model at one temperature and compare the
 thermodynamics of configurations sampled from the machine with Monte Carlo.
-Here each preset is trained with persistent contrastive divergence on
+Here each preset is trained with contrastive divergence (CD-10) on
 configurations from seed 1 and judged on seeds training never used: the RBM's
 samples (block Gibbs chains from noise) against a fresh Monte Carlo data set
 at the same temperature, and the log-likelihood of the held-out Monte Carlo
@@ -36,7 +36,7 @@ class RBMRecipe:
         preset, temperature: the preset and the temperature of its data (J / k_B).
         L: lattice size.
         n_train: Monte Carlo configurations for training.
-        epochs, batch_size, learning_rate: Adam on the PCD gradient, with cosine decay.
+        epochs, batch_size, learning_rate: Adam on the CD gradient (the model's cd_steps and persistent settings), cosine decay.
         n_evaluation: held-out Monte Carlo configurations (reference observables, log-likelihood).
         rbm_samples, gibbs_steps: configurations drawn from the trained RBM and Gibbs steps per chain.
         ais_runs, ais_betas: annealed importance sampling for log Z.
@@ -48,7 +48,7 @@ class RBMRecipe:
     n_train: int = 50000
     epochs: int = 60
     batch_size: int = 100
-    learning_rate: float = 3e-3
+    learning_rate: float = 2e-3
     final_learning_rate: float = 1e-4
     n_evaluation: int = 20000
     rbm_samples: int = 20000
@@ -138,7 +138,7 @@ def train_model(recipe, model, spins, epochs, workdir, verbose=2) -> dict:
 
 def train_and_evaluate(recipe: RBMRecipe, workdir, epochs: int | None = None, verbose: int = 2,
                        strategy: str = "cpu", precision: str = "float32") -> dict:
-    """Simulate, train with PCD (resumable), compare with held-out Monte Carlo and write ``workdir/artifact``."""
+    """Simulate, train with contrastive divergence (resumable), compare with held-out Monte Carlo and write ``workdir/artifact``."""
     if strategy not in ("cpu", "auto") or precision != "float32":
         raise ValueError("RBM presets train with strategy 'cpu' or 'auto' in float32 (minutes on 2 cores).")
     workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs

@@ -247,7 +247,7 @@ def _preset(temperature: float) -> PresetSpec:
         name=f"rbm-ising-L8-T{temperature:g}",
         family="rbm",
         model_class=IsingRBM,
-        config=dict(L=8, hidden_units=64, cd_steps=10, persistent=True, persistent_chains=100,
+        config=dict(L=8, hidden_units=64, cd_steps=10, persistent=False, persistent_chains=100,
                     sample_steps=1000, temperature=temperature),
         recipe=f"{_RECIPES}:recipe_T{str(temperature).replace('.', '_')}",
         summary=f"RBM of the 8 x 8 Ising model at T = {temperature:g}: 64 visible, 64 hidden units; sample() draws spins.",
