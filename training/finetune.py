@@ -61,7 +61,9 @@ def _feed(model, inputs):
 
 
 def loss_for(model):
-    """The recipes' loss: wrapped angle error for models whose outputs are angles, else MSE."""
+    """The recipes' loss: the model's own ``training_loss``, wrapped angle error for angles, else MSE."""
+    if getattr(model, "training_loss", None):
+        return model.training_loss
     if getattr(model, "wrap_angles", False):
         from training.recipes.scinet import wrapped_angle_mse
 
@@ -99,6 +101,12 @@ def finetune(name: str, data, out, epochs: int = 10, batch_size: int = 256, lear
     """
     keras.utils.set_random_seed(seed)
     model = zoo.load(name)
+    if getattr(model, "unsupervised", False):
+        raise ValueError(
+            f"{name} is trained without targets (contrastive divergence), so `zoo finetune` does not apply. "
+            f"Continue its training in Python: model = zoo.load({name!r}); model.compile(optimizer=keras.optimizers."
+            "Adam(1e-4)); model.fit(spins, epochs=..., batch_size=100)."
+        )
     inputs, target = read_data(data, model)
     train, validation = _split(inputs, target, validation_fraction)
     if freeze:

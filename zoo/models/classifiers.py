@@ -110,6 +110,8 @@ class IsingPhaseClassifier(ZooModel):
     Carrasquilla & Melko, Nat. Phys. 13, 431 (2017).
     """
 
+    training_loss = "binary_crossentropy"
+
     def __init__(self, filters=(16, 16, 16), kernel_size: int = 3, dense_units: int = 32,
                  output_name: str = "p_ordered", example_size: int = 16, **kwargs):
         super().__init__(**kwargs)
@@ -126,6 +128,16 @@ class IsingPhaseClassifier(ZooModel):
     @property
     def input_specs(self) -> dict:
         return {"spins": (None, None)}
+
+    @property
+    def encoder_layers(self) -> list:
+        """The feature extractor (fine-tuning can freeze it)."""
+        return list(self.convolutions)
+
+    @property
+    def decoder_layers(self) -> list:
+        """The head on the pooled features (fine-tuning can re-initialise it)."""
+        return [self.hidden, self.logit]
 
     def example_inputs(self, batch_size: int = 2) -> dict:
         rng = np.random.default_rng(0)

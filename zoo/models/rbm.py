@@ -67,6 +67,8 @@ class IsingRBM(ZooModel):
     Torlai & Melko, Phys. Rev. B 94, 165134 (2016).
     """
 
+    unsupervised = True  # trained on configurations alone, by its own CD train_step
+
     def __init__(self, L: int = 8, hidden_units: int = 64, cd_steps: int = 10, persistent: bool = True,
                  persistent_chains: int = 100, sample_steps: int = 1000, temperature: float | None = None,
                  output_name: str = "free_energy", seed: int = 0, **kwargs):
