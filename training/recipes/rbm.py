@@ -36,7 +36,8 @@ class RBMRecipe:
         preset, temperature: the preset and the temperature of its data (J / k_B).
         L: lattice size.
         n_train: Monte Carlo configurations for training.
-        epochs, batch_size, learning_rate: Adam on the CD gradient (the model's cd_steps and persistent settings), cosine decay.
+        epochs, batch_size, learning_rate: Adam on the CD gradient, cosine decay to final_learning_rate.
+        cd_steps, persistent: Gibbs steps of the negative phase, and whether its chains persist (PCD).
         n_evaluation: held-out Monte Carlo configurations (reference observables, log-likelihood).
         rbm_samples, gibbs_steps: configurations drawn from the trained RBM and Gibbs steps per chain.
         ais_runs, ais_betas: annealed importance sampling for log Z.
@@ -47,6 +48,8 @@ class RBMRecipe:
     L: int = 8
     n_train: int = 50000
     epochs: int = 60
+    cd_steps: int = 10
+    persistent: bool = False
     batch_size: int = 100
     learning_rate: float = 2e-3
     final_learning_rate: float = 1e-4
@@ -144,7 +147,7 @@ def train_and_evaluate(recipe: RBMRecipe, workdir, epochs: int | None = None, ve
     workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
     train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
     keras.utils.set_random_seed(recipe.train_seed)
-    model = zoo.load(recipe.preset, pretrained=False)
+    model = zoo.load(recipe.preset, pretrained=False, cd_steps=recipe.cd_steps, persistent=recipe.persistent)
     spins = train_data.spins[np.random.default_rng(recipe.train_seed).permutation(recipe.n_train)].astype("float32")
     history = train_model(recipe, model, spins, epochs, workdir, verbose)
 

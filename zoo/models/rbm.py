@@ -166,7 +166,7 @@ class IsingRBM(ZooModel):
             state = self.seed_generator.state
             state.assign(np.array([int(seed), 0], dtype=state.dtype.name if hasattr(state.dtype, "name") else state.dtype))
         if self._compiled_sampler is None:
-            self._compiled_sampler = tf.function(self.gibbs_chain, reduce_retracing=True)
+            self._compiled_sampler = tf.function(self.gibbs_chain, reduce_retracing=True, autograph=False)
         start = self._bernoulli(ops.full((int(n), self.visible_units), 0.5))
         v = np.asarray(self._compiled_sampler(start, tf.constant(int(steps))))
         return (2 * v - 1).astype(np.int8).reshape(-1, self.L, self.L)
