@@ -20,6 +20,12 @@ INTENDED_USE = {
         "The models are trained on idealised, noise-free (or lightly noised) simulations in the parameter "
         "ranges below; outside those ranges predictions are extrapolations."
     ),
+    "siamese": (
+        "Reproducing the siamese-network experiments of Wetzel et al.: deciding whether two points are related "
+        "by a symmetry (Lorentz transformations) or lie on the same trajectory (Kepler orbits), and reading "
+        "the invariant or conserved quantity off the embedding `model.embed(x)` with the polynomial read-out of "
+        "`training.evaluation.readout`. Inputs should come from the parameter ranges below."
+    ),
 }
 
 LIMITATIONS = {
@@ -27,6 +33,13 @@ LIMITATIONS = {
         "Trained on simulations of idealised systems; no measurement noise beyond what the simulator documents. "
         "The latent interpretation (which latent carries which parameter) holds up to invertible smooth maps, "
         "as the fits above quantify."
+    ),
+    "siamese": (
+        "The embedding is a monotonic function of the invariant only on the training distribution: outside "
+        "the parameter ranges below (larger boosts, unbound or other-energy orbits, fields with another "
+        "E^2 - B^2) it is an extrapolation. Each preset learns the one invariant that decides in its data set "
+        "(the Kepler presets fix E or L_z, the field preset fixes E^2 - B^2); pairs whose invariants differ by "
+        "less than the network's resolution are misclassified, which bounds the pair accuracy."
     ),
 }
 
