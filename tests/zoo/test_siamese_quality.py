@@ -4,7 +4,7 @@ import pytest
 
 import zoo
 from training.recipes import siamese as recipes
-from zoo import artifacts
+from zoo import artifacts, cards
 from zoo.cli import recipe_of
 
 SEED = 31337
@@ -45,7 +45,7 @@ def test_readout_finds_the_invariants_terms(evaluated):
         assert sorted(fitted.dominant_terms()) == sorted(recipe.expected_terms), fitted.formula
         assert sorted(fitted.dominant_terms()) == sorted(t for t, c in zip(metadata["readout"]["terms"], metadata["readout"]["coefficients"]) if abs(c) >= 0.1)
     assert metrics[f"readout_r2_vs_{recipe.invariant}"] > 0.95
-    assert metadata["readout"]["formula"] in (zoo.cards.render_card(name) if hasattr(zoo, "cards") else __import__("zoo.cards").cards.render_card(name))
+    assert metadata["readout"]["formula"] in cards.render_card(name)
 
 
 def test_embedding_is_invariant_under_the_symmetry(evaluated):

@@ -112,7 +112,7 @@ def minkowski_recipe() -> SiameseRecipe:
 def em_field_recipe() -> SiameseRecipe:
     return SiameseRecipe(
         "siamese-em-field", "lorentz", "e_dot_b", ("E_x*B_x", "E_y*B_y", "E_z*B_z"), PAPER_ACCURACY["em_field"],
-        n_train=300_000, task_options={"kind": "fields", "e2_minus_b2_value": 0.5},
+        n_train=300_000, epochs=60, task_options={"kind": "fields", "e2_minus_b2_value": 0.5},
     )
 
 

@@ -208,7 +208,7 @@ def _pair_inputs(description):
     )
 
 
-_SAME = (TensorSpec("same", (None, 1), "probability that the two inputs are related (same orbit / same event or field)"),)
+_SAME = (TensorSpec("same", (None, 1), "probability that the two inputs are related: on the same orbit (Kepler), or Lorentz transforms of each other (events, fields)"),)
 
 PRESETS = (
     PresetSpec(
@@ -228,7 +228,7 @@ PRESETS = (
         model_class=SiameseNet,
         config=dict(input_size=4, embedding_size=1, units=[64, 64], forbid_origin=True, coordinate_names=list(_KEPLER)),
         recipe=f"{_RECIPES}:kepler_energy_recipe",
-        summary="Kepler orbits at fixed L_z = 1: are two phase-space points on the same orbit? The embedding is the energy.",
+        summary="Kepler orbits at fixed L_z = 1: are two phase-space points on the same orbit, up to a rotation? The embedding is the energy.",
         inputs=_pair_inputs((_KEPLER, "(x, y, v_x, v_y) in units G M = 1, a point of a bound orbit with L_z = 1, (x, y) != 0")),
         outputs=_SAME,
         paper=PAPER,
@@ -248,7 +248,7 @@ PRESETS = (
         name="siamese-em-field",
         family="siamese",
         model_class=SiameseNet,
-        config=dict(input_size=6, embedding_size=1, units=[64, 64], coordinate_names=list(_FIELD)),
+        config=dict(input_size=6, embedding_size=1, units=[128, 128], coordinate_names=list(_FIELD)),
         recipe=f"{_RECIPES}:em_field_recipe",
         summary="Electromagnetic fields at fixed E^2 - B^2: are two (E, B) related by a Lorentz transformation? The embedding is E.B.",
         inputs=_pair_inputs((_FIELD, "a field (E_x, E_y, E_z, B_x, B_y, B_z), c = 1, with E^2 - B^2 = 0.5 in training")),
