@@ -3,7 +3,8 @@
 Each export has named signatures whose tensors carry the preset's public
 names (``initial_angles`` -> ``angles``): ``serving_default`` answers the
 preset's main question, and SciNet presets add ``encode`` (observation ->
-``latent_means``). ``DIR/models.config`` lists every exported model for
+``latent_means``); siamese presets add ``embed`` (one point ``x`` ->
+``embedding``) and the same map as ``encode`` (``x`` -> ``latent_means``). ``DIR/models.config`` lists every exported model for
 ``tensorflow_model_server --model_config_file``.
 """
 from __future__ import annotations
@@ -41,6 +42,17 @@ def signatures(model) -> dict:
             return {"latent_means": model._latent_distribution(x)[0]}
 
         endpoints["encode"] = (encode, [_spec(observation, model.input_specs[observation])])
+    elif hasattr(model, "embed_tensor"):  # siamese presets: one point -> its embedding, under both names
+        point_spec = [_spec(model.observation_name, (model.input_size,))]
+
+        def encode_point(x):
+            return {"latent_means": model.embed_tensor(x)}
+
+        def embed(x):
+            return {"embedding": model.embed_tensor(x)}
+
+        endpoints["encode"] = (encode_point, point_spec)
+        endpoints["embed"] = (embed, point_spec)
     return endpoints
 
 

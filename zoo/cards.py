@@ -32,6 +32,12 @@ INTENDED_USE = {
         "thermodynamic observables with Monte Carlo, or start from these weights to study how RBMs represent "
         "critical fluctuations."
     ),
+    "siamese": (
+        "Reproducing the siamese-network experiments of Wetzel et al.: deciding whether two points are related "
+        "by a symmetry (Lorentz transformations) or lie on the same trajectory (Kepler orbits), and reading "
+        "the invariant or conserved quantity off the embedding `model.embed(x)` with the polynomial read-out of "
+        "`training.evaluation.readout`. Inputs should come from the parameter ranges below."
+    ),
 }
 
 LIMITATIONS = {
@@ -52,6 +58,13 @@ LIMITATIONS = {
         "magnetised states at low temperature; fluctuation observables (specific heat, susceptibility) are "
         "harder to reproduce than means, especially near T_c, as the table above shows. AIS gives a stochastic "
         "lower bound on log Z, so the reported log-likelihood can be optimistic if the chains do not mix."
+    ),
+    "siamese": (
+        "The embedding is a monotonic function of the invariant only on the training distribution: outside "
+        "the parameter ranges below (larger boosts, unbound or other-energy orbits, fields with another "
+        "E^2 - B^2) it is an extrapolation. Each preset learns the one invariant that decides in its data set "
+        "(the Kepler presets fix E or L_z, the field preset fixes E^2 - B^2); pairs whose invariants differ by "
+        "less than the network's resolution are misclassified, which bounds the pair accuracy."
     ),
 }
 

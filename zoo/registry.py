@@ -12,7 +12,7 @@ import importlib
 
 from zoo.spec import PresetSpec
 
-FAMILY_MODULES = ("zoo.models.scinet", "zoo.models.classifiers", "zoo.models.rbm")
+FAMILY_MODULES = ("zoo.models.scinet", "zoo.models.classifiers", "zoo.models.rbm", "zoo.models.siamese")
 
 
 class UnknownPresetError(KeyError):

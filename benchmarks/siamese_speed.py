@@ -1,0 +1,80 @@
+"""Speed of the siamese presets: training time to the quality bar, embedding and pair throughput.
+
+Run on demand (not in CI): ``python benchmarks/siamese_speed.py [NAME ...]``.
+Every preset is measured in one process, side by side. The training time is the
+recorded wall time of the shipped model's epochs (metadata.json), i.e. the time
+to reach the quality bar on the card; throughputs are measured here. Results go
+to benchmarks/results/siamese.json and to each preset's metadata.json
+("benchmarks"), and the cards are re-rendered from it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_results  # noqa: E402
+
+import zoo  # noqa: E402
+from zoo import artifacts, cards  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "siamese.json"
+
+
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(name: str, batch: int = 1024) -> dict:
+    model = zoo.load(name)
+    metadata = artifacts.read_json(zoo.preset_folder(name) / artifacts.METADATA_FILE)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 1.0, (batch, model.input_size)).astype("float32")
+    pairs = {n: rng.uniform(0.5, 1.0, (batch, model.input_size)).astype("float32") for n in model.input_names}
+    model.embed(x)  # trace
+    model.predict(pairs, batch_size=batch, verbose=0)
+    embed_s = median_seconds(lambda: model.embed(x, batch_size=batch), 20)
+    pair_s = median_seconds(lambda: model.predict(pairs, batch_size=batch, verbose=0), 10)
+    met = all(t["met"] for t in metadata["targets"])
+    return {
+        "embed_points_per_second_batch_1024": batch / embed_s,
+        "pair_predict_pairs_per_second_batch_1024": batch / pair_s,
+        "train_seconds_to_quality_bar": metadata["training"]["train_seconds_final_model"] if met else None,
+        "train_epochs": metadata["training"]["epochs"],
+        "all_targets_met": float(met),
+        "cpu_cores": os.cpu_count(),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", default=None)
+    args = parser.parse_args(argv)
+    names = args.names or [n for n in zoo.list_models() if zoo.get_spec(n).family == "siamese" and zoo.has_weights(n)]
+    results = {"machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, shared with other jobs", "presets": {}}
+    for name in names:
+        measured = measure(name)
+        results["presets"][name] = measured
+        path = zoo.preset_folder(name) / artifacts.METADATA_FILE
+        metadata = artifacts.read_json(path)
+        metadata["benchmarks"] = dict(measured, script="benchmarks/siamese_speed.py")
+        artifacts.write_json(path, metadata)
+        cards.write_card(name)
+    write_results(RESULTS, results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Shipped siamese presets on fresh held-out pairs (seed 31337, which training never used)."""
+import numpy as np
+import pytest
+
+import zoo
+from training.recipes import siamese as recipes
+from zoo import artifacts, cards
+from zoo.cli import recipe_of
+
+SEED = 31337
+SIAMESE = [n for n in zoo.list_models() if zoo.get_spec(n).family == "siamese" and zoo.has_weights(n)]
+
+
+@pytest.fixture(scope="module", params=SIAMESE)
+def evaluated(request):
+    name = request.param
+    _, recipe = recipe_of(name)
+    model = zoo.load(name)
+    data = recipes.simulate(recipe, 3000, SEED)
+    fitted = recipes.fit_readout(recipe, model, data)
+    metadata = artifacts.read_json(zoo.preset_folder(name) / artifacts.METADATA_FILE)
+    return name, recipe, model, data, fitted, recipes.task_metrics(recipe, model, data, fitted), metadata
+
+
+def test_pair_accuracy_agrees_with_the_card(evaluated):
+    name, recipe, _, _, _, metrics, metadata = evaluated
+    assert SEED not in (recipe.train_seed, recipe.validation_seed, recipe.evaluation_seed)
+    assert metrics["pair_accuracy"] == pytest.approx(metadata["metrics"]["pair_accuracy"], abs=0.015)
+    target = next(t for t in metadata["targets"] if t["metric"] == "pair_accuracy")
+    if target["met"]:
+        assert metrics["pair_accuracy"] >= recipe.accuracy_target - 0.01
+
+
+def test_embedding_is_a_monotonic_function_of_the_invariant(evaluated):
+    name, recipe, _, _, _, metrics, metadata = evaluated
+    key = f"spearman_abs_embedding_vs_{recipe.invariant}"
+    assert metrics[key] == pytest.approx(metadata["metrics"][key], abs=0.005)
+    if next(t for t in metadata["targets"] if t["metric"] == key)["met"]:
+        assert metrics[key] >= recipe.spearman_target - 0.005
+
+
+def test_readout_finds_the_invariants_terms(evaluated):
+    name, recipe, _, _, fitted, metrics, metadata = evaluated
+    if metadata["metrics"]["readout_dominant_terms_match"] == 1.0:
+        assert sorted(fitted.dominant_terms()) == sorted(recipe.expected_terms), fitted.formula
+        assert sorted(fitted.dominant_terms()) == sorted(t for t, c in zip(metadata["readout"]["terms"], metadata["readout"]["coefficients"]) if abs(c) >= 0.1)
+    assert metrics[f"readout_r2_vs_{recipe.invariant}"] > 0.95
+    assert metadata["readout"]["formula"] in cards.render_card(name)
+
+
+def test_embedding_is_invariant_under_the_symmetry(evaluated):
+    """Related points sit much closer in the embedding than unrelated ones."""
+    _, _, model, data, _, _, _ = evaluated
+    gap = np.abs(model.embed(data.first) - model.embed(data.second))[:, 0]
+    related, unrelated = np.median(gap[data.label == 1]), np.median(gap[data.label == 0])
+    assert related < 0.05 * unrelated, (related, unrelated)
+
+
+def test_swapping_pairs_of_the_shipped_model(evaluated):
+    _, _, model, data, _, _, _ = evaluated
+    a = model.predict({"first": data.first[:500], "second": data.second[:500]}, verbose=0)
+    b = model.predict({"first": data.second[:500], "second": data.first[:500]}, verbose=0)
+    np.testing.assert_allclose(a, b, atol=1e-6)
