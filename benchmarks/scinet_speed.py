@@ -29,18 +29,13 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def random_inputs(model, batch):
-    rng = np.random.default_rng(0)
-    return {k: rng.uniform(-1, 1, v.shape).astype("float32") for k, v in model.example_inputs(batch).items()}
-
-
 def measure(name: str) -> dict:
     zoo.load(name)  # warm the file cache and Keras' first-call paths
     load_s = median_seconds(lambda: zoo.load(name), 5)
     model = zoo.load(name)
     results = {"load_seconds_median": load_s, "load_target_seconds": LOAD_TARGET_S}
     for batch in (1, 1024):
-        x = random_inputs(model, batch)
+        x = model.random_inputs(batch)
         x = next(iter(x.values())) if len(x) == 1 else x
         model.predict(x, verbose=0)  # trace
         seconds = median_seconds(lambda: model.predict(x, verbose=0, batch_size=batch), 10 if batch == 1 else 5)
@@ -53,9 +48,9 @@ def measure(name: str) -> dict:
 
 
 def training_throughput(model, batch=256, steps=30) -> float:
-    x = random_inputs(model, batch * steps)
+    x = model.random_inputs(batch * steps)
     x = next(iter(x.values())) if len(x) == 1 else x
-    y = np.asarray(model(random_inputs(model, batch * steps)))
+    y = np.asarray(model(model.random_inputs(batch * steps)))
     model.compile(optimizer="adam", loss="mse")
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # trace
     start = time.perf_counter()

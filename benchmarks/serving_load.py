@@ -45,7 +45,7 @@ PRESETS = [n for n in zoo.list_models() if zoo.has_weights(n)]
 
 def request_body(name) -> bytes:
     model = zoo.load(name)
-    x = {k: np.random.default_rng(0).uniform(-1, 1, v.shape).tolist() for k, v in model.example_inputs(1).items()}
+    x = {k: v.tolist() for k, v in model.random_inputs(1).items()}
     return json.dumps({"inputs": x}).encode()
 
 

@@ -14,12 +14,14 @@ def test_export_round_trip(name, tmp_path):
     path = export.export_preset(name, tmp_path)
     assert path == tmp_path / name / "1" and (path / "saved_model.pb").exists()
     model = zoo.load(name)
-    rng = np.random.default_rng(0)
-    inputs = {k: rng.uniform(-1, 1, v.shape).astype("float32") for k, v in model.example_inputs(5).items()}
+    inputs = model.random_inputs(5)
     loaded = tf.saved_model.load(str(path))
     served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
     expected = model.predict(inputs if len(inputs) > 1 else next(iter(inputs.values())), verbose=0)
     np.testing.assert_allclose(served[model.output_name].numpy(), expected, atol=1e-5)
+    if not hasattr(model, "encode"):
+        assert list(loaded.signatures) == ["serving_default"]
+        return
     obs = inputs[model.observation_name]
     latents = loaded.signatures["encode"](**{model.observation_name: tf.constant(obs)})["latent_means"]
     np.testing.assert_allclose(latents.numpy(), model.encode(obs), atol=1e-5)

@@ -47,7 +47,7 @@ class RBMRecipe:
     temperature: float
     L: int = 8
     n_train: int = 50000
-    epochs: int = 60
+    epochs: int = 120
     cd_steps: int = 10
     persistent: bool = False
     batch_size: int = 100

@@ -23,6 +23,11 @@ class ZooModel(keras.Model):
         """Zeros with the right shapes: build the model or trace a signature."""
         return {n: np.zeros((batch_size, *s), "float32") for n, s in self.input_specs.items()}
 
+    def random_inputs(self, batch_size: int = 2, seed: int = 0) -> dict:
+        """Valid random inputs (uniform in [-1, 1] unless the family needs otherwise): tests and benchmarks."""
+        rng = np.random.default_rng(seed)
+        return {n: rng.uniform(-1, 1, v.shape).astype("float32") for n, v in self.example_inputs(batch_size).items()}
+
     def validate_inputs(self, inputs):
         """Checked float32 numpy inputs: one array for one input, else a dict."""
         arrays = check_inputs(inputs, self.input_specs)

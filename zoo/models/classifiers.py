@@ -144,6 +144,11 @@ class IsingPhaseClassifier(ZooModel):
         spins = np.where(rng.random((batch_size, self.example_size, self.example_size)) < 0.5, -1.0, 1.0)
         return {"spins": spins.astype("float32")}
 
+    def random_inputs(self, batch_size: int = 2, seed: int = 0) -> dict:
+        """Random spin configurations +-1 (infinite temperature)."""
+        spins = np.random.default_rng(seed).random(self.example_inputs(batch_size)["spins"].shape) < 0.5
+        return {"spins": np.where(spins, 1.0, -1.0).astype("float32")}
+
     def validate_inputs(self, inputs):
         spins = inputs["spins"] if isinstance(inputs, dict) else inputs
         return as_plus_minus_one(spins, "spins", self.kernel_size)

@@ -99,6 +99,11 @@ class IsingRBM(ZooModel):
         rng = np.random.default_rng(0)
         return {"spins": np.where(rng.random((batch_size, self.L, self.L)) < 0.5, -1.0, 1.0).astype("float32")}
 
+    def random_inputs(self, batch_size: int = 2, seed: int = 0) -> dict:
+        """Random spin configurations +-1 (infinite temperature)."""
+        spins = np.random.default_rng(seed).random(self.example_inputs(batch_size)["spins"].shape) < 0.5
+        return {"spins": np.where(spins, 1.0, -1.0).astype("float32")}
+
     def validate_inputs(self, inputs):
         spins = inputs["spins"] if isinstance(inputs, dict) else inputs
         spins = as_plus_minus_one(spins, "spins")
