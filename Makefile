@@ -26,9 +26,12 @@ test: $(BIN)/python
 
 cards: install
 	$(BIN)/python -m zoo card
+	$(BIN)/python -m training.recipes.rbm model_cards/rbm-ising-L8-observables.png
 
 benchmarks: install
 	$(BIN)/python benchmarks/scinet_speed.py
 	$(BIN)/python benchmarks/finetune_steps.py
 	$(BIN)/python benchmarks/training_scaling.py
 	$(BIN)/python benchmarks/serving_load.py
+	$(BIN)/python benchmarks/ising_speed.py
+	$(BIN)/python benchmarks/siamese_speed.py

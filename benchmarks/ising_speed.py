@@ -8,7 +8,6 @@ Ising presets' metadata.json (their cards are re-rendered).
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 
@@ -20,18 +19,9 @@ from training.simulators import ising
 from zoo import artifacts, cards
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import write_results  # noqa: E402
+from common import median_seconds, write_results  # noqa: E402
 
 AIM_ATTEMPTS_PER_SECOND = 1e8
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def metropolis_throughput(L=32, chains=1024, sweeps=20) -> dict:

@@ -9,24 +9,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import numpy as np
 
 import zoo
+from common import median_seconds
 from zoo import artifacts, cards
 
 LOAD_TARGET_S = 0.5
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(name: str) -> dict:

@@ -12,29 +12,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import median_seconds, write_results  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo import artifacts, cards  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "siamese.json"
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(name: str, batch: int = 1024) -> dict:

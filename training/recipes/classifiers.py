@@ -39,7 +39,7 @@ class IsingCNNRecipe:
         L: lattice size of the training data.
         temperatures: the training (and accuracy) temperature grid.
         n_train, n_validation: configurations, spread evenly over the grid.
-        epochs, batch_size, learning_rate: Adam on the binary cross-entropy.
+        epochs, batch_size, learning_rate, final_learning_rate: Adam on the binary cross-entropy, cosine decay.
         n_evaluation: configurations of the held-out accuracy set.
         crossing_temperatures: fine grid across T_c for the crossing.
         crossing_sizes, crossing_samples: lattice sizes and configurations per temperature.
@@ -56,6 +56,7 @@ class IsingCNNRecipe:
     epochs: int = 12
     batch_size: int = 128
     learning_rate: float = 1e-3
+    final_learning_rate: float = 1e-5
     n_evaluation: int = 5200
     crossing_temperatures: tuple = tuple(np.round(np.arange(2.0, 2.601, 0.02), 4))
     crossing_sizes: tuple = (16, 32, 64)
@@ -167,9 +168,8 @@ def build_model(recipe, **overrides):
 
 
 def train_model(recipe, model, train, validation, epochs, workdir, verbose=2) -> dict:
-    steps = epochs * (len(train[1]) // recipe.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, max(steps, 1), alpha=0.01)
-    optimizer = keras.optimizers.Adam(schedule)
+    optimizer = common.cosine_adam(recipe.learning_rate, recipe.final_learning_rate,
+                                   epochs * (len(train[1]) // recipe.batch_size))
     return loop.fit_resumable(model, optimizer, "binary_crossentropy", train, validation, epochs,
                               recipe.batch_size, workdir, verbose=verbose)
 

@@ -66,6 +66,12 @@ def run_metadata(recipe, metrics: dict, targets, history: dict, data: dict, **ex
     }
 
 
+def cosine_adam(learning_rate: float, final_learning_rate: float, steps: int, clipnorm: float | None = None):
+    """Adam whose learning rate decays along a cosine from ``learning_rate`` to ``final_learning_rate`` over ``steps``."""
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps), alpha=final_learning_rate / learning_rate)
+    return keras.optimizers.Adam(schedule, clipnorm=clipnorm)
+
+
 def render_to_png(draw, *args, panels: int = 2, size=(9, 3.6)) -> bytes:
     """Call ``draw(axes, *args)`` on ``panels`` side-by-side axes and return the PNG bytes."""
     import matplotlib

@@ -132,10 +132,9 @@ def base_visible_bias(spins) -> np.ndarray:
 # ----------------------------------------------------------------------------- training
 
 def train_model(recipe, model, spins, epochs, workdir, verbose=2) -> dict:
-    steps = max(1, epochs * (len(spins) // recipe.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps,
-                                                      alpha=recipe.final_learning_rate / recipe.learning_rate)
-    return loop.fit_resumable(model, keras.optimizers.Adam(schedule), None, (spins, None), None, epochs,
+    optimizer = common.cosine_adam(recipe.learning_rate, recipe.final_learning_rate,
+                                   epochs * (len(spins) // recipe.batch_size))
+    return loop.fit_resumable(model, optimizer, None, (spins, None), None, epochs,
                               recipe.batch_size, workdir, verbose=verbose)
 
 
@@ -209,3 +208,38 @@ def render_figure(recipe, model, data, scan=None) -> bytes:
     """Figure of ``zoo evaluate``: energy and |m| histograms of RBM samples against Monte Carlo."""
     drawn = model.sample(len(data.spins), gibbs_steps=recipe.gibbs_steps, seed=int(data.diagnostics["seed"]))
     return common.render_to_png(draw_histograms, drawn, data.spins, recipe)
+
+
+# ----------------------------------------------------------------------------- all presets side by side
+
+def draw_observables_against_temperature(axes, metadata_by_temperature: dict) -> None:
+    temperatures = sorted(metadata_by_temperature)
+    for axis, key in zip(axes, OBSERVABLES):
+        for source, marker in (("monte_carlo", "o"), ("rbm", "s")):
+            values = [metadata_by_temperature[t]["metrics"][f"{key}_{source}"] for t in temperatures]
+            errors = [metadata_by_temperature[t]["metrics"][f"{key}_{source}_error"] for t in temperatures]
+            axis.errorbar(temperatures, values, errors, fmt=marker, ms=4, capsize=2,
+                          label="Monte Carlo (held out)" if source == "monte_carlo" else "RBM samples")
+        axis.axvline(ising.T_CRITICAL, color="k", ls="--", lw=0.8)
+        axis.set(xlabel="T", title=key.replace("_", " "))
+    axes[0].legend(fontsize=7)
+
+
+def observables_figure() -> bytes:
+    """Observables of every shipped RBM preset against T, next to Monte Carlo, from their metadata.json."""
+    from zoo import artifacts
+
+    shipped = [n for n in zoo.list_models() if n.startswith("rbm-ising-L8-T") and zoo.has_weights(n)]
+    by_temperature = {}
+    for name in shipped:
+        metadata = artifacts.read_json(zoo.preset_folder(name) / artifacts.METADATA_FILE)
+        by_temperature[metadata["data"]["options"]["temperature"]] = metadata
+    return common.render_to_png(draw_observables_against_temperature, by_temperature, panels=4, size=(13, 3.2))
+
+
+if __name__ == "__main__":
+    import sys
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "model_cards/rbm-ising-L8-observables.png")
+    out.write_bytes(observables_figure())
+    print(f"Figure written to {out}")

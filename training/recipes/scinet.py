@@ -183,10 +183,7 @@ def build_model(recipe, **overrides):
 
 def make_optimizer(recipe, steps: int):
     """Adam with a cosine decay from the recipe's learning rate to its final one over ``steps``."""
-    schedule = keras.optimizers.schedules.CosineDecay(
-        recipe.learning_rate, max(1, steps), alpha=recipe.final_learning_rate / recipe.learning_rate
-    )
-    return keras.optimizers.Adam(schedule, clipnorm=1.0)
+    return common.cosine_adam(recipe.learning_rate, recipe.final_learning_rate, steps, clipnorm=1.0)
 
 
 def per_example_loss(recipe):

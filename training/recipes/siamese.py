@@ -11,18 +11,15 @@ and writes a complete preset folder to ``workdir/artifact``.
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import zoo
 import zoo.artifacts
 from training import loop
+from training.recipes import common
 from training.evaluation import readout
 from training.simulators import lorentz, orbits
 
@@ -170,12 +167,7 @@ def quality_targets(recipe, metrics: dict) -> list:
         (f"spearman_abs_embedding_vs_{recipe.invariant}", ">=", recipe.spearman_target),
         ("readout_dominant_terms_match", "==", 1.0),
     ]
-    compare = {">=": lambda a, b: a >= b, "==": lambda a, b: a == b}
-    return [
-        {"metric": m, "comparison": op, "target": t, "measured": metrics.get(m),
-         "met": bool(m in metrics and compare[op](metrics[m], t))}
-        for m, op, t in targets
-    ]
+    return common.check_targets(targets, metrics)
 
 
 def accuracy_section(recipe, metrics: dict) -> dict:
@@ -217,10 +209,7 @@ def build_model(recipe, **overrides):
 
 
 def make_optimizer(recipe, steps: int):
-    schedule = keras.optimizers.schedules.CosineDecay(
-        recipe.learning_rate, max(1, steps), alpha=recipe.final_learning_rate / recipe.learning_rate
-    )
-    return keras.optimizers.Adam(schedule, clipnorm=1.0)
+    return common.cosine_adam(recipe.learning_rate, recipe.final_learning_rate, steps, clipnorm=1.0)
 
 
 class EmbeddingDistances(keras.Model):
@@ -356,8 +345,6 @@ def train_and_evaluate(recipe: SiameseRecipe, workdir, epochs: int | None = None
 
 
 def describe_run(recipe, model, epochs, history, metrics) -> dict:
-    import platform
-
     spec = zoo.get_spec(recipe.preset)
     simulator = SIMULATORS[recipe.task]
     return {
@@ -366,7 +353,7 @@ def describe_run(recipe, model, epochs, history, metrics) -> dict:
         "zoo_version": zoo.__version__,
         "metrics": metrics,
         "targets": quality_targets(recipe, metrics),
-        "recipe": {"function": spec.recipe, "hyperparameters": _jsonable(dataclasses.asdict(recipe)) | {"epochs": epochs}},
+        "recipe": {"function": spec.recipe, "hyperparameters": common.jsonable(dataclasses.asdict(recipe)) | {"epochs": epochs}},
         "data": {
             "simulator": simulator.__name__,
             "parameter_ranges": simulator.PARAMETER_RANGES,
@@ -375,28 +362,19 @@ def describe_run(recipe, model, epochs, history, metrics) -> dict:
             "evaluation_seed": recipe.evaluation_seed,
             "n_train": recipe.n_train,
             "n_evaluation": recipe.n_evaluation,
-            "options": _jsonable(recipe.task_options),
+            "options": common.jsonable(recipe.task_options),
         },
         "training": {
             "epochs": len(history.get("loss", [])),
             "final_loss": history.get("loss", [None])[-1],
             "final_val_loss": history.get("val_loss", [None])[-1],
             "train_seconds_final_model": float(sum(history.get("epoch_seconds", []))),
-            "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
+            "machine": common.machine(),
             "strategy": "cpu",
             "precision": "float32",
         },
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-        },
+        "versions": common.versions(),
     }
-
-
-def _jsonable(value):
-    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
 
 
 # --------------------------------------------------------------------------
@@ -405,15 +383,13 @@ def _jsonable(value):
 
 def render_figure(recipe, model, data, scan=None) -> bytes:
     """Embedding against the true invariant, and P(same) of positive and negative held-out pairs (PNG)."""
-    import matplotlib
+    return common.render_to_png(_draw, recipe, model, data)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def _draw(axes, recipe, model, data) -> None:
     points, invariant = points_and_invariant(recipe, data, 3000)
     embedding = model.embed(points)[:, 0]
     probability = np.asarray(model.predict(pair_inputs(model, data), batch_size=4096, verbose=0))[:, 0]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=80)
     axes[0].scatter(invariant, embedding, s=2, alpha=0.5)
     axes[0].set(xlabel=f"true {INVARIANT_FORMULAS[recipe.invariant]}", ylabel="embedding f(x)",
                 title=f"Spearman rho = {readout.spearman(embedding, invariant):+.4f}")
@@ -422,8 +398,3 @@ def render_figure(recipe, model, data, scan=None) -> bytes:
     axes[1].hist(probability[data.label < 0.5], bins=bins, alpha=0.6, label="unrelated pairs")
     axes[1].set(xlabel="P(same)", ylabel="pairs", yscale="log", title="held-out pairs")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
