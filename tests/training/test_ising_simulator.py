@@ -40,7 +40,7 @@ def test_monte_carlo_matches_exact_enumeration(L, temperature):
     exact = ising.exact_enumeration(L, temperature)
     data = ising.simulate(6000, seed=11, L=L, temperatures=[temperature])
     measured = ising.observables(data.spins, temperature)
-    for key in exact:
+    for key in measured:
         _agree(measured[key], exact[key])
 
 
@@ -97,3 +97,9 @@ def test_simulate_rejects_bad_arguments(kwargs, message):
     args = dict(n=8, seed=0, L=4, temperatures=[2.0]) | kwargs
     with pytest.raises(ValueError, match=message):
         ising.simulate(**args)
+
+
+def test_entropy_by_thermodynamic_integration_matches_exact_enumeration():
+    exact = ising.exact_enumeration(4, 2.5)["entropy"]
+    assert ising.entropy_per_spin(4, 2.5, seed=8, points=21, samples=400) == pytest.approx(exact, abs=0.01)
+    assert 0 < exact < np.log(2)
