@@ -101,5 +101,6 @@ def test_simulate_rejects_bad_arguments(kwargs, message):
 
 def test_entropy_by_thermodynamic_integration_matches_exact_enumeration():
     exact = ising.exact_enumeration(4, 2.5)["entropy"]
-    assert ising.entropy_per_spin(4, 2.5, seed=8, points=21, samples=400) == pytest.approx(exact, abs=0.01)
+    value, error = ising.entropy_per_spin(4, 2.5, seed=8, points=21, samples=400)
+    assert 0 < error < 0.03 and abs(value - exact) < 4 * error + 1e-3, (value, error, exact)
     assert 0 < exact < np.log(2)
