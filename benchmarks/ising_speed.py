@@ -50,8 +50,9 @@ def metropolis_throughput(L=32, chains=1024, sweeps=20) -> dict:
 def wolff_throughput(L=32, chains=1024) -> dict:
     temperatures = np.full(chains, ising.T_CRITICAL)
     rng = np.random.default_rng(1)
-    spins = ising.initial_spins(temperatures, L, rng)
-    for _ in range(20):
+    spins, groups = ising.initial_spins(temperatures, L, rng), ising.sublattices(L)
+    for _ in range(100):  # equilibrate at T_c first: the cluster size depends on the state
+        ising.metropolis_sweep(spins, temperatures, rng, groups)
         ising.wolff_update(spins, temperatures, rng)
     sizes = []
     seconds = median_seconds(lambda: sizes.append(ising.wolff_update(spins, temperatures, rng).mean()), 5)
