@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -44,7 +45,9 @@ def restore_checkpoint(workdir, model, optimizer):
     if not (folder / "progress.json").exists():
         return 0, {}
     progress = json.loads((folder / "progress.json").read_text())
-    model.load_weights(folder / "model.weights.h5")
+    with warnings.catch_warnings():  # the optimizer's state comes from optimizer.npz just below
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(folder / "model.weights.h5")
     optimizer.build(model.trainable_variables)
     with np.load(folder / "optimizer.npz") as saved:
         values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
