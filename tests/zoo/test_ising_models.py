@@ -156,3 +156,15 @@ def test_rbm_rejects_another_lattice_size():
         rbm.predict(random_spins(2, 5), verbose=0)
     with pytest.raises(ValueError, match="must hold spins"):
         rbm.predict(np.full((2, 4, 4), 3.0), verbose=0)
+
+
+def test_gibbs_samples_follow_the_rbm_distribution():
+    """Block Gibbs sampling of a 4-unit machine reproduces p(v) = exp(-F(v)) / Z state by state."""
+    rbm = small_rbm(L=2, hidden=3, scale=1.0)
+    spins = rbm.sample(20000, gibbs_steps=50, seed=1)
+    codes = ((spins.reshape(len(spins), -1) + 1) // 2).astype(int) @ (2 ** np.arange(4))
+    empirical = np.bincount(codes, minlength=16) / len(codes)
+    states = ((np.arange(16)[:, None] >> np.arange(4)) & 1).astype("float32")
+    exact = np.exp(-np.asarray(rbm.free_energy(states), float) - rbm.log_partition_exact())
+    assert exact.sum() == pytest.approx(1.0, abs=1e-5)
+    assert 0.5 * np.abs(empirical - exact).sum() < 0.02
