@@ -12,9 +12,9 @@ def _cmd_list(args) -> int:
     from zoo.registry import list_specs
 
     specs = list_specs()
-    width = max(len(s.name) for s in specs)
+    width, family_width = max(len(s.name) for s in specs), max(len(s.family) for s in specs)
     for spec in specs:
-        print(f"{spec.name:<{width}}  {spec.family:<8}  {spec.summary}")
+        print(f"{spec.name:<{width}}  {spec.family:<{family_width}}  {spec.summary}")
     return 0
 
 
