@@ -25,12 +25,25 @@ def _spec(name, shape):
     return tf.TensorSpec((None, *shape), tf.float32, name=name)
 
 
+def checked_spins(spins, min_size: int = 1):
+    """The zoo's spin check inside the graph: square lattices of +-1, 0/1 converted; INVALID_ARGUMENT otherwise."""
+    shape = tf.shape(spins)
+    tf.debugging.assert_equal(shape[1], shape[2], message="spins must be square L x L lattices")
+    tf.debugging.assert_greater_equal(shape[1], min_size, message=f"spins need L >= {min_size}")
+    zero_one = tf.reduce_all((spins == 0.0) | (spins == 1.0))
+    plus_minus = tf.reduce_all(tf.abs(spins) == 1.0)
+    tf.debugging.Assert(zero_one | plus_minus, ["spins must be +-1 (or 0/1, converted to -1/+1)"])
+    return tf.where(zero_one & ~plus_minus, 2.0 * spins - 1.0, spins)
+
+
 def signatures(model) -> dict:
     """Signature name -> (function of named tensors, input TensorSpecs)."""
     specs = [_spec(n, s) for n, s in model.input_specs.items()]
     names = list(model.input_specs)
 
     def serving_default(*tensors):
+        if getattr(model, "spin_inputs", False):  # the lattice families validate spins as predict() does
+            tensors = [checked_spins(t, getattr(model, "kernel_size", 1)) for t in tensors]
         inputs = dict(zip(names, tensors))
         return {model.output_name: model(inputs if len(names) > 1 else tensors[0], training=False)}
 

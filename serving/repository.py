@@ -68,8 +68,20 @@ class Signature:
         return arrays
 
     def __call__(self, arrays: dict) -> dict:
-        outputs = self.function(**{k: tf.constant(v) for k, v in arrays.items()})
+        try:
+            outputs = self.function(**{k: tf.constant(v) for k, v in arrays.items()})
+        except tf.errors.InvalidArgumentError as e:  # a check inside the model's graph, as TF Serving reports it
+            raise BadRequest(_assertion_message(e.message)) from None
         return {k: v.numpy() for k, v in outputs.items()}
+
+
+def _assertion_message(text: str) -> str:
+    """The message of a failed tf.debugging assertion, without TF's graph trace."""
+    found = re.search(r"assertion failed: \[([^\]]*)\](.*)", text)
+    if not found:
+        return text.strip().splitlines()[-1][:300]
+    values = re.findall(r"\[(-?[\d.]+)\]", found.group(2))
+    return found.group(1) + (f" (received {values[0]}, expected {values[1]})" if len(values) >= 2 else "")
 
 
 @dataclasses.dataclass

@@ -111,6 +111,7 @@ class IsingPhaseClassifier(ZooModel):
     """
 
     training_loss = "binary_crossentropy"
+    spin_inputs = True  # serving exports check spins (+-1 or 0/1, square) in the graph
 
     def __init__(self, filters=(16, 16, 16), kernel_size: int = 3, dense_units: int = 32,
                  output_name: str = "p_ordered", example_size: int = 16, **kwargs):

@@ -68,6 +68,7 @@ class IsingRBM(ZooModel):
     """
 
     unsupervised = True  # trained on configurations alone, by its own CD train_step
+    spin_inputs = True  # serving exports check spins (+-1 or 0/1) in the graph
 
     def __init__(self, L: int = 8, hidden_units: int = 64, cd_steps: int = 10, persistent: bool = True,
                  persistent_chains: int = 100, sample_steps: int = 1000, temperature: float | None = None,
