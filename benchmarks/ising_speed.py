@@ -86,6 +86,15 @@ def rbm_throughput(name, n=1024, steps=1000) -> dict:
     return {"rbm_gibbs_steps_times_chains_per_second": n * steps / seconds}
 
 
+def memory(shipped) -> dict:
+    """Peak resident memory of this process (simulations, models loaded) and the shipped weight files."""
+    import resource
+
+    sizes = {f"weights_kib_{n}": (zoo.preset_folder(n) / artifacts.WEIGHTS_FILE).stat().st_size / 1024
+             for n in shipped if n == "ising-cnn" or n.endswith("T2.27")}
+    return {"process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **sizes}
+
+
 def main() -> int:
     results = {"cpu_cores": os.cpu_count()}
     results.update(metropolis_throughput())
@@ -97,6 +106,7 @@ def main() -> int:
     rbms = [n for n in shipped if n.startswith("rbm-")]
     if rbms:
         results.update(rbm_throughput(rbms[0]))
+    results.update(memory(shipped))
     write_results(os.path.join(os.path.dirname(__file__), "results", "ising.json"), results)
     for name in shipped:
         path = zoo.preset_folder(name) / artifacts.METADATA_FILE
