@@ -32,7 +32,7 @@ PAPER_TC = "2.266(2)"
 
 
 @dataclasses.dataclass(frozen=True)
-class IsingCNNRecipe:
+class IsingCNNRecipe(common.Seeds):
     """Hyperparameters of the ``ising-cnn`` preset.
 
     Attributes:
@@ -63,9 +63,6 @@ class IsingCNNRecipe:
     crossing_samples: int = 160
     far_from_tc: float = 0.3
     bootstrap: int = 200
-    train_seed: int = 1
-    validation_seed: int = 2
-    evaluation_seed: int = 1_000_003
 
 
 def ising_cnn_recipe() -> IsingCNNRecipe:
@@ -196,13 +193,9 @@ def train_and_evaluate(recipe: IsingCNNRecipe, workdir, epochs: int | None = Non
     crossing = crossing_data(recipe)
     metrics = task_metrics(recipe, model, evaluation, crossing)
     metadata = common.run_metadata(
-        dataclasses.replace(recipe, epochs=epochs), metrics, TARGETS, history,
-        data={
-            "simulator": "ising", "parameter_ranges": ising.PARAMETER_RANGES, "options": {"L": recipe.L},
-            "train_seed": recipe.train_seed, "validation_seed": recipe.validation_seed,
-            "evaluation_seed": recipe.evaluation_seed, "n_train": recipe.n_train, "n_evaluation": recipe.n_evaluation,
-            "monte_carlo": train_data.diagnostics,
-        },
+        dataclasses.replace(recipe, epochs=epochs), metrics, common.check_targets(TARGETS, metrics), history,
+        data=common.data_record(recipe, "ising", ising.PARAMETER_RANGES, {"L": recipe.L},
+                                monte_carlo=train_data.diagnostics),
         card_sections=[finite_size_section(metrics, recipe, train_data.diagnostics)],
     )
     figure = common.render_to_png(draw_crossing, model, crossing, metrics)

@@ -13,6 +13,20 @@ import tensorflow as tf
 
 import zoo
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Seeds:
+    """Simulator seeds of a recipe, shared by every family.
+
+    Training and validation data come from seeds 1 and 2; the card's numbers
+    come from ``evaluation_seed`` alone, and the tests' held-out checks from
+    31337: a model is never scored on data from a seed it was trained on.
+    """
+
+    train_seed: int = 1
+    validation_seed: int = 2
+    evaluation_seed: int = 1_000_003
+
+
 COMPARISONS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b}
 
 
@@ -39,11 +53,24 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores, {platform.machine()}"
 
 
-def run_metadata(recipe, metrics: dict, targets, history: dict, data: dict, **extra) -> dict:
+def data_record(recipe, simulator: str, parameter_ranges, options, **extra) -> dict:
+    """The "data" entry of metadata.json: simulator, ranges, options, seeds and sizes from ``recipe``."""
+    return {
+        "simulator": simulator, "parameter_ranges": parameter_ranges, "options": options,
+        "train_seed": recipe.train_seed, "validation_seed": recipe.validation_seed,
+        "evaluation_seed": recipe.evaluation_seed, "n_train": recipe.n_train, "n_evaluation": recipe.n_evaluation,
+        **extra,
+    }
+
+
+def run_metadata(recipe, metrics: dict, targets: list, history: dict, data: dict, training: dict | None = None,
+                 **extra) -> dict:
     """metadata.json of a trained preset: metrics and targets, recipe, data seeds, training record, versions.
 
-    ``recipe`` is a frozen dataclass with a ``preset`` field; ``data`` describes
-    the simulator (name, parameter ranges, seeds, sizes, options).
+    ``recipe`` is a frozen dataclass with a ``preset`` field; ``targets`` are
+    rows of :func:`check_targets`; ``data`` describes the simulator (name,
+    parameter ranges, seeds, sizes, options); ``training`` adds to the
+    training record; ``extra`` adds top-level entries.
     """
     spec = zoo.get_spec(recipe.preset)
     return {
@@ -51,7 +78,7 @@ def run_metadata(recipe, metrics: dict, targets, history: dict, data: dict, **ex
         "family": spec.family,
         "zoo_version": zoo.__version__,
         "metrics": jsonable(metrics),
-        "targets": check_targets(targets, metrics),
+        "targets": targets,
         "recipe": {"function": spec.recipe, "hyperparameters": jsonable(dataclasses.asdict(recipe))},
         "data": jsonable(data),
         "training": {
@@ -60,6 +87,7 @@ def run_metadata(recipe, metrics: dict, targets, history: dict, data: dict, **ex
             "final_val_loss": history.get("val_loss", [None])[-1],
             "train_seconds_final_model": float(sum(history.get("epoch_seconds", []))),
             "machine": machine(),
+            **(training or {}),
         },
         "versions": versions(),
         **jsonable(extra),

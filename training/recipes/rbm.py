@@ -29,7 +29,7 @@ TARGETS = (("energy_relative_error", "<=", 0.02), ("abs_magnetisation_relative_e
 
 
 @dataclasses.dataclass(frozen=True)
-class RBMRecipe:
+class RBMRecipe(common.Seeds):
     """Hyperparameters of one RBM preset.
 
     Attributes:
@@ -60,9 +60,6 @@ class RBMRecipe:
     ais_runs: int = 200
     ais_betas: int = 20000
     entropy_samples: int = 2000
-    train_seed: int = 1
-    validation_seed: int = 2
-    evaluation_seed: int = 1_000_003
 
 
 def _recipe(temperature: float) -> RBMRecipe:
@@ -164,14 +161,9 @@ def train_and_evaluate(recipe: RBMRecipe, workdir, epochs: int | None = None, ve
     metrics = compare_observables(drawn, evaluation.spins, recipe.temperature)
     metrics.update(log_likelihood_metrics(recipe, model, evaluation))
     metadata = common.run_metadata(
-        dataclasses.replace(recipe, epochs=epochs), metrics, TARGETS, history,
-        data={
-            "simulator": "ising", "parameter_ranges": ising.PARAMETER_RANGES,
-            "options": {"L": recipe.L, "temperature": recipe.temperature},
-            "train_seed": recipe.train_seed, "validation_seed": recipe.validation_seed,
-            "evaluation_seed": recipe.evaluation_seed, "n_train": recipe.n_train, "n_evaluation": recipe.n_evaluation,
-            "monte_carlo": train_data.diagnostics,
-        },
+        dataclasses.replace(recipe, epochs=epochs), metrics, common.check_targets(TARGETS, metrics), history,
+        data=common.data_record(recipe, "ising", ising.PARAMETER_RANGES,
+                                {"L": recipe.L, "temperature": recipe.temperature}, monte_carlo=train_data.diagnostics),
         card_sections=[observables_section(metrics, recipe)],
     )
     figure = common.render_to_png(draw_histograms, drawn, evaluation.spins, recipe)

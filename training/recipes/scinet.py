@@ -34,7 +34,7 @@ REFERENCE_DIR = Path(
 
 
 @dataclasses.dataclass(frozen=True)
-class SciNetRecipe:
+class SciNetRecipe(common.Seeds):
     """Hyperparameters of one SciNet preset.
 
     Attributes:
@@ -61,9 +61,6 @@ class SciNetRecipe:
     kl_warmup_epochs: int = 5
     n_validation: int = 5000
     n_evaluation: int = 20000
-    train_seed: int = 1
-    validation_seed: int = 2
-    evaluation_seed: int = 1_000_003
     latent_scan: tuple = ()
     scan_epochs: int = 0
     scan_n_train: int = 0
@@ -287,35 +284,13 @@ def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None,
 
 
 def describe_run(recipe, model, epochs, history, metrics, scan, scan_seconds) -> dict:
-    spec = zoo.get_spec(recipe.preset)
-    return {
-        "name": recipe.preset,
-        "family": spec.family,
-        "zoo_version": zoo.__version__,
-        "metrics": metrics,
-        "targets": quality_targets(recipe, metrics),
-        "latent_scan": {str(k): v for k, v in sorted(scan.items())},
-        "recipe": {"function": spec.recipe, "hyperparameters": common.jsonable(dataclasses.asdict(recipe)) | {"epochs": epochs}},
-        "data": {
-            "simulator": SIMULATORS[recipe.task].__name__,
-            "parameter_ranges": SIMULATORS[recipe.task].PARAMETER_RANGES,
-            "train_seed": recipe.train_seed,
-            "validation_seed": recipe.validation_seed,
-            "evaluation_seed": recipe.evaluation_seed,
-            "n_train": recipe.n_train,
-            "n_evaluation": recipe.n_evaluation,
-            "options": common.jsonable(recipe.task_options),
-        },
-        "training": {
-            "epochs": len(history.get("loss", [])),
-            "final_loss": history.get("loss", [None])[-1],
-            "final_val_loss": history.get("val_loss", [None])[-1],
-            "train_seconds_final_model": float(sum(history.get("epoch_seconds", []))),
-            "train_seconds_latent_scan": float(scan_seconds),
-            "machine": common.machine(),
-        },
-        "versions": common.versions(),
-    }
+    simulator = SIMULATORS[recipe.task]
+    return common.run_metadata(
+        dataclasses.replace(recipe, epochs=epochs), metrics, quality_targets(recipe, metrics), history,
+        data=common.data_record(recipe, simulator.__name__, simulator.PARAMETER_RANGES, recipe.task_options),
+        training={"train_seconds_latent_scan": float(scan_seconds)},
+        latent_scan={str(k): v for k, v in sorted(scan.items())},
+    )
 
 
 # --------------------------------------------------------------------------

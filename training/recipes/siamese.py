@@ -34,7 +34,7 @@ INVARIANT_FORMULAS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class SiameseRecipe:
+class SiameseRecipe(common.Seeds):
     """Hyperparameters of one siamese preset.
 
     Attributes:
@@ -74,9 +74,6 @@ class SiameseRecipe:
     inverse_radius: tuple | None = None
     readout_points: int = 5000
     spearman_target: float = 0.98
-    train_seed: int = 1
-    validation_seed: int = 2
-    evaluation_seed: int = 1_000_003
     task_options: dict = dataclasses.field(default_factory=dict)
     loss: str = "binary_crossentropy"
     margin: float = 1.0
@@ -345,36 +342,12 @@ def train_and_evaluate(recipe: SiameseRecipe, workdir, epochs: int | None = None
 
 
 def describe_run(recipe, model, epochs, history, metrics) -> dict:
-    spec = zoo.get_spec(recipe.preset)
     simulator = SIMULATORS[recipe.task]
-    return {
-        "name": recipe.preset,
-        "family": spec.family,
-        "zoo_version": zoo.__version__,
-        "metrics": metrics,
-        "targets": quality_targets(recipe, metrics),
-        "recipe": {"function": spec.recipe, "hyperparameters": common.jsonable(dataclasses.asdict(recipe)) | {"epochs": epochs}},
-        "data": {
-            "simulator": simulator.__name__,
-            "parameter_ranges": simulator.PARAMETER_RANGES,
-            "train_seed": recipe.train_seed,
-            "validation_seed": recipe.validation_seed,
-            "evaluation_seed": recipe.evaluation_seed,
-            "n_train": recipe.n_train,
-            "n_evaluation": recipe.n_evaluation,
-            "options": common.jsonable(recipe.task_options),
-        },
-        "training": {
-            "epochs": len(history.get("loss", [])),
-            "final_loss": history.get("loss", [None])[-1],
-            "final_val_loss": history.get("val_loss", [None])[-1],
-            "train_seconds_final_model": float(sum(history.get("epoch_seconds", []))),
-            "machine": common.machine(),
-            "strategy": "cpu",
-            "precision": "float32",
-        },
-        "versions": common.versions(),
-    }
+    return common.run_metadata(
+        dataclasses.replace(recipe, epochs=epochs), metrics, quality_targets(recipe, metrics), history,
+        data=common.data_record(recipe, simulator.__name__, simulator.PARAMETER_RANGES, recipe.task_options),
+        training={"strategy": "cpu", "precision": "float32"},
+    )
 
 
 # --------------------------------------------------------------------------
