@@ -56,6 +56,21 @@ def strategy_for(name: str = "auto") -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
+def keras_fit_strategy(name: str, family: str) -> tf.distribute.Strategy:
+    """The strategy for a recipe that trains with Keras ``fit``: cpu, auto, mirrored or tpu.
+
+    Keras 3's ``fit`` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585);
+    only the SciNet recipes have the custom loop that several machines need.
+    """
+    strategy = strategy_for(name)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ValueError(
+            f"The {family} recipes train with Keras fit, which fails under MultiWorkerMirroredStrategy "
+            "(keras-team/keras#20585); use --strategy cpu, auto, mirrored (GPUs) or tpu."
+        )
+    return strategy
+
+
 def global_batches(x, y, global_batch_size: int, steps: int, seed: int = 0) -> tf.data.Dataset:
     """``steps`` global batches drawn with a fixed seed: every worker and a single process see the same ones."""
     rng = np.random.default_rng(seed)

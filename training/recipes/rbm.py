@@ -20,7 +20,7 @@ import numpy as np
 
 import zoo
 import zoo.artifacts
-from training import loop
+from training import distribute, loop
 from training.recipes import common
 from training.simulators import ising
 
@@ -147,14 +147,16 @@ def train_model(recipe, model, spins, epochs, workdir, verbose=2) -> dict:
 def train_and_evaluate(recipe: RBMRecipe, workdir, epochs: int | None = None, verbose: int = 2,
                        strategy: str = "cpu", precision: str = "float32") -> dict:
     """Simulate, train with contrastive divergence (resumable), compare with held-out Monte Carlo and write ``workdir/artifact``."""
-    if strategy not in ("cpu", "auto") or precision != "float32":
-        raise ValueError("RBM presets train with strategy 'cpu' or 'auto' in float32 (minutes on 2 cores).")
+    if precision != "float32":
+        raise ValueError(f"RBM presets train in float32 (minutes on 2 cores); received precision={precision!r}.")
+    tf_strategy = distribute.keras_fit_strategy(strategy, "RBM")
     workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
     train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
     keras.utils.set_random_seed(recipe.train_seed)
-    model = zoo.load(recipe.preset, pretrained=False, cd_steps=recipe.cd_steps, persistent=recipe.persistent)
     spins = train_data.spins[np.random.default_rng(recipe.train_seed).permutation(recipe.n_train)].astype("float32")
-    history = train_model(recipe, model, spins, epochs, workdir, verbose)
+    with tf_strategy.scope():
+        model = zoo.load(recipe.preset, pretrained=False, cd_steps=recipe.cd_steps, persistent=recipe.persistent)
+        history = train_model(recipe, model, spins, epochs, workdir, verbose)
 
     evaluation = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
     drawn = model.sample(recipe.rbm_samples, gibbs_steps=recipe.gibbs_steps, seed=recipe.evaluation_seed)
@@ -164,6 +166,7 @@ def train_and_evaluate(recipe: RBMRecipe, workdir, epochs: int | None = None, ve
         dataclasses.replace(recipe, epochs=epochs), metrics, common.check_targets(TARGETS, metrics), history,
         data=common.data_record(recipe, "ising", ising.PARAMETER_RANGES,
                                 {"L": recipe.L, "temperature": recipe.temperature}, monte_carlo=train_data.diagnostics),
+        training={"strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync},
         card_sections=[observables_section(metrics, recipe)],
     )
     figure = common.render_to_png(draw_histograms, drawn, evaluation.spins, recipe)

@@ -18,7 +18,7 @@ import numpy as np
 
 import zoo
 import zoo.artifacts
-from training import loop
+from training import distribute, loop
 from training.recipes import common
 from training.evaluation import readout
 from training.simulators import lorentz, orbits
@@ -306,28 +306,29 @@ def train_and_evaluate(recipe: SiameseRecipe, workdir, epochs: int | None = None
                        strategy: str = "cpu", precision: str = "float32") -> dict:
     """Train ``recipe.preset`` in ``workdir`` (resuming if a checkpoint is there) and write its artifact.
 
-    Only the single-machine CPU path in float32 is supported: the models are a
-    few thousand weights and train in minutes on two cores.
+    ``strategy`` is cpu, auto, mirrored or tpu (Keras fit); the models are a few
+    thousand weights in float32 and train in minutes on two cores.
     Returns the metadata written to ``workdir/artifact/metadata.json``.
     """
-    if strategy != "cpu" or precision != "float32":
-        raise ValueError(
-            f"The siamese recipes train on one CPU in float32; received strategy={strategy!r}, precision={precision!r}."
-        )
+    if precision != "float32":
+        raise ValueError(f"The siamese recipes train in float32; received precision={precision!r}.")
+    tf_strategy = distribute.keras_fit_strategy(strategy, "siamese")
     workdir = Path(workdir)
     epochs = recipe.epochs if epochs is None else epochs
     keras.utils.set_random_seed(recipe.train_seed)
     train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
     validation_data = simulate(recipe, recipe.n_validation, recipe.validation_seed)
     evaluation_data = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
-    model = build_model(recipe)
-    train = (pair_inputs(model, train_data), train_data.label)
-    validation = (pair_inputs(model, validation_data), validation_data.label)
-    history = train_model(recipe, model, train, validation, epochs, workdir, verbose)
+    with tf_strategy.scope():
+        model = build_model(recipe)
+        train = (pair_inputs(model, train_data), train_data.label)
+        validation = (pair_inputs(model, validation_data), validation_data.label)
+        history = train_model(recipe, model, train, validation, epochs, workdir, verbose)
 
     fitted = fit_readout(recipe, model, evaluation_data)
     metrics = task_metrics(recipe, model, evaluation_data, fitted)
     metadata = describe_run(recipe, model, epochs, history, metrics)
+    metadata["training"].update(strategy=strategy, replicas=tf_strategy.num_replicas_in_sync)
     metadata["readout"] = {
         "formula": fitted.formula,
         "terms": fitted.terms,
@@ -346,7 +347,7 @@ def describe_run(recipe, model, epochs, history, metrics) -> dict:
     return common.run_metadata(
         dataclasses.replace(recipe, epochs=epochs), metrics, quality_targets(recipe, metrics), history,
         data=common.data_record(recipe, simulator.__name__, simulator.PARAMETER_RANGES, recipe.task_options),
-        training={"strategy": "cpu", "precision": "float32"},
+        training={"precision": "float32"},
     )
 
 

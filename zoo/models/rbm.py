@@ -151,9 +151,11 @@ class IsingRBM(ZooModel):
     def train_step(self, data):
         spins = data[0] if isinstance(data, tuple) else data
         v_data = self.to_visible(spins)
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync  # gradients are summed over replicas
         with tf.GradientTape() as tape:
             loss = self.contrastive_loss(v_data)
-        gradients = tape.gradient(loss, self.trainable_variables)
+            scaled = loss / replicas
+        gradients = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return {"loss": loss, "free_energy": ops.mean(self.free_energy(v_data))}
 
