@@ -51,7 +51,10 @@ LIMITATIONS = {
         "Trained on the ferromagnetic, zero-field, nearest-neighbour Ising model on L = 32 with J = 1; labels come "
         "from the exact T_c, so the network learns that model's transition and nothing else. Other lattice sizes "
         "work (global pooling) but shift the crossing, as finite-size scaling predicts. Configurations must be "
-        "square and periodic; open boundaries are not what it was trained on."
+        "square and periodic; open boundaries are not what it was trained on. The finite-size extrapolation of "
+        "T_c from this one network is biased: trained at L = 32, its crossing barely moves between L = 32 and 64, "
+        "so the 1/L fit is driven by L = 16 and lands below the exact T_c by the distance the table shows; "
+        "Carrasquilla & Melko trained one network per lattice size."
     ),
     "rbm": (
         "One machine per temperature and lattice size (L = 8, periodic, J = 1, zero field); it does not "
