@@ -80,3 +80,15 @@ def test_replacing_the_head_keeps_the_encoder_and_resets_the_decoder(data_file, 
     np.testing.assert_array_equal(child.encoder_layers[0].get_weights()[0], parent.encoder_layers[0].get_weights()[0])
     assert not np.allclose(child.decoder_layers[0].get_weights()[0], parent.decoder_layers[0].get_weights()[0])
     assert artifacts.read_json(out / "metadata.json")["finetuning"]["replaced_head"] is True
+
+
+def test_siamese_fine_tunes_with_a_frozen_embedding(tmp_path):
+    from training.simulators import orbits
+
+    pairs = orbits.simulate(64, seed=6)
+    np.savez(tmp_path / "pairs.npz", first=pairs.first, second=pairs.second, target=pairs.label[:, None])
+    before = zoo.load("siamese-kepler").embed(pairs.first[:4])
+    metadata = finetune("siamese-kepler", tmp_path / "pairs.npz", tmp_path / "tuned", epochs=1,
+                                 batch_size=16, freeze=True, verbose=0)
+    assert metadata["finetuning"]["frozen_encoder"]
+    np.testing.assert_allclose(zoo.load(str(tmp_path / "tuned")).embed(pairs.first[:4]), before, atol=1e-6)

@@ -57,3 +57,4 @@ def test_rbm_fine_tuning_explains_how_to_continue_training(tmp_path):
     with pytest.raises(ValueError, match="without targets"):
         finetune.finetune(name, tmp_path / "spins.npz", tmp_path / "out", epochs=1)
     assert not (tmp_path / "out").exists()
+

@@ -64,6 +64,8 @@ class SiameseNet(ZooModel):
         (3, 1)
     """
 
+    training_loss = "binary_crossentropy"
+
     def __init__(
         self,
         input_size,
@@ -112,6 +114,16 @@ class SiameseNet(ZooModel):
     @property
     def input_specs(self):
         return {name: (self.input_size,) for name in self.input_names}
+
+    @property
+    def encoder_layers(self) -> list:
+        """The twin embedding network f (fine-tuning can freeze it)."""
+        return list(self.embedding_layers)
+
+    @property
+    def decoder_layers(self) -> list:
+        """The comparison head's layers (none for the "distance" head, whose two scalars always train)."""
+        return list(self.head_layers)
 
     def embed_tensor(self, x):
         """``f(x)`` on tensors: (batch, input_size) -> (batch, embedding_size)."""
