@@ -43,7 +43,7 @@ def signatures(model) -> dict:
 
     def serving_default(*tensors):
         if getattr(model, "spin_inputs", False):  # the lattice families validate spins as predict() does
-            tensors = [checked_spins(t, getattr(model, "kernel_size", 1)) for t in tensors]
+            tensors = [checked_spins(t, model.min_lattice_size) for t in tensors]
         inputs = dict(zip(names, tensors))
         return {model.output_name: model(inputs if len(names) > 1 else tensors[0], training=False)}
 

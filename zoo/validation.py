@@ -85,3 +85,22 @@ def check_inputs(value, specs: dict) -> dict:
     if len(set(batch_sizes.values())) > 1:
         raise ValueError(f"Inputs disagree on the batch size: {batch_sizes}.")
     return arrays
+
+
+def check_spins(value, name: str = "spins") -> np.ndarray:
+    """Square spin lattices (batch, L, L) as float32 +-1; 0/1 occupations are converted with s = 2 n - 1.
+
+    Any other value, a non-square lattice or a wrong rank is an error naming what was received.
+    """
+    array = check_array(value, name, (None, None))
+    if array.shape[1] != array.shape[2]:
+        raise ValueError(f"Input {name!r} must hold square L x L lattices; received shape {array.shape}.")
+    values = np.unique(array)
+    if np.all(np.isin(values, (-1.0, 1.0))):
+        return array
+    if np.all(np.isin(values, (0.0, 1.0))):
+        return 2.0 * array - 1.0
+    raise ValueError(
+        f"Input {name!r} must hold spins +-1 (or 0/1, converted to -1/+1); received values "
+        f"{values[:6].tolist()}{' ...' if values.size > 6 else ''}."
+    )

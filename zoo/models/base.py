@@ -48,6 +48,31 @@ class ZooModel(keras.Model):
         return [inputs]
 
 
+class SpinLatticeInputs:
+    """Mixin of the lattice families: one input ``spins`` (batch, L, L) of +-1.
+
+    Subclasses give ``example_lattice_size`` and, if they need one,
+    ``min_lattice_size``; serving exports repeat the spin check inside the
+    graph for models with ``spin_inputs``.
+    """
+
+    spin_inputs = True
+    min_lattice_size = 1
+
+    @property
+    def example_lattice_size(self) -> int:
+        raise NotImplementedError
+
+    def random_inputs(self, batch_size: int = 2, seed: int = 0) -> dict:
+        """Random spin configurations +-1 (infinite temperature)."""
+        L = self.example_lattice_size
+        up = np.random.default_rng(seed).random((batch_size, L, L)) < 0.5
+        return {"spins": np.where(up, 1.0, -1.0).astype("float32")}
+
+    def example_inputs(self, batch_size: int = 2) -> dict:
+        return self.random_inputs(batch_size)
+
+
 def _is_dataset(x) -> bool:
     return type(x).__name__ in {"DatasetV2", "_PrefetchDataset", "PyDataset"} or hasattr(x, "element_spec")
 

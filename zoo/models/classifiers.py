@@ -17,12 +17,11 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
-from zoo.models.base import ZooModel
+from zoo.models.base import SpinLatticeInputs, ZooModel
 from zoo.spec import PresetSpec, TensorSpec
-from zoo.validation import check_array
+from zoo.validation import check_spins
 
 PAPER = (
     "J. Carrasquilla, R. G. Melko, Machine learning phases of matter, Nat. Phys. 13, 431 (2017), "
@@ -65,33 +64,8 @@ class PeriodicConv2D(keras.layers.Layer):
                 "activation": self.activation}
 
 
-def as_plus_minus_one(spins, name: str = "spins", min_size: int = 1) -> np.ndarray:
-    """Check spin configurations (batch, L, L) and return them as float32 +-1.
-
-    0/1 occupation-style inputs are converted with s = 2 n - 1; any other value,
-    a non-square lattice or L < ``min_size`` is an error naming what was received.
-    """
-    array = check_array(spins, name, (None, None))
-    if array.shape[1] != array.shape[2]:
-        raise ValueError(f"Input {name!r} must hold square L x L lattices; received shape {array.shape}.")
-    if array.shape[1] < min_size:
-        raise ValueError(
-            f"Input {name!r} has L = {array.shape[1]}, smaller than the convolution kernel ({min_size}); "
-            f"expected L >= {min_size}."
-        )
-    values = np.unique(array)
-    if np.all(np.isin(values, (-1.0, 1.0))):
-        return array
-    if np.all(np.isin(values, (0.0, 1.0))):
-        return 2.0 * array - 1.0
-    raise ValueError(
-        f"Input {name!r} must hold spins +-1 (or 0/1, converted to -1/+1); received values "
-        f"{values[:6].tolist()}{' ...' if values.size > 6 else ''}."
-    )
-
-
 @keras.saving.register_keras_serializable(package="zoo")
-class IsingPhaseClassifier(ZooModel):
+class IsingPhaseClassifier(SpinLatticeInputs, ZooModel):
     """P(ordered | s) for square-lattice spin configurations of any size L >= kernel_size.
 
         P(s) = [sigmoid(g(s)) + sigmoid(g(-s))] / 2,
@@ -111,7 +85,6 @@ class IsingPhaseClassifier(ZooModel):
     """
 
     training_loss = "binary_crossentropy"
-    spin_inputs = True  # serving exports check spins (+-1 or 0/1, square) in the graph
 
     def __init__(self, filters=(16, 16, 16), kernel_size: int = 3, dense_units: int = 32,
                  output_name: str = "p_ordered", example_size: int = 16, **kwargs):
@@ -140,19 +113,22 @@ class IsingPhaseClassifier(ZooModel):
         """The head on the pooled features (fine-tuning can re-initialise it)."""
         return [self.hidden, self.logit]
 
-    def example_inputs(self, batch_size: int = 2) -> dict:
-        rng = np.random.default_rng(0)
-        spins = np.where(rng.random((batch_size, self.example_size, self.example_size)) < 0.5, -1.0, 1.0)
-        return {"spins": spins.astype("float32")}
+    @property
+    def example_lattice_size(self) -> int:
+        return self.example_size
 
-    def random_inputs(self, batch_size: int = 2, seed: int = 0) -> dict:
-        """Random spin configurations +-1 (infinite temperature)."""
-        spins = np.random.default_rng(seed).random(self.example_inputs(batch_size)["spins"].shape) < 0.5
-        return {"spins": np.where(spins, 1.0, -1.0).astype("float32")}
+    @property
+    def min_lattice_size(self) -> int:
+        return self.kernel_size
 
     def validate_inputs(self, inputs):
-        spins = inputs["spins"] if isinstance(inputs, dict) else inputs
-        return as_plus_minus_one(spins, "spins", self.kernel_size)
+        spins = check_spins(inputs["spins"] if isinstance(inputs, dict) else inputs)
+        if spins.shape[1] < self.kernel_size:
+            raise ValueError(
+                f"Input 'spins' has L = {spins.shape[1]}, smaller than the convolution kernel ({self.kernel_size}); "
+                f"expected L >= {self.kernel_size}."
+            )
+        return spins
 
     def logits(self, spins):
         """g(s): the unsymmetrised logit, (batch, 1)."""

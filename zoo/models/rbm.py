@@ -27,9 +27,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from zoo.models.base import ZooModel
-from zoo.models.classifiers import as_plus_minus_one
+from zoo.models.base import SpinLatticeInputs, ZooModel
 from zoo.spec import PresetSpec, TensorSpec
+from zoo.validation import check_spins
 
 PAPER = (
     "G. Torlai, R. G. Melko, Learning thermodynamics with Boltzmann machines, Phys. Rev. B 94, 165134 (2016), "
@@ -47,7 +47,7 @@ def _np_sigmoid(x):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class IsingRBM(ZooModel):
+class IsingRBM(SpinLatticeInputs, ZooModel):
     """Bernoulli-Bernoulli RBM over L x L spin configurations; calling it gives the free energy F(v).
 
     Args:
@@ -68,7 +68,6 @@ class IsingRBM(ZooModel):
     """
 
     unsupervised = True  # trained on configurations alone, by its own CD train_step
-    spin_inputs = True  # serving exports check spins (+-1 or 0/1) in the graph
 
     def __init__(self, L: int = 8, hidden_units: int = 64, cd_steps: int = 10, persistent: bool = True,
                  persistent_chains: int = 100, sample_steps: int = 1000, temperature: float | None = None,
@@ -96,18 +95,12 @@ class IsingRBM(ZooModel):
     def input_specs(self) -> dict:
         return {"spins": (self.L, self.L)}
 
-    def example_inputs(self, batch_size: int = 2) -> dict:
-        rng = np.random.default_rng(0)
-        return {"spins": np.where(rng.random((batch_size, self.L, self.L)) < 0.5, -1.0, 1.0).astype("float32")}
-
-    def random_inputs(self, batch_size: int = 2, seed: int = 0) -> dict:
-        """Random spin configurations +-1 (infinite temperature)."""
-        spins = np.random.default_rng(seed).random(self.example_inputs(batch_size)["spins"].shape) < 0.5
-        return {"spins": np.where(spins, 1.0, -1.0).astype("float32")}
+    @property
+    def example_lattice_size(self) -> int:
+        return self.L
 
     def validate_inputs(self, inputs):
-        spins = inputs["spins"] if isinstance(inputs, dict) else inputs
-        spins = as_plus_minus_one(spins, "spins")
+        spins = check_spins(inputs["spins"] if isinstance(inputs, dict) else inputs)
         if spins.shape[1] != self.L:
             raise ValueError(f"Input 'spins' has L = {spins.shape[1]}; this machine was built for L = {self.L}.")
         return spins
