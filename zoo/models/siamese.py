@@ -213,58 +213,40 @@ _EVENT = ("t", "x", "y", "z")
 _FIELD = ("E_x", "E_y", "E_z", "B_x", "B_y", "B_z")
 
 
-def _pair_inputs(description):
-    return (
-        TensorSpec("first", (None, len(description[0])), description[1]),
-        TensorSpec("second", (None, len(description[0])), description[1]),
+_SAME = (TensorSpec("same", (None, 1), "probability that the two inputs are related: on the same orbit (Kepler), or Lorentz transforms of each other (events, fields)"),)
+
+
+def _preset(name, recipe, coordinates, point, summary, units=(64, 64), forbid_origin=False) -> PresetSpec:
+    """A siamese preset on points with the named ``coordinates``, each input described by ``point``."""
+    return PresetSpec(
+        name=name,
+        family="siamese",
+        model_class=SiameseNet,
+        config=dict(input_size=len(coordinates), embedding_size=1, units=list(units), forbid_origin=forbid_origin,
+                    coordinate_names=list(coordinates)),
+        recipe=f"{_RECIPES}:{recipe}",
+        summary=summary,
+        inputs=tuple(TensorSpec(n, (None, len(coordinates)), point) for n in ("first", "second")),
+        outputs=_SAME,
+        paper=PAPER,
     )
 
 
-_SAME = (TensorSpec("same", (None, 1), "probability that the two inputs are related: on the same orbit (Kepler), or Lorentz transforms of each other (events, fields)"),)
-
 PRESETS = (
-    PresetSpec(
-        name="siamese-kepler",
-        family="siamese",
-        model_class=SiameseNet,
-        config=dict(input_size=4, embedding_size=1, units=[64, 64], forbid_origin=True, coordinate_names=list(_KEPLER)),
-        recipe=f"{_RECIPES}:kepler_recipe",
-        summary="Kepler orbits at fixed energy: are two phase-space points on the same orbit? The embedding is L_z.",
-        inputs=_pair_inputs((_KEPLER, "(x, y, v_x, v_y) in units G M = 1, a point of a bound orbit with E = -1/2, (x, y) != 0")),
-        outputs=_SAME,
-        paper=PAPER,
-    ),
-    PresetSpec(
-        name="siamese-kepler-energy",
-        family="siamese",
-        model_class=SiameseNet,
-        config=dict(input_size=4, embedding_size=1, units=[64, 64], forbid_origin=True, coordinate_names=list(_KEPLER)),
-        recipe=f"{_RECIPES}:kepler_energy_recipe",
-        summary="Kepler orbits at fixed L_z = 1: are two phase-space points on the same orbit, up to a rotation? The embedding is the energy.",
-        inputs=_pair_inputs((_KEPLER, "(x, y, v_x, v_y) in units G M = 1, a point of a bound orbit with L_z = 1, (x, y) != 0")),
-        outputs=_SAME,
-        paper=PAPER,
-    ),
-    PresetSpec(
-        name="siamese-minkowski",
-        family="siamese",
-        model_class=SiameseNet,
-        config=dict(input_size=4, embedding_size=1, units=[64, 64], coordinate_names=list(_EVENT)),
-        recipe=f"{_RECIPES}:minkowski_recipe",
-        summary="Special relativity: are two events related by a Lorentz transformation? The embedding is s^2.",
-        inputs=_pair_inputs((_EVENT, "an event (t, x, y, z), c = 1")),
-        outputs=_SAME,
-        paper=PAPER,
-    ),
-    PresetSpec(
-        name="siamese-em-field",
-        family="siamese",
-        model_class=SiameseNet,
-        config=dict(input_size=6, embedding_size=1, units=[128, 128], coordinate_names=list(_FIELD)),
-        recipe=f"{_RECIPES}:em_field_recipe",
-        summary="Electromagnetic fields at fixed E^2 - B^2: are two (E, B) related by a Lorentz transformation? The embedding is E.B.",
-        inputs=_pair_inputs((_FIELD, "a field (E_x, E_y, E_z, B_x, B_y, B_z), c = 1, with E^2 - B^2 = 0.5 in training")),
-        outputs=_SAME,
-        paper=PAPER,
-    ),
+    _preset("siamese-kepler", "kepler_recipe", _KEPLER,
+            "(x, y, v_x, v_y) in units G M = 1, a point of a bound orbit with E = -1/2, (x, y) != 0",
+            "Kepler orbits at fixed energy: are two phase-space points on the same orbit? The embedding is L_z.",
+            forbid_origin=True),
+    _preset("siamese-kepler-energy", "kepler_energy_recipe", _KEPLER,
+            "(x, y, v_x, v_y) in units G M = 1, a point of a bound orbit with L_z = 1, (x, y) != 0",
+            "Kepler orbits at fixed L_z = 1: are two phase-space points on the same orbit, up to a rotation? "
+            "The embedding is the energy.",
+            forbid_origin=True),
+    _preset("siamese-minkowski", "minkowski_recipe", _EVENT, "an event (t, x, y, z), c = 1",
+            "Special relativity: are two events related by a Lorentz transformation? The embedding is s^2."),
+    _preset("siamese-em-field", "em_field_recipe", _FIELD,
+            "a field (E_x, E_y, E_z, B_x, B_y, B_z), c = 1, with E^2 - B^2 = 0.5 in training",
+            "Electromagnetic fields at fixed E^2 - B^2: are two (E, B) related by a Lorentz transformation? "
+            "The embedding is E.B.",
+            units=(128, 128)),
 )
