@@ -56,12 +56,15 @@ def strategy_for(name: str = "auto") -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
-def keras_fit_strategy(name: str, family: str) -> tf.distribute.Strategy:
-    """The strategy for a recipe that trains with Keras ``fit``: cpu, auto, mirrored or tpu.
+def keras_fit_strategy(name: str, precision: str, family: str) -> tf.distribute.Strategy:
+    """The strategy for a recipe that trains with Keras ``fit`` in float32: cpu, auto, mirrored or tpu.
 
     Keras 3's ``fit`` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585);
-    only the SciNet recipes have the custom loop that several machines need.
+    only the SciNet recipes have the custom loop that several machines need, and
+    their mixed-precision policies.
     """
+    if precision != "float32":
+        raise ValueError(f"The {family} recipes train in float32 (minutes on 2 cores); received precision={precision!r}.")
     strategy = strategy_for(name)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         raise ValueError(

@@ -156,7 +156,7 @@ def _benchmarks_section(metadata) -> str:
     if not bench:
         return "Not measured yet: run `python benchmarks/scinet_speed.py`."
     bench = dict(bench)
-    script = bench.pop("script", "benchmarks/scinet_speed.py") if isinstance(bench, dict) else None
+    script = bench.pop("script", "benchmarks/scinet_speed.py")
     rows = ["| measurement | value |", "|---|---|"] + [f"| {key} | {_fmt(value)} |" for key, value in sorted(bench.items())]
     return f"Measured by `{script}` (side by side in one run).\n\n" + "\n".join(rows)
 

@@ -90,18 +90,32 @@ def crossing_data(recipe, seed_offset: int = 0, samples: int | None = None) -> d
 
 # ----------------------------------------------------------------------------- metrics
 
-def accuracy_far_from_tc(model, data: ising.IsingSamples, far: float) -> tuple:
-    p = model.predict(data.spins, batch_size=512, verbose=0)[:, 0]
-    correct = (p > 0.5) == (labels(data.temperatures)[:, 0] > 0.5)
-    away = np.abs(data.temperatures - ising.T_CRITICAL) > far
+def predict_p_ordered(model, data: ising.IsingSamples) -> np.ndarray:
+    """P(ordered) of every configuration in ``data``, (n,)."""
+    return model.predict(data.spins, batch_size=512, verbose=0)[:, 0]
+
+
+def accuracy_far_from_tc(p, temperatures, far: float) -> tuple:
+    """Accuracy of ``p > 1/2`` for |T - T_c| > ``far``, and over every temperature."""
+    correct = (p > 0.5) == (labels(temperatures)[:, 0] > 0.5)
+    away = np.abs(temperatures - ising.T_CRITICAL) > far
     return float(correct[away].mean()), float(correct.mean())
 
 
+def group_by_temperature(p, temperatures) -> tuple:
+    """Distinct temperatures, and the outputs ``p`` grouped by temperature (list of arrays)."""
+    grid = np.unique(temperatures)
+    return grid, [p[temperatures == t] for t in grid]
+
+
 def mean_output_curve(model, data: ising.IsingSamples) -> tuple:
-    """Distinct temperatures, the outputs grouped by temperature (list of arrays)."""
-    p = model.predict(data.spins, batch_size=512, verbose=0)[:, 0]
-    grid = np.unique(data.temperatures)
-    return grid, [p[data.temperatures == t] for t in grid]
+    """Distinct temperatures, the model's outputs grouped by temperature (list of arrays)."""
+    return group_by_temperature(predict_p_ordered(model, data), data.temperatures)
+
+
+def crossing_curves(model, crossing: dict) -> dict:
+    """L -> (temperatures, outputs grouped by temperature) on the crossing data sets."""
+    return {L: mean_output_curve(model, samples) for L, samples in sorted(crossing.items())}
 
 
 def crossing_temperature(grid, mean_output) -> float:
@@ -137,22 +151,25 @@ def finite_size_extrapolation(sizes, crossings, errors) -> dict:
             "chi2_per_dof": float(residual @ residual) / dof}
 
 
-def task_metrics(recipe, model, data: ising.IsingSamples, crossing: dict | None = None) -> dict:
-    """Held-out metrics: accuracy on ``data`` (L = 32 grid); crossings and T_c extrapolation from ``crossing``."""
-    far, overall = accuracy_far_from_tc(model, data, recipe.far_from_tc)
+def task_metrics(recipe, model, data: ising.IsingSamples, curves: dict | None = None) -> dict:
+    """Held-out metrics: accuracy on ``data`` (L = 32 grid); crossings and T_c extrapolation from ``curves``.
+
+    ``curves`` is :func:`crossing_curves` of the model on the crossing data sets.
+    """
+    p = predict_p_ordered(model, data)
+    far, overall = accuracy_far_from_tc(p, data.temperatures, recipe.far_from_tc)
     metrics = {"accuracy_far_from_tc": far, "accuracy_all_temperatures": overall}
-    grid, outputs = mean_output_curve(model, data)
+    grid, outputs = group_by_temperature(p, data.temperatures)
     metrics["crossing_coarse_grid"] = crossing_temperature(grid, [o.mean() for o in outputs])
-    if crossing:
+    if curves:
         values, errors = [], []
-        for L, samples in sorted(crossing.items()):
-            g, o = mean_output_curve(model, samples)
+        for L, (g, o) in sorted(curves.items()):
             value, error = crossing_with_error(g, o, recipe.bootstrap)
             metrics[f"crossing_L{L}"], metrics[f"crossing_L{L}_error"] = value, error
             values.append(value), errors.append(error)
         if f"crossing_L{recipe.L}" in metrics:
             metrics[f"crossing_L{recipe.L}_relative_error"] = abs(metrics[f"crossing_L{recipe.L}"] / ising.T_CRITICAL - 1)
-        fit = finite_size_extrapolation(sorted(crossing), values, errors)
+        fit = finite_size_extrapolation(sorted(curves), values, errors)
         metrics.update({"tc_extrapolated": fit["tc"], "tc_extrapolated_error": fit["tc_error"],
                         "fss_slope": fit["slope"], "fss_chi2_per_dof": fit["chi2_per_dof"]})
     return metrics
@@ -179,9 +196,7 @@ def _shuffled(data: ising.IsingSamples, seed: int) -> tuple:
 def train_and_evaluate(recipe: IsingCNNRecipe, workdir, epochs: int | None = None, verbose: int = 2,
                        strategy: str = "cpu", precision: str = "float32") -> dict:
     """Simulate, train (resumable), evaluate on held-out seeds and write ``workdir/artifact``."""
-    if precision != "float32":
-        raise ValueError(f"ising-cnn trains in float32 (minutes on 2 cores); received precision={precision!r}.")
-    tf_strategy = distribute.keras_fit_strategy(strategy, "ising-cnn")
+    tf_strategy = distribute.keras_fit_strategy(strategy, precision, "ising-cnn")
     workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
     train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
     validation_data = simulate(recipe, recipe.n_validation, recipe.validation_seed)
@@ -192,8 +207,8 @@ def train_and_evaluate(recipe: IsingCNNRecipe, workdir, epochs: int | None = Non
                               _shuffled(validation_data, recipe.validation_seed), epochs, workdir, verbose)
 
     evaluation = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
-    crossing = crossing_data(recipe)
-    metrics = task_metrics(recipe, model, evaluation, crossing)
+    curves = crossing_curves(model, crossing_data(recipe))
+    metrics = task_metrics(recipe, model, evaluation, curves)
     metadata = common.run_metadata(
         dataclasses.replace(recipe, epochs=epochs), metrics, common.check_targets(TARGETS, metrics), history,
         data=common.data_record(recipe, "ising", ising.PARAMETER_RANGES, {"L": recipe.L},
@@ -201,7 +216,7 @@ def train_and_evaluate(recipe: IsingCNNRecipe, workdir, epochs: int | None = Non
         training={"strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync},
         card_sections=[finite_size_section(metrics, recipe, train_data.diagnostics)],
     )
-    figure = common.render_to_png(draw_crossing, model, crossing, metrics)
+    figure = common.render_to_png(draw_crossing, curves, metrics)
     folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})
     return zoo.artifacts.verify_preset(folder)
 
@@ -223,15 +238,14 @@ def finite_size_section(metrics: dict, recipe, diagnostics: dict) -> dict:
     return {"title": "Finite-size scaling of the crossing", "markdown": text}
 
 
-def draw_crossing(axes, model, crossing: dict, metrics: dict) -> None:
-    for L, samples in sorted(crossing.items()):
-        grid, outputs = mean_output_curve(model, samples)
+def draw_crossing(axes, curves: dict, metrics: dict) -> None:
+    for L, (grid, outputs) in sorted(curves.items()):
         axes[0].plot(grid, [o.mean() for o in outputs], "o-", ms=3, label=f"L = {L}")
     axes[0].axvline(ising.T_CRITICAL, color="k", ls="--", lw=1, label="exact T_c")
     axes[0].axhline(0.5, color="grey", lw=0.5)
     axes[0].set(xlabel="temperature T", ylabel="mean P(ordered)", title="ising-cnn on held-out data")
     axes[0].legend(fontsize=8)
-    sizes = sorted(crossing)
+    sizes = sorted(curves)
     x = 1.0 / np.asarray(sizes, float)
     axes[1].errorbar(x, [metrics[f"crossing_L{L}"] for L in sizes], [metrics[f"crossing_L{L}_error"] for L in sizes], fmt="o")
     line = np.linspace(0, x.max() * 1.1, 20)
@@ -245,5 +259,5 @@ def draw_crossing(axes, model, crossing: dict, metrics: dict) -> None:
 def render_figure(recipe, model, data, scan=None) -> bytes:
     """Figure of ``zoo evaluate ising-cnn --plot``: output against T for L = 16, 32, 64 and the crossing fit."""
     crossing = crossing_data(recipe, seed_offset=int(data.diagnostics["seed"]) - recipe.evaluation_seed, samples=64)
-    metrics = task_metrics(recipe, model, data, crossing)
-    return common.render_to_png(draw_crossing, model, crossing, metrics)
+    curves = crossing_curves(model, crossing)
+    return common.render_to_png(draw_crossing, curves, task_metrics(recipe, model, data, curves))

@@ -130,8 +130,7 @@ def log_likelihood_metrics(recipe, model, data: ising.IsingSamples) -> dict:
 
 def base_visible_bias(spins) -> np.ndarray:
     """AIS base machine: independent units with the data's marginals, logit of the mean occupation."""
-    mean = np.clip((np.asarray(spins, float).reshape(len(spins), -1) + 1) / 2, 0, 1).mean(axis=0)
-    mean = np.clip(mean, 0.02, 0.98)
+    mean = np.clip(((np.asarray(spins, float).reshape(len(spins), -1) + 1) / 2).mean(axis=0), 0.02, 0.98)
     return np.log(mean / (1 - mean))
 
 
@@ -147,9 +146,7 @@ def train_model(recipe, model, spins, epochs, workdir, verbose=2) -> dict:
 def train_and_evaluate(recipe: RBMRecipe, workdir, epochs: int | None = None, verbose: int = 2,
                        strategy: str = "cpu", precision: str = "float32") -> dict:
     """Simulate, train with contrastive divergence (resumable), compare with held-out Monte Carlo and write ``workdir/artifact``."""
-    if precision != "float32":
-        raise ValueError(f"RBM presets train in float32 (minutes on 2 cores); received precision={precision!r}.")
-    tf_strategy = distribute.keras_fit_strategy(strategy, "RBM")
+    tf_strategy = distribute.keras_fit_strategy(strategy, precision, "RBM")
     workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
     train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
     keras.utils.set_random_seed(recipe.train_seed)

@@ -310,9 +310,7 @@ def train_and_evaluate(recipe: SiameseRecipe, workdir, epochs: int | None = None
     thousand weights in float32 and train in minutes on two cores.
     Returns the metadata written to ``workdir/artifact/metadata.json``.
     """
-    if precision != "float32":
-        raise ValueError(f"The siamese recipes train in float32; received precision={precision!r}.")
-    tf_strategy = distribute.keras_fit_strategy(strategy, "siamese")
+    tf_strategy = distribute.keras_fit_strategy(strategy, precision, "siamese")
     workdir = Path(workdir)
     epochs = recipe.epochs if epochs is None else epochs
     keras.utils.set_random_seed(recipe.train_seed)

@@ -26,6 +26,7 @@ the measured values are returned in ``diagnostics``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,12 +50,13 @@ class IsingSamples:
 
 # ----------------------------------------------------------------------------- lattice
 
+@functools.lru_cache(maxsize=None)
 def sublattices(L: int) -> np.ndarray:
     """Boolean masks (groups, L, L) that split the periodic lattice into groups without neighbours.
 
     Greedy colouring in row-major order: two groups (a checkerboard) for even
     L, more for odd L, where the periodic lattice is not bipartite. Runs once
-    per L; the Monte Carlo updates never loop over sites.
+    per L (cached, read-only); the Monte Carlo updates never loop over sites.
     """
     if L < 2:
         raise ValueError(f"The lattice size L must be at least 2, received {L}.")
@@ -63,7 +65,9 @@ def sublattices(L: int) -> np.ndarray:
         for j in range(L):
             taken = {colour[(i + di) % L, (j + dj) % L] for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1))}
             colour[i, j] = min(c for c in range(5) if c not in taken)
-    return np.stack([colour == c for c in range(colour.max() + 1)])
+    groups = np.stack([colour == c for c in range(colour.max() + 1)])
+    groups.flags.writeable = False
+    return groups
 
 
 def neighbour_sum(spins: np.ndarray) -> np.ndarray:
@@ -291,9 +295,9 @@ def exact_enumeration(L: int, temperature: float) -> dict:
     e, m = energy_per_spin(spins), np.abs(magnetisation(spins))
     log_w = -N * e / temperature
     w = np.exp(log_w - log_w.max())
+    log_z = float(np.log(w.sum()) + log_w.max())
     w /= w.sum()
     mean = lambda x: float(np.sum(w * x))  # noqa: E731
-    log_z = float(np.log(np.sum(np.exp(log_w - log_w.max()))) + log_w.max())
     return {
         "energy": mean(e),
         "abs_magnetisation": mean(m),

@@ -165,7 +165,7 @@ class IsingRBM(SpinLatticeInputs, ZooModel):
             raise ValueError(f"sample needs n >= 1 and gibbs_steps >= 1; received n = {n}, gibbs_steps = {steps}.")
         if seed is not None:
             state = self.seed_generator.state
-            state.assign(np.array([int(seed), 0], dtype=state.dtype.name if hasattr(state.dtype, "name") else state.dtype))
+            state.assign(np.array([int(seed), 0], dtype=state.dtype))
         if self._compiled_sampler is None:
             self._compiled_sampler = tf.function(self.gibbs_chain, reduce_retracing=True, autograph=False)
         start = self._bernoulli(ops.full((int(n), self.visible_units), 0.5))
