@@ -30,3 +30,17 @@ def median_seconds(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def record_preset_results(name: str, results: dict, script: str) -> None:
+    """Store one preset's speed numbers in benchmarks/results/presets.json (the card reads them there) and
+    re-render its card. Shipped preset folders are never written: their files are hashed at training time."""
+    import zoo
+    from zoo import artifacts, cards
+
+    path = Path(__file__).resolve().parent / "results" / "presets.json"
+    table = json.loads(path.read_text()) if path.exists() else {}
+    table[name] = dict(results, script=script)
+    artifacts.write_json(path, table)
+    if zoo.has_weights(name):
+        cards.write_card(name)

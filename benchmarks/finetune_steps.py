@@ -14,7 +14,7 @@ from pathlib import Path
 import zoo
 from common import write_results
 from training.evaluation.scinet import question_inputs
-from training.finetune import freeze_encoder, steps_to_target, validation_rms
+from training.finetune import freeze_groups, steps_to_target, validation_error
 from training.simulators import pendulum
 
 
@@ -32,11 +32,11 @@ def main(argv=None) -> int:
         for label in ("pretrained", "pretrained_frozen_encoder", "scratch"):
             model = zoo.load("scinet-pendulum", pretrained=label != "scratch")
             if label == "pretrained_frozen_encoder":
-                freeze_encoder(model)
-            before = validation_rms(model, validation)
+                freeze_groups(model, ["encoder"])
+            before = validation_error(model, validation)
             steps = steps_to_target(model, train, validation, target, args.max_steps, learning_rate=1e-3)
             results["runs"][f"{label}@{target}"] = {"rms_before": before, "steps_to_target": steps,
-                                                   "rms_at_end": validation_rms(model, validation)}
+                                                   "rms_at_end": validation_error(model, validation)}
             print(label, target, results["runs"][f"{label}@{target}"], flush=True)
     write_results(args.out, results)
     Path(args.out).with_suffix(".md").write_text(markdown_table(results))

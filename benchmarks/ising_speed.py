@@ -2,8 +2,8 @@
 
 Run on demand (not in CI): ``python benchmarks/ising_speed.py``. Everything is
 measured in one process, side by side. Results go to
-benchmarks/results/ising.json and to the "benchmarks" entry of the shipped
-Ising presets' metadata.json (their cards are re-rendered).
+benchmarks/results/ising.json and, per preset, to benchmarks/results/presets.json,
+which the cards read (they are re-rendered).
 """
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import time
 import numpy as np
 
 import zoo
+from zoo import artifacts
 from training.recipes.classifiers import ising_cnn_recipe
 from training.simulators import ising
-from zoo import artifacts, cards
+
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import median_seconds, write_results  # noqa: E402
+from common import median_seconds, record_preset_results, write_results  # noqa: E402
 
 AIM_ATTEMPTS_PER_SECOND = 1e8
 
@@ -109,11 +110,7 @@ def main() -> int:
     results.update(memory(shipped))
     write_results(os.path.join(os.path.dirname(__file__), "results", "ising.json"), results)
     for name in shipped:
-        path = zoo.preset_folder(name) / artifacts.METADATA_FILE
-        metadata = artifacts.read_json(path)
-        metadata["benchmarks"] = {"script": "benchmarks/ising_speed.py", **results}
-        artifacts.write_json(path, metadata)
-        cards.write_card(name)
+        record_preset_results(name, results, "benchmarks/ising_speed.py")
     return 0
 
 

@@ -2,8 +2,8 @@
 
 Run on demand (not in CI): ``python benchmarks/scinet_speed.py [NAME ...]``.
 All presets are measured in one process, side by side, so their ratios are
-comparable even on a noisy machine. Results go to each preset's metadata.json
-("benchmarks") and the cards are re-rendered from it.
+comparable even on a noisy machine. Results go to benchmarks/results/presets.json
+and the cards are re-rendered from it; shipped preset folders are never written.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 import zoo
-from common import median_seconds
-from zoo import artifacts, cards
+from common import median_seconds, record_preset_results
+
 
 LOAD_TARGET_S = 0.5
 
@@ -56,11 +56,7 @@ def main(argv=None) -> int:
     names = args.names or [n for n in zoo.list_models() if zoo.has_weights(n) and zoo.get_spec(n).family == "scinet"]
     for name in names:
         results = measure(name)
-        path = zoo.preset_folder(name) / artifacts.METADATA_FILE
-        metadata = artifacts.read_json(path)
-        metadata["benchmarks"] = results
-        artifacts.write_json(path, metadata)
-        cards.write_card(name)
+        record_preset_results(name, results, "benchmarks/scinet_speed.py")
         print(name, {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}, flush=True)
     return 0
 

@@ -4,8 +4,8 @@ Run on demand (not in CI): ``python benchmarks/siamese_speed.py [NAME ...]``.
 Every preset is measured in one process, side by side. The training time is the
 recorded wall time of the shipped model's epochs (metadata.json), i.e. the time
 to reach the quality bar on the card; throughputs are measured here. Results go
-to benchmarks/results/siamese.json and to each preset's metadata.json
-("benchmarks"), and the cards are re-rendered from it.
+to benchmarks/results/siamese.json and benchmarks/results/presets.json, which the
+cards read (they are re-rendered).
 """
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_seconds, write_results  # noqa: E402
+from common import median_seconds, record_preset_results, write_results  # noqa: E402
 
 import zoo  # noqa: E402
-from zoo import artifacts, cards  # noqa: E402
+from zoo import artifacts  # noqa: E402
+
 
 RESULTS = Path(__file__).resolve().parent / "results" / "siamese.json"
 
@@ -56,11 +57,7 @@ def main(argv=None) -> int:
     for name in names:
         measured = measure(name)
         results["presets"][name] = measured
-        path = zoo.preset_folder(name) / artifacts.METADATA_FILE
-        metadata = artifacts.read_json(path)
-        metadata["benchmarks"] = dict(measured, script="benchmarks/siamese_speed.py")
-        artifacts.write_json(path, metadata)
-        cards.write_card(name)
+        record_preset_results(name, measured, "benchmarks/siamese_speed.py")
     write_results(RESULTS, results)
     return 0
 

@@ -41,7 +41,7 @@ def worker(precision: str, strategy_name: str, steps: int) -> dict:
     start = time.perf_counter()
     model, losses = distribute.train_custom_loop(
         strategy, lambda: recipes.build_model(recipe), lambda: recipes.make_optimizer(recipe, steps),
-        data.initial_angles, data.angles, GLOBAL_BATCH, steps, recipes.per_example_loss(recipe),
+        data.initial_angles, data.angles, GLOBAL_BATCH, steps,
     )
     seconds = time.perf_counter() - start
     error = wrapped_rms(np.asarray(model.predict(held_out.initial_angles, verbose=0), "float32"), held_out.angles)

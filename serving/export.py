@@ -1,10 +1,10 @@
 """Export presets as SavedModels in TF Serving's layout: DIR/NAME/VERSION/saved_model.pb.
 
-Each export has named signatures whose tensors carry the preset's public
-names (``initial_angles`` -> ``angles``): ``serving_default`` answers the
-preset's main question, and SciNet presets add ``encode`` (observation ->
-``latent_means``); siamese presets add ``embed`` (one point ``x`` ->
-``embedding``) and the same map as ``encode`` (``x`` -> ``latent_means``). ``DIR/models.config`` lists every exported model for
+Each export has one signature per endpoint that the model declares
+(``model.endpoints()``: ``serving_default`` first, then e.g. ``encode``,
+``embed``, ``sample``), with the declared tensor names and the endpoint's input
+check inside the graph, so a served request is checked as ``predict`` checks it.
+``DIR/models.config`` lists every exported model for
 ``tensorflow_model_server --model_config_file``.
 """
 from __future__ import annotations
@@ -21,52 +21,21 @@ import zoo
 from zoo.artifacts import atomic_write_text
 
 
-def _spec(name, shape):
-    return tf.TensorSpec((None, *shape), tf.float32, name=name)
-
-
-def checked_spins(spins, min_size: int = 1):
-    """The zoo's spin check inside the graph: square lattices of +-1, 0/1 converted; INVALID_ARGUMENT otherwise."""
-    shape = tf.shape(spins)
-    tf.debugging.assert_equal(shape[1], shape[2], message="spins must be square L x L lattices")
-    tf.debugging.assert_greater_equal(shape[1], min_size, message=f"spins need L >= {min_size}")
-    zero_one = tf.reduce_all((spins == 0.0) | (spins == 1.0))
-    plus_minus = tf.reduce_all(tf.abs(spins) == 1.0)
-    tf.debugging.Assert(zero_one | plus_minus, ["spins must be +-1 (or 0/1, converted to -1/+1)"])
-    return tf.where(zero_one & ~plus_minus, 2.0 * spins - 1.0, spins)
-
-
 def signatures(model) -> dict:
-    """Signature name -> (function of named tensors, input TensorSpecs)."""
-    specs = [_spec(n, s) for n, s in model.input_specs.items()]
-    names = list(model.input_specs)
+    """Signature name -> (function of positional tensors, input TensorSpecs), one per declared endpoint."""
+    return {endpoint.name: _signature(endpoint) for endpoint in model.endpoints()}
 
-    def serving_default(*tensors):
-        if getattr(model, "spin_inputs", False):  # the lattice families validate spins as predict() does
-            tensors = [checked_spins(t, model.min_lattice_size) for t in tensors]
-        inputs = dict(zip(names, tensors))
-        return {model.output_name: model(inputs if len(names) > 1 else tensors[0], training=False)}
 
-    endpoints = {"serving_default": (serving_default, specs)}
-    if hasattr(model, "_latent_distribution"):
-        observation = model.observation_name
+def _signature(endpoint):
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in endpoint.inputs]
 
-        def encode(x):
-            return {"latent_means": model._latent_distribution(x)[0]}
+    def function(*tensors):
+        named = dict(zip(endpoint.input_names, tensors))
+        if endpoint.check is not None:
+            named = endpoint.check.graph(named)
+        return endpoint.function(**named)
 
-        endpoints["encode"] = (encode, [_spec(observation, model.input_specs[observation])])
-    elif hasattr(model, "embed_tensor"):  # siamese presets: one point -> its embedding, under both names
-        point_spec = [_spec(model.observation_name, (model.input_size,))]
-
-        def encode_point(x):
-            return {"latent_means": model.embed_tensor(x)}
-
-        def embed(x):
-            return {"embedding": model.embed_tensor(x)}
-
-        endpoints["encode"] = (encode_point, point_spec)
-        endpoints["embed"] = (embed, point_spec)
-    return endpoints
+    return function, specs
 
 
 def export_model(model, directory) -> Path:
@@ -84,9 +53,19 @@ def next_version(model_dir: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def export_preset(name: str, out_dir, version: int | None = None) -> Path:
-    """Export preset ``name`` to ``out_dir/name/version``; the version folder appears whole or not at all."""
-    model_dir = Path(out_dir) / zoo.get_spec(name).name
+def model_name(name) -> str:
+    """The served model name of a preset name, a preset folder or an ``hf://`` name."""
+    source = str(name).rstrip("/")
+    if source.startswith(zoo.HUB_PREFIX):
+        return source[len(zoo.HUB_PREFIX):].partition("@")[0].split("/")[-1]
+    return Path(source).name if zoo.looks_like_path(name) else zoo.get_spec(source).name
+
+
+def export_preset(name, out_dir, version: int | None = None) -> Path:
+    """Export preset ``name`` (a name, a preset folder or ``hf://``) to ``out_dir/NAME/version``;
+    the version folder appears whole or not at all."""
+    model = zoo.load(name)
+    model_dir = Path(out_dir) / model_name(name)
     version = next_version(model_dir) if version is None else int(version)
     if version < 1:
         raise ValueError(f"--version must be a positive integer, received {version}.")
@@ -96,7 +75,7 @@ def export_preset(name: str, out_dir, version: int | None = None) -> Path:
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".{version}.staging."))
     try:
-        export_model(zoo.load(name), staging / "export")
+        export_model(model, staging / "export")
         os.replace(staging / "export", target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

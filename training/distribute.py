@@ -56,22 +56,38 @@ def strategy_for(name: str = "auto") -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
-def keras_fit_strategy(name: str, precision: str, family: str) -> tf.distribute.Strategy:
+KERAS_FIT_REFUSAL = (
+    "This recipe trains with Keras fit, which fails under MultiWorkerMirroredStrategy (keras-team/keras#20585); "
+    "use --strategy cpu, auto, mirrored (GPUs) or tpu."
+)
+
+
+def keras_fit_strategy(name: str, precision: str, training_spec) -> tf.distribute.Strategy:
     """The strategy for a recipe that trains with Keras ``fit`` in float32: cpu, auto, mirrored or tpu.
 
-    Keras 3's ``fit`` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585);
-    only the SciNet recipes have the custom loop that several machines need, and
-    their mixed-precision policies.
+    Keras 3's ``fit`` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585):
+    ``multiworker`` is refused with the model's own reason (``training_spec``), or
+    with :data:`KERAS_FIT_REFUSAL`; recipes that run :func:`train_custom_loop` take it.
     """
     if precision != "float32":
-        raise ValueError(f"The {family} recipes train in float32 (minutes on 2 cores); received precision={precision!r}.")
+        raise ValueError(f"This recipe trains in float32 (minutes on 2 cores); received precision={precision!r}.")
     strategy = strategy_for(name)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise ValueError(
-            f"The {family} recipes train with Keras fit, which fails under MultiWorkerMirroredStrategy "
-            "(keras-team/keras#20585); use --strategy cpu, auto, mirrored (GPUs) or tpu."
-        )
+        raise ValueError(training_spec.multiworker_refusal or KERAS_FIT_REFUSAL)
     return strategy
+
+
+def per_example_loss(loss):
+    """A Keras loss (name or ``loss(y_true, y_pred)``) as per-example values in float32: mean over all but the batch axis."""
+    import keras
+
+    function = keras.losses.get(loss) if isinstance(loss, str) else loss
+
+    def per_example(targets, predictions):
+        values = function(tf.cast(targets, tf.float32), tf.cast(predictions, tf.float32))
+        return tf.reduce_mean(tf.reshape(values, (tf.shape(values)[0], -1)), axis=-1)
+
+    return per_example
 
 
 def global_batches(x, y, global_batch_size: int, steps: int, seed: int = 0) -> tf.data.Dataset:
@@ -87,8 +103,11 @@ def global_batches(x, y, global_batch_size: int, steps: int, seed: int = 0) -> t
 
 
 def train_custom_loop(strategy, build_model, build_optimizer, x, y, global_batch_size: int, steps: int,
-                      per_example_loss, seed: int = 0, training: bool = True):
+                      seed: int = 0, training: bool = True):
     """Train ``build_model()`` for ``steps`` steps under ``strategy`` without ``fit``; return (model, losses).
+
+    The loss is the one the model declares (``model.training_spec.loss``); a model
+    that trains with its own ``train_step`` is refused with its family's reason.
 
     Each replica computes its per-example losses, scales them by the global
     batch size (so the summed gradient is the mean over the global batch) and
@@ -99,6 +118,10 @@ def train_custom_loop(strategy, build_model, build_optimizer, x, y, global_batch
     with strategy.scope():
         model = build_model()
         optimizer = build_optimizer()
+    if model.training_spec.own_train_step or model.training_spec.multiworker_refusal:
+        raise ValueError(model.training_spec.multiworker_refusal or
+                         f"{type(model).__name__} trains with its own train_step, which the custom loop does not run.")
+    loss_of = per_example_loss(model.training_spec.loss)
     batches = global_batches(x, y, global_batch_size, steps, seed).unbatch().batch(global_batch_size)
     distributed = strategy.experimental_distribute_dataset(batches)
 
@@ -107,7 +130,7 @@ def train_custom_loop(strategy, build_model, build_optimizer, x, y, global_batch
         def replica_step(inputs, targets):
             with tf.GradientTape() as tape:
                 predictions = model(inputs, training=training)
-                loss = tf.nn.compute_average_loss(per_example_loss(targets, predictions), global_batch_size=global_batch_size)
+                loss = tf.nn.compute_average_loss(loss_of(targets, predictions), global_batch_size=global_batch_size)
                 if model.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
             gradients = tape.gradient(loss, model.trainable_variables)

@@ -18,46 +18,81 @@ import keras
 import numpy as np
 
 CHECKPOINT_DIR = "checkpoint"
+RETIRED_DIR = ".checkpoint.retired"
+STAGING_PREFIX = ".checkpoint.staging."
 
 
-def save_checkpoint(workdir, model, optimizer, epoch: int, history: dict) -> None:
+def _optimizer_file(name: str) -> str:
+    return "optimizer.npz" if name == "optimizer" else f"optimizer-{name}.npz"
+
+
+def save_checkpoint(workdir, model, epoch: int, history: dict) -> None:
+    """Weights, every optimizer the model declares and the history, as one folder that appears whole.
+
+    The folder is written to a staging sibling, the previous checkpoint is renamed
+    aside, the new one renamed into place, and only then is the previous one deleted:
+    a crash at any point leaves a complete checkpoint that :func:`restore_checkpoint` finds.
+    """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=workdir, prefix=".checkpoint.staging."))
+    staging = Path(tempfile.mkdtemp(dir=workdir, prefix=STAGING_PREFIX))
     try:
         model.save_weights(staging / "model.weights.h5")
-        np.savez(staging / "optimizer.npz", *[np.asarray(v.numpy()) for v in optimizer.variables])
+        for name, (optimizer, _) in model.optimizers_to_checkpoint().items():
+            np.savez(staging / _optimizer_file(name), *[np.asarray(v.numpy()) for v in optimizer.variables])
         (staging / "progress.json").write_text(json.dumps({"epoch": epoch, "history": history}))
-        target, retired = workdir / CHECKPOINT_DIR, workdir / ".checkpoint.retired"
-        shutil.rmtree(retired, ignore_errors=True)
-        if target.exists():
-            os.replace(target, retired)
-        os.replace(staging, target)
-        shutil.rmtree(retired, ignore_errors=True)
+        _replace_checkpoint(workdir, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def restore_checkpoint(workdir, model, optimizer):
-    """Load the last checkpoint into ``model`` and ``optimizer``; return (epoch, history) or (0, {})."""
-    folder = Path(workdir) / CHECKPOINT_DIR
-    if not (folder / "progress.json").exists():
+def _replace_checkpoint(workdir: Path, staging: Path) -> None:
+    target, retired = workdir / CHECKPOINT_DIR, workdir / RETIRED_DIR
+    if target.exists():  # target is complete, so an older retired copy is no longer needed
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(target, retired)
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / "progress.json").is_file()
+
+
+def _usable_checkpoint(workdir: Path) -> Path | None:
+    """The checkpoint folder to resume from: the current one, else the retired one a crash left behind."""
+    for stale in workdir.glob(STAGING_PREFIX + "*"):  # a killed save's half-written folder
+        shutil.rmtree(stale, ignore_errors=True)
+    for folder in (workdir / CHECKPOINT_DIR, workdir / RETIRED_DIR):
+        if _complete(folder):
+            return folder
+    return None
+
+
+def restore_checkpoint(workdir, model):
+    """Load the last checkpoint into ``model`` and all its optimizers; return (epoch, history) or (0, {})."""
+    workdir = Path(workdir)
+    folder = _usable_checkpoint(workdir) if workdir.exists() else None
+    if folder is None:
         return 0, {}
     progress = json.loads((folder / "progress.json").read_text())
-    with warnings.catch_warnings():  # the optimizer's state comes from optimizer.npz just below
+    with warnings.catch_warnings():  # the optimizers' state comes from their own files just below
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(folder / "model.weights.h5")
-    optimizer.build(model.trainable_variables)
-    with np.load(folder / "optimizer.npz") as saved:
-        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    if len(values) != len(optimizer.variables):
-        raise ValueError(
-            f"The checkpoint in {folder} holds {len(values)} optimizer variables but this model's optimizer "
-            f"has {len(optimizer.variables)}: it was written for another configuration. Remove it to start over."
-        )
-    for variable, value in zip(optimizer.variables, values):
-        variable.assign(value)
+    for name, (optimizer, variables) in model.optimizers_to_checkpoint().items():
+        optimizer.build(variables)
+        with np.load(folder / _optimizer_file(name)) as saved:
+            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        if len(values) != len(optimizer.variables):
+            raise ValueError(
+                f"The checkpoint in {folder} holds {len(values)} variables of optimizer {name!r} but this model's "
+                f"has {len(optimizer.variables)}: it was written for another configuration. Remove it to start over."
+            )
+        for variable, value in zip(optimizer.variables, values):
+            variable.assign(value)
+    if folder.name == RETIRED_DIR:  # promote it, so the next save retires it properly
+        os.replace(folder, workdir / CHECKPOINT_DIR)
     return progress["epoch"], progress["history"]
 
 
@@ -81,7 +116,7 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         for key, value in (logs or {}).items():
             self.history_so_far.setdefault(key, []).append(float(value))
         self.history_so_far.setdefault("epoch_seconds", []).append(time.time() - self.epoch_start)
-        save_checkpoint(self.workdir, self.model, self.model.optimizer, epoch + 1, self.history_so_far)
+        save_checkpoint(self.workdir, self.model, epoch + 1, self.history_so_far)
 
 
 class KLWarmup(keras.callbacks.Callback):
@@ -100,11 +135,15 @@ def fit_resumable(model, optimizer, loss, train, validation, epochs: int, batch_
                   callbacks=(), verbose: int = 2) -> dict:
     """Compile and fit ``model`` on ``train = (x, y)``, resuming from ``workdir``'s checkpoint.
 
+    ``loss`` is the model's declared loss, or None for a model with its own
+    ``train_step`` (``y`` is then None); the checkpoint keeps every optimizer that
+    ``model.optimizers_to_checkpoint()`` names.
+
     Returns the history of every epoch, those before a resume included, with
     ``epoch_seconds`` (the wall time of each epoch).
     """
     model.compile(optimizer=optimizer, loss=loss)
-    done, history = restore_checkpoint(workdir, model, optimizer)
+    done, history = restore_checkpoint(workdir, model)
     if done >= epochs:
         return history
     if done and verbose:

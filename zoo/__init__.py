@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 __version__ = "0.1.0"
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+HUB_PREFIX = "hf://"
 
 
 def list_models() -> list:
@@ -24,13 +26,6 @@ def list_models() -> list:
     return [spec.name for spec in list_specs()]
 
 
-def has_weights(name: str) -> bool:
-    """Whether pretrained weights are shipped for preset ``name``."""
-    from zoo import artifacts
-
-    return (preset_folder(name) / artifacts.METADATA_FILE).exists()
-
-
 def get_spec(name: str):
     """The frozen :class:`zoo.spec.PresetSpec` of preset ``name``."""
     from zoo.registry import get_spec as _get_spec
@@ -38,12 +33,89 @@ def get_spec(name: str):
     return _get_spec(name)
 
 
+def get_family(name: str):
+    """The :class:`zoo.spec.Family` called ``name`` (``get_family(get_spec(preset).family)``)."""
+    from zoo.registry import get_family as _get_family
+
+    return _get_family(name)
+
+
+def register_family(family):
+    """Make a :class:`zoo.spec.Family` defined outside the zoo loadable by preset name."""
+    from zoo.registry import register_family as _register
+
+    return _register(family)
+
+
 def preset_folder(name: str) -> Path:
     """Where the shipped weights, config and metadata of preset ``name`` live."""
-    return PRETRAINED_DIR / get_spec(name).name
+    spec = get_spec(name)
+    base = get_family(spec.family).pretrained_dir
+    return Path(base or PRETRAINED_DIR) / spec.name
 
 
-def load(name: str, pretrained: bool = True, trainable: bool = True, **config_overrides):
+def has_weights(name: str) -> bool:
+    """Whether pretrained weights are shipped for preset ``name``."""
+    from zoo import artifacts
+
+    return (preset_folder(name) / artifacts.METADATA_FILE).exists()
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """What a preset name, a preset folder or an ``hf://`` name points to.
+
+    Attributes:
+        name: what the user gave.
+        spec: the registered preset it is, or descends from (a fine-tuned folder's
+            parent); None for a folder of an unregistered preset.
+        folder: the preset folder holding its files (None: no weights shipped).
+    """
+
+    name: str
+    spec: object
+    folder: Path | None
+
+
+def locate(name) -> Source:
+    """Resolve a preset name, a preset folder path or ``hf://ORG/NAME[@REVISION]``.
+
+    Raises:
+        KeyError: an unknown preset name (with close matches).
+        zoo.artifacts.ArtifactError: a path that is not a preset folder.
+    """
+    from zoo import artifacts
+
+    if isinstance(name, str) and name.startswith(HUB_PREFIX):
+        from zoo import hub
+
+        return _folder_source(str(name), hub.download(*hub.parse(name)))
+    if looks_like_path(name):
+        folder = Path(name)
+        if not (folder / artifacts.METADATA_FILE).is_file():
+            what = "does not exist" if not folder.exists() else f"has no {artifacts.METADATA_FILE}"
+            raise artifacts.ArtifactError(f"{folder} is not a preset folder: it {what}.")
+        return _folder_source(str(name), folder)
+    spec = get_spec(name)
+    return Source(spec.name, spec, preset_folder(spec.name) if has_weights(spec.name) else None)
+
+
+def _folder_source(name: str, folder: Path) -> Source:
+    from zoo import artifacts
+    from zoo.registry import list_specs
+
+    metadata = artifacts.read_metadata(folder)
+    registered = {s.name: s for s in list_specs()}
+    lineage = [metadata.get("name"), (metadata.get("parent") or {}).get("preset")]
+    spec = next((registered[n] for n in lineage if isinstance(n, str) and n in registered), None)
+    return Source(name, spec, folder)
+
+
+def looks_like_path(name) -> bool:
+    return isinstance(name, Path) or (isinstance(name, str) and (os.sep in name or "/" in name or name.startswith(".")))
+
+
+def load(name, pretrained: bool = True, trainable=True, **config_overrides):
     """Build preset ``name`` as a ``keras.Model``.
 
     Args:
@@ -52,52 +124,64 @@ def load(name: str, pretrained: bool = True, trainable: bool = True, **config_ov
             the path of a preset folder (e.g. one ``zoo finetune`` wrote).
         pretrained: load the shipped weights, after checking each file's sha256.
             ``False`` gives a freshly initialised model.
-        trainable: ``False`` freezes every weight (feature extraction); freeze
-            parts instead with ``layer.trainable = False`` (e.g. ``model.encoder_layers``).
+        trainable: ``True`` trains everything, ``False`` freezes every weight (feature
+            extraction); a group name or a list of them (``model.fine_tuning.groups``,
+            e.g. ``"decoder"``) trains those groups only.
         **config_overrides: constructor arguments to change (see ``get_spec(name).config``).
 
     Raises:
         KeyError: unknown preset name (the message lists close matches).
         TypeError: an override that the model's constructor does not take.
+        ValueError: an unknown layer group in ``trainable``.
         zoo.artifacts.ArtifactError: missing, corrupt or altered weight files.
     """
     model = _build(name, pretrained, config_overrides)
-    model.trainable = bool(trainable)
+    set_trainable(model, trainable)
     return model
+
+
+def set_trainable(model, trainable) -> None:
+    """``True``/``False`` for the whole model, or the names of the layer groups that train (the rest is frozen)."""
+    if isinstance(trainable, bool):
+        model.trainable = trainable
+        return
+    wanted = [trainable] if isinstance(trainable, str) else list(trainable)
+    groups = model.layer_groups()
+    unknown = sorted(set(wanted) - set(groups))
+    if unknown:
+        raise ValueError(f"trainable names unknown layer group(s) {unknown}; {type(model).__name__} has {sorted(groups)}.")
+    model.trainable = True
+    for group, layers in groups.items():
+        for layer in layers:
+            layer.trainable = group in wanted
 
 
 def _build(name, pretrained: bool, config_overrides: dict):
     from zoo import artifacts
 
-    if isinstance(name, (str, Path)) and _is_preset_folder(name):
-        return artifacts.build_from_folder(Path(name), config_overrides)
-    if isinstance(name, str) and name.startswith("hf://"):
+    if isinstance(name, str) and name.startswith(HUB_PREFIX):
         from zoo import hub
 
         if not pretrained:
             raise ValueError(f"{name!r} names Hub weights; pretrained=False makes no sense for it.")
         return hub.load(name, **config_overrides)
-    spec = get_spec(name)
-    _check_overrides(spec, config_overrides)
+    source = locate(name)
+    if source.spec is not None and source.folder is None and pretrained:
+        raise artifacts.ArtifactError(
+            f"No pretrained weights are shipped for {source.name!r} (looked in {preset_folder(source.spec.name)}). "
+            f"Use zoo.load({source.name!r}, pretrained=False), or train them with `zoo train {source.name}`."
+        )
     if not pretrained:
+        if source.spec is None:
+            raise ValueError(f"{name!r} is a folder of an unregistered preset; pretrained=False needs a preset name.")
+        spec = source.spec
+        _check_overrides(spec, config_overrides)
         model = spec.model_class(**dict(spec.config, **config_overrides))
         model(model.example_inputs())
         return model
-    folder = preset_folder(name)
-    if not has_weights(name):
-        raise artifacts.ArtifactError(
-            f"No pretrained weights are shipped for {name!r} (looked in {folder}). "
-            f"Use zoo.load({name!r}, pretrained=False), or train them with `zoo train {name}`."
-        )
-    return artifacts.build_from_folder(folder, config_overrides)
-
-
-def _is_preset_folder(name) -> bool:
-    """A path (not a registered name) to a folder with metadata.json, e.g. a fine-tuned preset."""
-    from zoo import artifacts
-
-    path = Path(name)
-    return (isinstance(name, Path) or "/" in str(name)) and (path / artifacts.METADATA_FILE).is_file()
+    if source.spec is not None and source.folder == preset_folder(source.spec.name):
+        _check_overrides(source.spec, config_overrides)
+    return artifacts.build_from_folder(source.folder, config_overrides)
 
 
 def _check_overrides(spec, overrides: dict) -> None:

@@ -31,6 +31,10 @@ class ArtifactError(ValueError):
     """A preset folder that is missing files, or whose files do not match their sha256."""
 
 
+class UnknownFamilyError(ArtifactError):
+    """A preset folder whose model class no installed family provides."""
+
+
 def sha256_file(path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -67,6 +71,60 @@ def read_json(path) -> dict:
         raise ArtifactError(f"{path} is not valid JSON ({e}); the file is corrupt or truncated.") from None
 
 
+def read_metadata(folder) -> dict:
+    """metadata.json of a preset folder, checked to be an object whose "files" maps plain file names to sha256."""
+    path = Path(folder) / METADATA_FILE
+    metadata = read_json(path)
+    if not isinstance(metadata, dict):
+        raise ArtifactError(f"{path} must hold a JSON object; it holds a {type(metadata).__name__}.")
+    files = metadata.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise ArtifactError(f"{path}: \"files\" must map file names to sha256 strings; received {str(files)[:120]}.")
+    for name in files:
+        if name in ("", ".", "..") or "/" in name or "\\" in name or name != Path(name).name:
+            raise ArtifactError(f"{path} lists {name!r}; only plain file names inside the preset folder are allowed.")
+    return metadata
+
+
+def read_config(folder) -> dict:
+    """config.json of a preset folder: {"class_name": str, "config": object}."""
+    path = Path(folder) / CONFIG_FILE
+    saved = read_json(path)
+    if not isinstance(saved, dict) or not isinstance(saved.get("class_name"), str) or not isinstance(saved.get("config"), dict):
+        raise ArtifactError(
+            f"{path} must be an object with \"class_name\" (a string) and \"config\" (an object); "
+            f"received {str(saved)[:120]}."
+        )
+    return saved
+
+
+def is_preset_folder(folder) -> bool:
+    """Whether ``folder`` is a preset folder the zoo wrote (a metadata.json recording file hashes)."""
+    try:
+        return bool(read_metadata(folder).get("files"))
+    except ArtifactError:
+        return False
+
+
+def check_destination(folder, force: bool = False) -> None:
+    """Refuse to replace ``folder`` unless it is empty, missing, or a zoo preset folder and ``force`` is set.
+
+    A folder that holds anything else (notes, data, other results) is never replaced.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} exists and is not a folder; choose another destination.")
+    if not folder.exists() or not any(folder.iterdir()):
+        return
+    if not is_preset_folder(folder):
+        raise FileExistsError(
+            f"{folder} exists and holds files that are not a zoo preset folder; it is never replaced. "
+            "Choose a new or empty folder."
+        )
+    if not force:
+        raise FileExistsError(f"{folder} already holds a preset; pass --force (force=True) to replace it.")
+
+
 def model_config(model) -> dict:
     """What config.json holds: the registered class name and the constructor arguments."""
     return {"class_name": keras.saving.get_registered_name(type(model)), "config": _constructor_config(model)}
@@ -79,8 +137,11 @@ def _constructor_config(model) -> dict:
     return config
 
 
-def write_preset(folder, model, metadata: dict, extra_files: dict | None = None) -> Path:
+def write_preset(folder, model, metadata: dict, extra_files: dict | None = None, force: bool = False) -> Path:
     """Write a complete preset folder, replacing ``folder`` only once everything is written.
+
+    An existing ``folder`` is replaced only if it is a zoo preset folder and
+    ``force`` is set (:func:`check_destination`).
 
     Args:
         folder: destination folder.
@@ -89,6 +150,7 @@ def write_preset(folder, model, metadata: dict, extra_files: dict | None = None)
         extra_files: name -> bytes of figures or other files to ship.
     """
     folder = Path(folder)
+    check_destination(folder, force)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging."))
     try:
@@ -114,10 +176,12 @@ def inference_copy(model):
     return copy
 
 
-def install_preset(source, destination) -> Path:
+def install_preset(source, destination, force: bool = True) -> Path:
     """Copy a verified preset folder over ``destination``, which changes only once the copy is complete."""
     source, destination = Path(source), Path(destination)
     verify_preset(source)
+    check_destination(destination, force)
+    destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.install."))
     try:
         shutil.copytree(source, staging, dirs_exist_ok=True)
@@ -146,7 +210,7 @@ def verify_preset(folder) -> dict:
         ArtifactError: naming the first file that is missing, truncated or altered.
     """
     folder = Path(folder)
-    metadata = read_json(folder / METADATA_FILE)
+    metadata = read_metadata(folder)
     recorded = metadata.get("files")
     if not recorded or CONFIG_FILE not in recorded or WEIGHTS_FILE not in recorded:
         raise ArtifactError(
@@ -157,6 +221,8 @@ def verify_preset(folder) -> dict:
         path = folder / name
         if not path.is_file():
             raise ArtifactError(f"{name} is missing from the preset folder {folder}.")
+        if path.is_symlink() and not _inside(path, folder) and not _in_hub_cache(path, folder):
+            raise ArtifactError(f"{name} in {folder} is a link to a file outside the preset folder; refused.")
         actual = sha256_file(path)
         if actual != expected:
             raise ArtifactError(
@@ -167,20 +233,43 @@ def verify_preset(folder) -> dict:
     return metadata
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _in_hub_cache(path: Path, folder: Path) -> bool:
+    """A Hugging Face cache snapshot links each file to ../../blobs/<hash> of the same repo cache."""
+    repo = folder.resolve().parent.parent
+    return folder.resolve().parent.name == "snapshots" and path.resolve().is_relative_to(repo / "blobs")
+
+
+def model_class(folder, saved: dict, metadata: dict):
+    """The registered zoo model class that config.json names; an error naming the family it needs otherwise."""
+    from zoo.registry import ensure_built
+    from zoo.models.base import ZooModel
+
+    ensure_built()  # every installed family registers its classes before any lookup
+    cls = keras.saving.get_registered_object(saved["class_name"])
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, ZooModel)):
+        import zoo
+
+        family = metadata.get("family", "unknown")
+        module = metadata.get("family_module")
+        needs = f"the package that provides module {module!r}" if module else "the package that defines it"
+        raise UnknownFamilyError(
+            f"{folder} holds a {family!r} model ({saved['class_name']}) that this zoo {zoo.__version__} does not "
+            f"know; it was written by zoo {metadata.get('zoo_version', '?')}. Install {needs} (families register "
+            "through the 'physics_model_zoo.families' entry points) or upgrade the zoo to at least that version."
+        )
+    return cls
+
+
 def build_from_folder(folder, overrides: dict | None = None, verify: bool = True):
     """Verify ``folder``, build its model (only registered zoo classes) and load its weights."""
     folder = Path(folder)
-    if verify:
-        verify_preset(folder)
-    saved = read_json(folder / CONFIG_FILE)
-    import zoo.registry  # noqa: F401  (imports every family module, which registers its classes)
-
-    cls = keras.saving.get_registered_object(saved.get("class_name", ""))
-    if cls is None or not saved["class_name"].startswith("zoo>"):
-        raise ArtifactError(
-            f"{folder / CONFIG_FILE} names class {saved.get('class_name')!r}, which is not a registered "
-            "zoo model; this zoo version cannot build it."
-        )
+    metadata = verify_preset(folder) if verify else read_metadata(folder)
+    saved = read_config(folder)
+    cls = model_class(folder, saved, metadata)
     config = dict(saved["config"], **(overrides or {}))
     try:
         model = cls(**config)
@@ -191,6 +280,8 @@ def build_from_folder(folder, overrides: dict | None = None, verify: bool = True
     model(model.example_inputs())
     try:
         model.load_weights(folder / WEIGHTS_FILE)
+    except OSError as e:
+        raise ArtifactError(f"{WEIGHTS_FILE} in {folder} cannot be read as Keras weights ({e}).") from None
     except ValueError as e:
         changed = sorted(overrides or {})
         raise ArtifactError(

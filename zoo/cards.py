@@ -6,6 +6,7 @@ with the measured metrics) so that it can be published as the repo's README.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import zoo
@@ -13,64 +14,7 @@ from zoo import artifacts
 
 CARDS_DIR = Path(__file__).resolve().parents[1] / "model_cards"
 
-INTENDED_USE = {
-    "scinet": (
-        "Reproducing and extending the SciNet experiments of Iten et al.: reading physical parameters "
-        "off the latent neurons, predicting the system's behaviour, and fine-tuning on related systems. "
-        "The models are trained on idealised, noise-free (or lightly noised) simulations in the parameter "
-        "ranges below; outside those ranges predictions are extrapolations."
-    ),
-    "classifiers": (
-        "Locating the ordered-disordered transition of 2D square-lattice Ising-type spin models from snapshots, "
-        "as Carrasquilla & Melko did: run the classifier on configurations at several temperatures and lattice "
-        "sizes, find where its mean output crosses 1/2 and extrapolate in 1/L. Also a pretrained starting point "
-        "for fine-tuning on related models (other couplings, dilution, other lattices with a square embedding)."
-    ),
-    "rbm": (
-        "A generative model of 8 x 8 Ising configurations at one temperature, as in Torlai & Melko: draw new "
-        "configurations with `sample(n, gibbs_steps)`, score configurations with the free energy, compare "
-        "thermodynamic observables with Monte Carlo, or start from these weights to study how RBMs represent "
-        "critical fluctuations. The observables of all RBM presets against T, next to Monte Carlo, are drawn "
-        "from their metadata by `make cards` into model_cards/rbm-ising-L8-observables.png."
-    ),
-    "siamese": (
-        "Reproducing the siamese-network experiments of Wetzel et al.: deciding whether two points are related "
-        "by a symmetry (Lorentz transformations) or lie on the same trajectory (Kepler orbits), and reading "
-        "the invariant or conserved quantity off the embedding `model.embed(x)` with the polynomial read-out of "
-        "`training.evaluation.readout`. Inputs should come from the parameter ranges below."
-    ),
-}
-
-LIMITATIONS = {
-    "scinet": (
-        "Trained on simulations of idealised systems; no measurement noise beyond what the simulator documents. "
-        "The latent interpretation (which latent carries which parameter) holds up to invertible smooth maps, "
-        "as the fits above quantify."
-    ),
-    "classifiers": (
-        "Trained on the ferromagnetic, zero-field, nearest-neighbour Ising model on L = 32 with J = 1; labels come "
-        "from the exact T_c, so the network learns that model's transition and nothing else. Other lattice sizes "
-        "work (global pooling) but shift the crossing, as finite-size scaling predicts. Configurations must be "
-        "square and periodic; open boundaries are not what it was trained on. The finite-size extrapolation of "
-        "T_c from this one network is biased: trained at L = 32, its crossing barely moves between L = 32 and 64, "
-        "so the 1/L fit is driven by L = 16 and lands below the exact T_c by the distance the table shows; "
-        "Carrasquilla & Melko trained one network per lattice size."
-    ),
-    "rbm": (
-        "One machine per temperature and lattice size (L = 8, periodic, J = 1, zero field); it does not "
-        "interpolate in temperature. Samples come from block Gibbs chains, which mix slowly between the two "
-        "magnetised states at low temperature; fluctuation observables (specific heat, susceptibility) are "
-        "harder to reproduce than means, especially near T_c, as the table above shows. AIS gives a stochastic "
-        "lower bound on log Z, so the reported log-likelihood can be optimistic if the chains do not mix."
-    ),
-    "siamese": (
-        "The embedding is a monotonic function of the invariant only on the training distribution: outside "
-        "the parameter ranges below (larger boosts, unbound or other-energy orbits, fields with another "
-        "E^2 - B^2) it is an extrapolation. Each preset learns the one invariant that decides in its data set "
-        "(the Kepler presets fix E or L_z, the field preset fixes E^2 - B^2); pairs whose invariants differ by "
-        "less than the network's resolution are misclassified, which bounds the pair accuracy."
-    ),
-}
+BENCHMARK_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "presets.json"
 
 
 def _fmt(value) -> str:
@@ -133,30 +77,39 @@ def _extra_sections(metadata) -> str:
     return "".join(f"\n### {s['title']}\n\n{s['markdown']}\n" for s in metadata.get("card_sections", []))
 
 
-def _scan_table(metadata) -> str:
-    scan = metadata.get("latent_scan") or {}
-    if not scan:
-        return ""
-    epochs = metadata["recipe"]["hyperparameters"].get("scan_epochs")
-    n = metadata["recipe"]["hyperparameters"].get("scan_n_train")
-    rows = [
-        f"\n### Latent-size scan\n\nEach scan point is a fresh model trained for {epochs} epochs on {n} samples "
-        f"(shorter than the shipped preset); error on the held-out set. The knee is the size k whose latent gives the "
-        f"largest relative improvement, err(k-1)/err(k); at the knee the error is "
-        f"{metadata['metrics'].get('latent_scan_knee_error_over_floor', float('nan')):.3g} times the smallest error of the scan. Knee: **{metadata['metrics'].get('latent_scan_knee')}**.\n",
-        "| latents | held-out RMS error |",
-        "|---|---|",
-    ]
-    rows += [f"| {k} | {_fmt(v)} |" for k, v in sorted(scan.items(), key=lambda kv: int(kv[0]))]
-    return "\n".join(rows) + "\n"
+def _endpoint_rows(model, spec) -> str:
+    """The input/output table, generated from the model's declared endpoints.
+
+    An input's description is the preset's own where the preset describes a tensor of
+    that name; outputs take the preset's descriptions on ``serving_default`` only.
+    """
+    described = spec.descriptions() if spec is not None else {}
+
+    def cell(tensors, use_preset):
+        text = "<br>".join(f"`{t.name}` {tuple(t.shape)}: {(use_preset and described.get(t.name)) or t.description}"
+                           for t in tensors)
+        return text.replace("|", "\\|")
+
+    rows = ["| endpoint | inputs | outputs |", "|---|---|---|"]
+    for endpoint in model.endpoints():
+        main = endpoint.name == "serving_default"
+        rows.append(f"| `{endpoint.name}` | {cell(endpoint.inputs, True)} | {cell(endpoint.outputs, main)} |")
+    return "\n".join(rows)
 
 
-def _benchmarks_section(metadata) -> str:
-    bench = metadata.get("benchmarks")
+def benchmark_results(name: str) -> dict | None:
+    """The speed measurements of preset ``name`` that the benchmarks wrote to benchmarks/results/presets.json."""
+    if not BENCHMARK_RESULTS.exists():
+        return None
+    return json.loads(BENCHMARK_RESULTS.read_text()).get(name)
+
+
+def _benchmarks_section(name) -> str:
+    bench = benchmark_results(name)
     if not bench:
-        return "Not measured yet: run `python benchmarks/scinet_speed.py`."
+        return "Not measured yet: run the family's speed benchmark in benchmarks/."
     bench = dict(bench)
-    script = bench.pop("script", "benchmarks/scinet_speed.py")
+    script = bench.pop("script")
     rows = ["| measurement | value |", "|---|---|"] + [f"| {key} | {_fmt(value)} |" for key, value in sorted(bench.items())]
     return f"Measured by `{script}` (side by side in one run).\n\n" + "\n".join(rows)
 
@@ -175,9 +128,14 @@ def render_card(name: str, figure_dir: str | None = None) -> str:
     ``figure_dir`` is where the card finds the preset's figures: by default
     the preset folder seen from model_cards/; ``""`` beside the card (Hub repo).
     """
-    spec = zoo.get_spec(name)
-    metadata = artifacts.read_json(zoo.preset_folder(name) / artifacts.METADATA_FILE)
-    shipped_config = artifacts.read_json(zoo.preset_folder(name) / artifacts.CONFIG_FILE)
+    source = zoo.locate(name)
+    if source.folder is None or source.spec is None:
+        raise artifacts.ArtifactError(f"{name!r} has no preset folder with metrics to render a card from.")
+    spec, family = source.spec, zoo.get_family(source.spec.family)
+    metadata = artifacts.read_metadata(source.folder)
+    shipped_config = artifacts.read_config(source.folder)
+    model = artifacts.model_class(source.folder, shipped_config, metadata)(**shipped_config["config"])
+    extra = family.card_sections(metadata) if family.card_sections else ""
     recipe = metadata["recipe"]
     training = metadata["training"]
     data = metadata["data"]
@@ -187,9 +145,9 @@ def render_card(name: str, figure_dir: str | None = None) -> str:
         if not missed
         else f"**Quality targets missed:** {', '.join(missed)} (measured values below)."
     )
-    io_rows = "\n".join(f"- input `{t.name}` {t.shape}: {t.description}" for t in spec.inputs)
-    io_rows += "\n" + "\n".join(f"- output `{t.name}` {t.shape}: {t.description}" for t in spec.outputs)
-    figure_dir = f"../zoo/pretrained/{spec.name}/" if figure_dir is None else figure_dir
+    io_rows = _endpoint_rows(model, spec)
+    if figure_dir is None:
+        figure_dir = os.path.relpath(source.folder, CARDS_DIR) + "/"
     figure = f"{figure_dir}evaluation.png"
     return f"""{_front_matter(spec, metadata)}
 # {spec.name}
@@ -205,11 +163,11 @@ model = zoo.load("{spec.name}")
 
 ## Intended use
 
-{INTENDED_USE.get(spec.family, '')}
+{family.intended_use}
 
 ## Architecture
 
-`{spec.model_class.__name__}` (`zoo.models.{spec.family}`), configuration of the shipped weights:
+`{type(model).__name__}` (`{family.module}`, family `{family.name}`), configuration of the shipped weights:
 
 ```json
 {json.dumps(shipped_config["config"], indent=2, sort_keys=True)}
@@ -242,16 +200,22 @@ Recipe `{recipe['function']}`; hyperparameters:
 All metrics:
 
 {_metrics_table(metadata)}
-{_scan_table(metadata)}{_extra_sections(metadata)}
+{extra}{_extra_sections(metadata)}
 ![evaluation]({figure})
 
 ## Speed
 
-{_benchmarks_section(metadata)}
+{_benchmarks_section(spec.name)}
 
 ## Limitations
 
-{LIMITATIONS.get(spec.family, "")} {"Targets missed above are open work." if missed else ""}
+{family.limitations} {"Targets missed above are open work." if missed else ""}
+
+## Integrity
+
+metadata.json records the sha256 of {", ".join(f"`{f}`" for f in sorted(metadata["files"]))}; `zoo.load` checks
+every one before it builds the model and refuses a file that differs. metadata.json itself and this card are
+not hashed: they are rendered from those files and the evaluation's outputs.
 
 ## Versions
 

@@ -59,41 +59,37 @@ def load(name: str, cache_dir=None, **config_overrides):
     folder = download(repo_id, revision, cache_dir)
     if not (folder / artifacts.METADATA_FILE).exists():
         raise HubError(f"{repo_id!r} is not a zoo preset: it has no {artifacts.METADATA_FILE}.")
-    metadata = artifacts.verify_preset(folder)
-    saved = artifacts.read_json(folder / artifacts.CONFIG_FILE)
-    import keras
-
-    if keras.saving.get_registered_object(saved.get("class_name", "")) is None:
-        raise HubError(
-            f"{repo_id!r} holds a {metadata.get('family', 'unknown')!r} model ({saved.get('class_name')}) that this "
-            f"zoo {zoo.__version__} does not know; it was written by zoo {metadata.get('zoo_version', '?')}: "
-            "upgrade the zoo to at least that version."
-        )
-    return artifacts.build_from_folder(folder, config_overrides, verify=False)
+    try:
+        return artifacts.build_from_folder(folder, config_overrides)
+    except artifacts.UnknownFamilyError as e:
+        raise HubError(str(e).replace(str(folder), f"The Hub repo {repo_id!r}")) from None
 
 
-def staged_repo(name: str, with_export: bool = False) -> Path:
-    """A temporary folder with what is uploaded: the preset folder, README.md = its card, optionally the export."""
+def staged_repo(name: str, export_dir=None) -> Path:
+    """A temporary folder with what is uploaded: the preset folder, README.md = its card, and ``export_dir``
+    (a SavedModel that ``zoo export`` already wrote) as saved_model/1 when given."""
     from zoo import cards
 
-    folder = zoo.preset_folder(name)
-    metadata = artifacts.verify_preset(folder)
+    source = zoo.locate(name)
+    if source.folder is None:
+        raise HubError(f"{name!r} has no preset folder to publish; train it or fine-tune it first.")
+    metadata = artifacts.verify_preset(source.folder)
     if not metadata.get("metrics") or not metadata.get("targets"):
         raise HubError(f"{name!r} has no measured metrics in its metadata.json; evaluate it before publishing.")
-    staging = Path(tempfile.mkdtemp(prefix=f"zoo-publish-{name}-"))
-    for path in folder.iterdir():
+    staging = Path(tempfile.mkdtemp(prefix="zoo-publish-"))
+    for path in source.folder.iterdir():
         if path.is_file():
             shutil.copy2(path, staging / path.name)
     (staging / README).write_text(cards.render_card(name, figure_dir=""))
-    if with_export:
-        from serving.export import export_model  # serving imports zoo; imported only when asked for
-
-        export_model(zoo.load(name), staging / "saved_model" / "1")
+    if export_dir is not None:
+        if not (Path(export_dir) / "saved_model.pb").is_file():
+            raise HubError(f"{export_dir} is not a SavedModel folder (no saved_model.pb); run `zoo export` first.")
+        shutil.copytree(export_dir, staging / "saved_model" / "1")
     return staging
 
 
 def publish(name: str, repo_id: str, revision: str | None = None, private: bool = False,
-            with_export: bool = False, api=None) -> str:
+            export_dir=None, api=None) -> str:
     """Upload preset ``name`` to ``repo_id`` in one commit, tag it with the zoo version; return the commit hash.
 
     The token comes from HF_TOKEN or ``huggingface-cli login`` through ``HfApi``.
@@ -102,7 +98,7 @@ def publish(name: str, repo_id: str, revision: str | None = None, private: bool 
         from huggingface_hub import HfApi
 
         api = HfApi()
-    staging = staged_repo(name, with_export)
+    staging = staged_repo(name, export_dir)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision and revision != "main":

@@ -1,18 +1,30 @@
-"""The preset registry: every preset is declared once, next to its family.
+"""The preset registry: every family is declared once, in its module, as ``FAMILY``.
 
-A family module (``zoo.models.<family>``) exposes a tuple ``PRESETS`` of
-:class:`PresetSpec`. The registry is built from the explicit tuple
-``FAMILY_MODULES`` below, so importing a module never registers anything as a
-side effect, and two presets with the same name fail at import.
+Families come from three places, all explicit:
+
+- the zoo's own modules, the tuple ``FAMILY_MODULES`` below (adding a family to the
+  zoo is one line here);
+- installed packages, through the entry-point group ``physics_model_zoo.families``,
+  each entry naming a :class:`zoo.spec.Family` (``mypkg.models:FAMILY``) or a module
+  that defines ``FAMILY``;
+- :func:`register_family` at run time (notebooks, tests).
+
+The registry is built on first use, whichever zoo function comes first, so every
+family's Keras classes are registered before any saved model is read. Two presets
+with the same name fail when the registry is built.
 """
 from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
+import threading
+from importlib import metadata as importlib_metadata
 
-from zoo.spec import PresetSpec
+from zoo.spec import Family, PresetSpec
 
 FAMILY_MODULES = ("zoo.models.scinet", "zoo.models.classifiers", "zoo.models.rbm", "zoo.models.siamese")
+ENTRY_POINT_GROUP = "physics_model_zoo.families"
 
 
 class UnknownPresetError(KeyError):
@@ -22,35 +34,107 @@ class UnknownPresetError(KeyError):
         return str(self.args[0])
 
 
-def _build_registry(modules=FAMILY_MODULES) -> dict:
-    registry = {}
-    for module_name in modules:
-        for spec in importlib.import_module(module_name).PRESETS:
-            if spec.name in registry:
+class _Registry:
+    def __init__(self):
+        self.families: dict = {}  # family name -> Family
+        self.presets: dict = {}  # preset name -> PresetSpec
+        self.lock = threading.RLock()
+        self.built = False
+
+    def build(self) -> None:
+        with self.lock:
+            if self.built:
+                return
+            for family in _builtin_families() + _entry_point_families():
+                self.add(family)
+            self.built = True
+
+    def add(self, family: Family) -> None:
+        if not isinstance(family, Family):
+            raise TypeError(f"A family is declared as zoo.spec.Family; received {type(family).__name__}: {family!r}.")
+        with self.lock:
+            previous = self.families.get(family.name)
+            if previous is not None and previous.module != family.module:
                 raise RuntimeError(
-                    f"Preset {spec.name!r} is declared twice: in {registry[spec.name].family!r} "
-                    f"and in {module_name!r}. Preset names must be unique."
+                    f"Family {family.name!r} is declared twice: in {previous.module!r} and in {family.module!r}."
                 )
-            registry[spec.name] = spec
-    return registry
+            for spec in family.presets:
+                owner = self.presets.get(spec.name)
+                if owner is not None and owner.family != family.name:
+                    raise RuntimeError(
+                        f"Preset {spec.name!r} is declared twice: in {owner.family!r} and in {family.name!r} "
+                        f"({family.module}). Preset names must be unique."
+                    )
+            self.families[family.name] = family
+            self.presets.update({spec.name: spec for spec in family.presets})
 
 
-_REGISTRY = _build_registry()
+def _family_of(target) -> Family:
+    """The Family an entry point or module name refers to (``module`` or ``module:attribute``)."""
+    module_name, _, attribute = target.partition(":")
+    found = getattr(importlib.import_module(module_name), attribute or "FAMILY")
+    return found.FAMILY if inspect.ismodule(found) else found
+
+
+def _builtin_families() -> list:
+    return [_family_of(name) for name in FAMILY_MODULES]
+
+
+def _entry_point_families() -> list:
+    return [_family_of(entry.value) for entry in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP)]
+
+
+_REGISTRY = _Registry()
+
+
+def ensure_built() -> None:
+    """Import every family (registering its Keras classes); cheap after the first call."""
+    _REGISTRY.build()
+
+
+def register_family(family: Family) -> Family:
+    """Add a family at run time; its presets become loadable by name. Returns ``family``."""
+    ensure_built()
+    _REGISTRY.add(family)
+    return family
+
+
+def list_families() -> list:
+    ensure_built()
+    return [_REGISTRY.families[name] for name in sorted(_REGISTRY.families)]
+
+
+def get_family(name: str) -> Family:
+    ensure_built()
+    if name not in _REGISTRY.families:
+        raise UnknownPresetError(f"Unknown family {name!r}; installed families: {sorted(_REGISTRY.families)}.")
+    return _REGISTRY.families[name]
+
+
+def family_of_class(cls) -> Family | None:
+    """The family whose presets use model class ``cls`` (None if no preset does)."""
+    ensure_built()
+    for family in _REGISTRY.families.values():
+        if any(spec.model_class is cls for spec in family.presets):
+            return family
+    return None
 
 
 def list_specs() -> list:
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+    ensure_built()
+    return [_REGISTRY.presets[name] for name in sorted(_REGISTRY.presets)]
 
 
 def get_spec(name: str) -> PresetSpec:
     """Return the spec of preset ``name``; unknown names fail with close matches."""
     if not isinstance(name, str):
         raise TypeError(f"A preset name must be a string, received {type(name).__name__}: {name!r}.")
+    ensure_built()
     try:
-        return _REGISTRY[name]
+        return _REGISTRY.presets[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, list(_REGISTRY.presets), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownPresetError(
-            f"Unknown preset {name!r}.{hint} Known presets: {', '.join(sorted(_REGISTRY))}."
+            f"Unknown preset {name!r}.{hint} Known presets: {', '.join(sorted(_REGISTRY.presets))}."
         ) from None

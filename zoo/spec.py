@@ -1,18 +1,106 @@
-"""Frozen descriptions of presets and of their public tensors."""
+"""The family contract: frozen descriptions of families, presets, endpoints, training and fine-tuning.
+
+A family module declares one :class:`Family` (its presets, card text, tiny test
+config, demo) and its model classes subclass :class:`zoo.models.base.ZooModel`,
+which states the rest of the contract in code: the endpoints (:class:`Endpoint`),
+how it trains (:class:`TrainingSpec`), the layer groups fine-tuning can freeze or
+re-initialise and the fine-tuning loss (:class:`FineTuning`). Serving, cards,
+fine-tuning, the training loop and the registry-wide tests read these
+declarations and never ask which family a model belongs to.
+"""
 from __future__ import annotations
 
 import dataclasses
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
-    """Name, shape (None for the batch axis) and meaning of one input or output."""
+    """Name, shape (None for the batch axis and for any size) and meaning of one input or output."""
 
     name: str
     shape: tuple
-    description: str
+    description: str = ""
+    dtype: str = "float32"
+
+    @property
+    def feature_shape(self) -> tuple:
+        """The shape without the batch axis."""
+        return tuple(self.shape[1:])
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """One public entry point of a model, exported as a serving signature of the same name.
+
+    Attributes:
+        name: the signature name (``serving_default``, ``encode``, ``embed``, ``sample``, ...).
+        function: tensors in, dict of named tensors out; called with the inputs
+            as keyword arguments, after ``check``; must be traceable by tf.function.
+        inputs, outputs: named :class:`TensorSpec` with the batch axis first.
+        check: an :class:`InputCheck` run on the inputs before ``function``, by
+            ``predict`` on numpy and inside the exported graph alike (None: shape,
+            dtype and finiteness only).
+        description: one line for ``zoo info`` and the card.
+        stochastic: the outputs are random draws (a sampler), so two calls agree in
+            distribution, not number for number.
+    """
+
+    name: str
+    function: Callable
+    inputs: tuple
+    outputs: tuple
+    check: Any = None
+    description: str = ""
+    stochastic: bool = False
+
+    @property
+    def input_names(self) -> list:
+        return [t.name for t in self.inputs]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSpec:
+    """How a model trains.
+
+    Attributes:
+        loss: the Keras loss for ``compile``/``fit`` (a name or a callable
+            ``loss(y_true, y_pred)`` returning per-example losses), or None when the
+            model trains with its own ``train_step`` on inputs alone.
+        multiworker_refusal: None when the custom multi-worker loop can train the
+            model; otherwise the reason ``--strategy multiworker`` is refused.
+    """
+
+    loss: Any = None
+    multiworker_refusal: str | None = None
+
+    @property
+    def own_train_step(self) -> bool:
+        return self.loss is None
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuning:
+    """What ``zoo finetune`` may do with a model.
+
+    Attributes:
+        groups: names of the layer groups that can be frozen or re-initialised
+            (the model's ``layer_groups()`` keys), e.g. ``("encoder", "decoder")``.
+        loss: the fine-tuning loss (as :attr:`TrainingSpec.loss`; None: the model's own
+            ``train_step`` on inputs alone, with no ``target`` array in the data).
+        error_name: what :meth:`ZooModel.fine_tuning_error` measures before and after.
+        refusal: None when fine-tuning applies, else why it does not and what to do instead.
+    """
+
+    groups: tuple = ()
+    loss: Any = "mse"
+    error_name: str = "held-out RMS error"
+    refusal: str | None = None
+
+    @property
+    def needs_target(self) -> bool:
+        return self.loss is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,17 +109,17 @@ class PresetSpec:
 
     Attributes:
         name: the preset name users pass to ``zoo.load``.
-        family: the family module's short name (``"scinet"``).
+        family: the family's short name (``"scinet"``); the registry fills it in.
         model_class: the registered Keras class that builds the preset.
         config: constructor arguments of ``model_class``.
         recipe: ``"module:function"`` that trains and evaluates the preset.
         summary: one line for ``zoo list``.
-        inputs, outputs: the public call contract.
+        inputs, outputs: descriptions of the ``serving_default`` tensors, by name;
+            the other endpoints describe their own tensors.
         paper: citation of the architecture's paper.
     """
 
     name: str
-    family: str
     model_class: type
     config: Mapping[str, Any]
     recipe: str
@@ -39,6 +127,43 @@ class PresetSpec:
     inputs: tuple
     outputs: tuple
     paper: str
+    family: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
+
+    def descriptions(self) -> dict:
+        """Tensor name -> the preset's own description (the card and ``zoo info`` prefer it)."""
+        return {t.name: t.description for t in (*self.inputs, *self.outputs)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A family of architectures, declared once in its module as ``FAMILY``.
+
+    Attributes:
+        name: short name (``"scinet"``), shown by ``zoo list`` and in cards.
+        module: the module that declares it (``__name__``); a Hub repo of this family
+            names it when the family is not installed.
+        presets: its :class:`PresetSpec` tuple.
+        intended_use, limitations: the card's sections of those names (markdown).
+        tiny_overrides: constructor overrides that make any preset of the family build
+            and run in milliseconds (registry-wide tests).
+        card_sections: optional ``metadata -> markdown`` for extra card sections.
+        demo: optional ``"module:function"``, ``function(argv) -> int``, run by ``zoo demo``.
+        pretrained_dir: where this family's preset folders live (None: ``zoo/pretrained``).
+    """
+
+    name: str
+    module: str
+    presets: tuple
+    intended_use: str
+    limitations: str
+    tiny_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    card_sections: Callable | None = None
+    demo: str | None = None
+    pretrained_dir: Any = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "tiny_overrides", MappingProxyType(dict(self.tiny_overrides)))
+        object.__setattr__(self, "presets", tuple(dataclasses.replace(p, family=self.name) for p in self.presets))

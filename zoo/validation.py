@@ -104,3 +104,76 @@ def check_spins(value, name: str = "spins") -> np.ndarray:
         f"Input {name!r} must hold spins +-1 (or 0/1, converted to -1/+1); received values "
         f"{values[:6].tolist()}{' ...' if values.size > 6 else ''}."
     )
+
+
+class InputCheck:
+    """A value check of an endpoint's inputs, stated once and run in two places.
+
+    ``numpy`` runs in ``predict`` and the other numpy entry points, before any
+    tensor math, and raises ``ValueError`` naming what was received and what was
+    expected; ``graph`` runs inside exported signatures and fails the request with
+    INVALID_ARGUMENT carrying the same message. Both may convert the inputs (0/1
+    spins to +-1) and return the named inputs they pass on. A test feeds both the
+    same accepted and refused inputs.
+    """
+
+    def numpy(self, arrays: dict) -> dict:
+        return arrays
+
+    def graph(self, tensors: dict) -> dict:
+        return tensors
+
+
+class SpinCheck(InputCheck):
+    """Square lattices of spins +-1 with L >= ``min_size``; 0/1 occupations are converted with s = 2 n - 1."""
+
+    def __init__(self, name: str = "spins", min_size: int = 1):
+        self.name, self.min_size = name, int(min_size)
+
+    def numpy(self, arrays: dict) -> dict:
+        spins = check_spins(arrays[self.name], self.name)
+        if spins.shape[1] < self.min_size:
+            raise ValueError(
+                f"Input {self.name!r} has L = {spins.shape[1]}; expected L >= {self.min_size} "
+                "(smaller than the convolution kernel)."
+            )
+        return {**arrays, self.name: spins}
+
+    def graph(self, tensors: dict) -> dict:
+        import tensorflow as tf
+
+        spins = tensors[self.name]
+        shape = tf.shape(spins)
+        tf.debugging.assert_equal(shape[1], shape[2], message=f"{self.name} must be square L x L lattices")
+        tf.debugging.assert_greater_equal(shape[1], self.min_size, message=f"{self.name} need L >= {self.min_size}")
+        zero_one = tf.reduce_all((spins == 0.0) | (spins == 1.0))
+        plus_minus = tf.reduce_all(tf.abs(spins) == 1.0)
+        tf.debugging.Assert(zero_one | plus_minus, [f"{self.name} must be +-1 (or 0/1, converted to -1/+1)"])
+        return {**tensors, self.name: tf.where(zero_one & ~plus_minus, 2.0 * spins - 1.0, spins)}
+
+
+class AwayFromOriginCheck(InputCheck):
+    """Points whose first two coordinates (x, y) are not both zero, where a 1/r potential is singular."""
+
+    def __init__(self, names):
+        self.names = tuple(names)
+
+    def numpy(self, arrays: dict) -> dict:
+        for name in self.names:
+            at_origin = np.flatnonzero((arrays[name][:, 0] == 0) & (arrays[name][:, 1] == 0))
+            if at_origin.size:
+                raise ValueError(
+                    f"Input {name!r} has {at_origin.size} point(s) at r = 0 (rows {at_origin[:5].tolist()}"
+                    f"{'...' if at_origin.size > 5 else ''}), where the 1/r potential is singular; "
+                    "every point needs (x, y) != (0, 0)."
+                )
+        return arrays
+
+    def graph(self, tensors: dict) -> dict:
+        import tensorflow as tf
+
+        for name in self.names:
+            x = tensors[name]
+            away = tf.reduce_all((x[:, 0] != 0.0) | (x[:, 1] != 0.0))
+            tf.debugging.Assert(away, [f"{name} has point(s) at r = 0, where the 1/r potential is singular"])
+        return tensors

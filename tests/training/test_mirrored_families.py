@@ -75,4 +75,4 @@ def test_rbm_contrastive_divergence_is_averaged_over_replicas():
 def test_multiworker_is_refused_with_the_reason():
     os.environ.pop("TF_CONFIG", None)
     with pytest.raises(ValueError, match="keras-team/keras#20585"):
-        keras_fit_strategy("multiworker", "float32", "ising-cnn")
+        keras_fit_strategy("multiworker", "float32", zoo.get_spec("ising-cnn").model_class.training_spec)

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 import zoo
-from zoo.cli import main
+from zoo_cli import main
 
 
 def test_list_shows_every_preset(capsys):

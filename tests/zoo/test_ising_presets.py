@@ -8,7 +8,7 @@ import zoo
 from training.recipes import classifiers, rbm as rbm_recipes
 from training.simulators import ising
 from zoo import artifacts
-from zoo.cli import recipe_of
+from training.recipes import recipe_of
 
 SEED = 31337
 RBMS = [n for n in zoo.list_models() if n.startswith("rbm-ising-") and zoo.has_weights(n)]

@@ -6,7 +6,7 @@ import pytest
 
 import zoo
 from zoo import artifacts
-from zoo.cli import recipe_of
+from training.recipes import recipe_of
 
 SEED = 31337
 SHIPPED = [n for n in zoo.list_models() if zoo.has_weights(n) and zoo.get_spec(n).family == "scinet"]

@@ -5,7 +5,7 @@ import pytest
 import zoo
 from training.recipes import siamese as recipes
 from zoo import artifacts, cards
-from zoo.cli import recipe_of
+from training.recipes import recipe_of
 
 SEED = 31337
 SIAMESE = [n for n in zoo.list_models() if zoo.get_spec(n).family == "siamese" and zoo.has_weights(n)]

@@ -21,6 +21,7 @@ import numpy as np
 
 import zoo
 import zoo.artifacts
+from zoo.models.classifiers import IsingPhaseClassifier
 from training import distribute, loop
 from training.recipes import common
 from training.simulators import ising
@@ -196,7 +197,7 @@ def _shuffled(data: ising.IsingSamples, seed: int) -> tuple:
 def train_and_evaluate(recipe: IsingCNNRecipe, workdir, epochs: int | None = None, verbose: int = 2,
                        strategy: str = "cpu", precision: str = "float32") -> dict:
     """Simulate, train (resumable), evaluate on held-out seeds and write ``workdir/artifact``."""
-    tf_strategy = distribute.keras_fit_strategy(strategy, precision, "ising-cnn")
+    tf_strategy = distribute.keras_fit_strategy(strategy, precision, IsingPhaseClassifier.training_spec)
     workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
     train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
     validation_data = simulate(recipe, recipe.n_validation, recipe.validation_seed)
@@ -217,7 +218,7 @@ def train_and_evaluate(recipe: IsingCNNRecipe, workdir, epochs: int | None = Non
         card_sections=[finite_size_section(metrics, recipe, train_data.diagnostics)],
     )
     figure = common.render_to_png(draw_crossing, curves, metrics)
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})
+    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
     return zoo.artifacts.verify_preset(folder)
 
 

@@ -76,6 +76,7 @@ def run_metadata(recipe, metrics: dict, targets: list, history: dict, data: dict
     return {
         "name": recipe.preset,
         "family": spec.family,
+        "family_module": zoo.get_family(spec.family).module,
         "zoo_version": zoo.__version__,
         "metrics": jsonable(metrics),
         "targets": targets,

@@ -20,6 +20,7 @@ import numpy as np
 
 import zoo
 import zoo.artifacts
+from zoo.models.rbm import IsingRBM
 from training import distribute, loop
 from training.recipes import common
 from training.simulators import ising
@@ -146,7 +147,7 @@ def train_model(recipe, model, spins, epochs, workdir, verbose=2) -> dict:
 def train_and_evaluate(recipe: RBMRecipe, workdir, epochs: int | None = None, verbose: int = 2,
                        strategy: str = "cpu", precision: str = "float32") -> dict:
     """Simulate, train with contrastive divergence (resumable), compare with held-out Monte Carlo and write ``workdir/artifact``."""
-    tf_strategy = distribute.keras_fit_strategy(strategy, precision, "RBM")
+    tf_strategy = distribute.keras_fit_strategy(strategy, precision, IsingRBM.training_spec)
     workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
     train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
     keras.utils.set_random_seed(recipe.train_seed)
@@ -167,7 +168,7 @@ def train_and_evaluate(recipe: RBMRecipe, workdir, epochs: int | None = None, ve
         card_sections=[observables_section(metrics, recipe)],
     )
     figure = common.render_to_png(draw_histograms, drawn, evaluation.spins, recipe)
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})
+    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
     return zoo.artifacts.verify_preset(folder)
 
 

@@ -26,7 +26,7 @@ from training.recipes import common
 from training.evaluation import metrics as generic
 from training.evaluation import scinet as evaluation
 from training.simulators import collision, copernicus, pendulum, qubit
-from zoo.models.scinet import from_original_checkpoint, wrap_angle
+from zoo.models.scinet import from_original_checkpoint, wrap_angle, wrapped_angle_mse  # noqa: F401 (re-exported)
 
 REFERENCE_DIR = Path(
     os.environ.get("ZOO_REFERENCE_DIR", Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "scinet-original")
@@ -96,12 +96,6 @@ def heliocentric_recipe() -> SciNetRecipe:
         "scinet-heliocentric", "heliocentric", n_train=100_000, epochs=60, learning_rate=3e-3,
         final_learning_rate=1e-5, kl_warmup_epochs=10,
     )
-
-
-@keras.saving.register_keras_serializable(package="zoo_training")
-def wrapped_angle_mse(y_true, y_pred):
-    """Mean squared angle difference, wrapped so that an error of 2 pi costs nothing."""
-    return ops.mean(ops.square(wrap_angle(y_pred - y_true)))
 
 
 # --------------------------------------------------------------------------
@@ -184,21 +178,16 @@ def make_optimizer(recipe, steps: int):
 
 
 def per_example_loss(recipe):
-    """The recipe's loss per example (mean over all but the batch axis), for custom training loops."""
-    def loss(targets, predictions):
-        diff = ops.cast(predictions, "float32") - ops.cast(targets, "float32")  # float32 loss under mixed precision
-        diff = wrap_angle(diff) if recipe.task == "heliocentric" else diff
-        return ops.mean(ops.reshape(ops.square(diff), (ops.shape(diff)[0], -1)), axis=-1)
-
-    return loss
+    """The preset's declared loss per example (mean over all but the batch axis), for custom training loops."""
+    spec = zoo.get_spec(recipe.preset)
+    return distribute.per_example_loss(spec.model_class(**spec.config).training_spec.loss)
 
 
 def train_model(recipe, model, train, validation, epochs, workdir, verbose=2) -> dict:
     optimizer = make_optimizer(recipe, epochs * (len(train[1]) // recipe.batch_size))
-    loss = wrapped_angle_mse if recipe.task == "heliocentric" else "mse"
     warmup = loop.KLWarmup(model.beta, recipe.kl_warmup_epochs)
     return loop.fit_resumable(
-        model, optimizer, loss, train, validation, epochs, recipe.batch_size, workdir, callbacks=[warmup], verbose=verbose
+        model, optimizer, model.training_spec.loss, train, validation, epochs, recipe.batch_size, workdir, callbacks=[warmup], verbose=verbose
     )
 
 
@@ -229,7 +218,7 @@ def train_multiworker(recipe, strategy, train, epochs):
     steps = epochs * (len(train[1]) // recipe.batch_size)
     model, losses = distribute.train_custom_loop(
         strategy, lambda: build_model(recipe), lambda: make_optimizer(recipe, steps), train[0], train[1],
-        recipe.batch_size, steps, per_example_loss(recipe), seed=recipe.train_seed,
+        recipe.batch_size, steps, seed=recipe.train_seed,
     )
     per_epoch = len(losses) // max(1, epochs)
     return model, {"loss": [float(np.mean(losses[i:i + per_epoch])) for i in range(0, len(losses), per_epoch)]}
@@ -279,7 +268,7 @@ def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None,
     metadata["training"].update(strategy=strategy, precision=precision)
     metadata["reference_metrics"] = reference_metrics(recipe, evaluation_data)
     figure = render_figure(recipe, model, evaluation_data, scan)
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})
+    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
     return zoo.artifacts.verify_preset(folder)
 
 
@@ -356,3 +345,29 @@ def heliocentric_figure(axes, model, data, scan=None):
     sc = axes[1].scatter(lift[:, 0], lift[:, 1], c=latents[:, 0], s=3, cmap="viridis")
     axes[1].set(xlabel="phi_Earth (rad)", ylabel="phi_Mars (rad)", title="latent 0")
     axes[1].figure.colorbar(sc, ax=axes[1])
+
+
+def heliocentric_demo(argv) -> int:
+    """``zoo demo``: predict a year of the Sun and Mars in the sky with scinet-heliocentric, against the simulator."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="zoo demo scinet", description=heliocentric_demo.__doc__.split(": ")[1])
+    parser.add_argument("--seed", type=int, default=2026, help="simulator seed of the fresh years")
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--out", default="outputs/heliocentric-year.png")
+    args = parser.parse_args(argv)
+    model = zoo.load("scinet-heliocentric")
+    sky = copernicus.simulate(args.samples, seed=args.seed)
+    predicted = model.predict(sky.initial_angles)
+    year = generic.wrapped_rms(predicted[0], sky.angles[0])
+    overall = generic.wrapped_rms(predicted, sky.angles)
+    per_body = [generic.wrapped_rms(predicted[..., k], sky.angles[..., k]) for k in range(2)]
+    print(f"scinet-heliocentric, {args.samples} fresh years from seed {args.seed} (50 weekly observations each):")
+    print(f"  first year shown in the figure: RMS angle error {year:.4f} rad")
+    print(f"  all years: RMS angle error {overall:.4f} rad = {overall / (2 * np.pi):.3%} of 2 pi "
+          f"(Sun {per_body[0]:.4f} rad, Mars {per_body[1]:.4f} rad)")
+    print(f"  latents of the first year: {np.round(model.encode(sky.initial_angles[:1])[0], 4).tolist()}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_bytes(render_to_png(heliocentric_figure, model, sky))
+    print(f"Figure written to {args.out}")
+    return 0

@@ -18,6 +18,7 @@ import numpy as np
 
 import zoo
 import zoo.artifacts
+from zoo.models.siamese import SiameseNet
 from training import distribute, loop
 from training.recipes import common
 from training.evaluation import readout
@@ -310,7 +311,7 @@ def train_and_evaluate(recipe: SiameseRecipe, workdir, epochs: int | None = None
     thousand weights in float32 and train in minutes on two cores.
     Returns the metadata written to ``workdir/artifact/metadata.json``.
     """
-    tf_strategy = distribute.keras_fit_strategy(strategy, precision, "siamese")
+    tf_strategy = distribute.keras_fit_strategy(strategy, precision, SiameseNet.training_spec)
     workdir = Path(workdir)
     epochs = recipe.epochs if epochs is None else epochs
     keras.utils.set_random_seed(recipe.train_seed)
@@ -336,7 +337,7 @@ def train_and_evaluate(recipe: SiameseRecipe, workdir, epochs: int | None = None
     }
     metadata["card_sections"] = [accuracy_section(recipe, metrics), readout_section(recipe, fitted)]
     figure = render_figure(recipe, model, evaluation_data, None)
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure})
+    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
     return zoo.artifacts.verify_preset(folder)
 
 

@@ -1,45 +1,127 @@
-"""What every zoo model shares: named inputs, validated entry points, dense stacks."""
+"""What every zoo model shares: the family contract in code, checked entry points, dense stacks.
+
+A family's model classes subclass :class:`ZooModel` and declare
+
+- ``endpoints()``: the public entry points (``serving_default`` first), each a
+  :class:`zoo.spec.Endpoint` with named inputs, outputs and an input check;
+- ``training_spec``: a loss for ``compile``/``fit``, or None for its own ``train_step``;
+- ``fine_tuning`` and ``layer_groups()``: what fine-tuning may freeze or re-initialise;
+- ``optimizers_to_checkpoint()``: every optimizer whose state a checkpoint keeps.
+
+``predict`` and :meth:`ZooModel.run_endpoint` check numpy inputs with the
+endpoint's declared check, then call one compiled function per endpoint, cached,
+so a loop of small calls costs about what the exported SavedModel costs.
+"""
 from __future__ import annotations
+
+import logging
+import weakref
 
 import keras
 import numpy as np
 
+from zoo.spec import Endpoint, FineTuning, TensorSpec, TrainingSpec
 from zoo.validation import check_inputs
+
+PREDICT_CHUNK = 1024
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {endpoint name: tf.function}
 
 
 class ZooModel(keras.Model):
-    """Base class of the zoo's Keras models.
+    """Base class of the zoo's Keras models (the family contract).
 
-    Subclasses define ``input_specs`` (input name -> feature shape, batch axis
-    left out). ``predict`` then checks user data (shape, dtype, finiteness)
-    before any tensor math and raises errors that name the offending input.
+    Subclasses define :meth:`endpoints`; the class attributes below give the
+    defaults of a supervised model trained with mean squared error.
     """
+
+    training_spec: TrainingSpec = TrainingSpec(loss="mse")
+    fine_tuning: FineTuning = FineTuning()
+
+    # ------------------------------------------------------------------ endpoints
+
+    def endpoints(self) -> tuple:
+        """The model's public entry points, ``serving_default`` first."""
+        raise NotImplementedError(f"{type(self).__name__} declares no endpoints().")
+
+    def endpoint(self, name: str = "serving_default") -> Endpoint:
+        found = {e.name: e for e in self.endpoints()}
+        if name not in found:
+            raise KeyError(f"{type(self).__name__} has no endpoint {name!r}; it has {sorted(found)}.")
+        return found[name]
 
     @property
     def input_specs(self) -> dict:
-        raise NotImplementedError
+        """Input name -> feature shape (batch axis left out) of ``serving_default``."""
+        return {t.name: t.feature_shape for t in self.endpoint().inputs}
 
     def example_inputs(self, batch_size: int = 2) -> dict:
-        """Zeros with the right shapes: build the model or trace a signature."""
-        return {n: np.zeros((batch_size, *s), "float32") for n, s in self.input_specs.items()}
+        """Valid inputs of ``serving_default``: build the model or trace a signature."""
+        return self.random_inputs(batch_size)
 
-    def random_inputs(self, batch_size: int = 2, seed: int = 0) -> dict:
-        """Valid random inputs (uniform in [-1, 1] unless the family needs otherwise): tests and benchmarks."""
+    def random_inputs(self, batch_size: int = 2, seed: int = 0, endpoint: str = "serving_default") -> dict:
+        """Valid random inputs of an endpoint (uniform in [0, 1), inside every family's training range of
+        probabilities, positions and angles, unless the family overrides it)."""
         rng = np.random.default_rng(seed)
-        return {n: rng.uniform(-1, 1, v.shape).astype("float32") for n, v in self.example_inputs(batch_size).items()}
+        return {t.name: rng.uniform(0, 1, (batch_size, *_concrete(t.feature_shape))).astype(t.dtype)
+                for t in self.endpoint(endpoint).inputs}
 
-    def validate_inputs(self, inputs):
-        """Checked float32 numpy inputs: one array for one input, else a dict."""
-        arrays = check_inputs(inputs, self.input_specs)
+    def validate_inputs(self, inputs, endpoint: str = "serving_default"):
+        """Checked numpy inputs of an endpoint: one array for one input, else a dict."""
+        arrays = self.checked_inputs(inputs, endpoint)
         return next(iter(arrays.values())) if len(arrays) == 1 else arrays
 
+    def checked_inputs(self, inputs, endpoint: str = "serving_default") -> dict:
+        """Named numpy inputs after the shape, dtype and finiteness checks and the endpoint's own check."""
+        declared = self.endpoint(endpoint)
+        arrays = check_inputs(inputs, {t.name: t.feature_shape for t in declared.inputs})
+        return declared.check.numpy(arrays) if declared.check is not None else arrays
+
+    def run_endpoint(self, name: str, inputs, batch_size: int | None = None) -> dict:
+        """Named numpy outputs of endpoint ``name`` on checked numpy inputs, in chunks of ``batch_size`` rows."""
+        arrays = self.checked_inputs(inputs, name)
+        function = self._compiled(name)
+        order = self.endpoint(name).input_names
+        n = len(next(iter(arrays.values())))
+        step = max(1, int(batch_size or PREDICT_CHUNK))
+        chunks = [function(*[arrays[k][i:i + step] for k in order]) for i in range(0, max(n, 1), step)]
+        return {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in chunks[0]}
+
+    def _compiled(self, name: str):
+        cache = _COMPILED.setdefault(self, {})
+        if name not in cache:
+            cache[name] = compile_endpoint(self, name)
+        return cache[name]
+
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        if not _is_dataset(x):
-            x = self.validate_inputs(x)
-        return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        """The ``serving_default`` output of checked numpy inputs; datasets and callbacks go through Keras."""
+        if _is_dataset(x) or callbacks or steps:
+            return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        outputs = self.run_endpoint("serving_default", x, batch_size)
+        return next(iter(outputs.values())) if len(outputs) == 1 else outputs
+
+    # ------------------------------------------------------------------ training and fine-tuning
+
+    def layer_groups(self) -> dict:
+        """Group name -> layers that fine-tuning can freeze or re-initialise (``fine_tuning.groups``)."""
+        return {}
+
+    def optimizers_to_checkpoint(self) -> dict:
+        """Name -> (optimizer, the variables it trains) for every optimizer whose state a checkpoint keeps.
+
+        A model with several optimizers (a GAN's generator and discriminator) returns each;
+        the checkpoint saves and restores them all with the weights (and any non-trainable
+        state such as persistent chains, which the weights file holds)."""
+        return {"optimizer": (self.optimizer, self.trainable_variables)}
+
+    def fine_tuning_error(self, inputs: dict, target) -> float:
+        """The error ``zoo finetune`` reports before and after (``fine_tuning.error_name``): RMS by default."""
+        predicted = self.predict(inputs if len(inputs) > 1 else next(iter(inputs.values())), batch_size=4096)
+        return float(np.sqrt(np.mean((np.asarray(predicted) - target) ** 2)))
+
+    # ------------------------------------------------------------------ helpers for subclasses
 
     def _unpack(self, inputs):
-        """Return the inputs in the order of ``input_specs`` (dict, list or tensor)."""
+        """Return the ``serving_default`` inputs in declared order (dict, list or tensor)."""
         names = list(self.input_specs)
         if isinstance(inputs, dict):
             return [inputs[n] for n in names]
@@ -47,30 +129,63 @@ class ZooModel(keras.Model):
             return list(inputs)
         return [inputs]
 
+    def call_endpoint(self, inputs: tuple, output: TensorSpec, description: str) -> Endpoint:
+        """``serving_default``: the model's ``call`` on its declared ``inputs``, giving ``output``."""
+        names = [t.name for t in inputs]
+
+        def function(**tensors):
+            feed = tensors if len(names) > 1 else tensors[names[0]]
+            return {output.name: self(feed, training=False)}
+
+        return Endpoint("serving_default", function, tuple(inputs), (output,), description=description)
+
 
 class SpinLatticeInputs:
-    """Mixin of the lattice families: one input ``spins`` (batch, L, L) of +-1.
+    """Mixin of the lattice families: endpoints whose input ``spins`` (batch, L, L) holds +-1.
 
-    Subclasses give ``example_lattice_size`` and, if they need one,
-    ``min_lattice_size``; serving exports repeat the spin check inside the
-    graph for models with ``spin_inputs``.
+    Subclasses give ``example_lattice_size``; random inputs are infinite-temperature spins.
     """
-
-    spin_inputs = True
-    min_lattice_size = 1
 
     @property
     def example_lattice_size(self) -> int:
         raise NotImplementedError
 
-    def random_inputs(self, batch_size: int = 2, seed: int = 0) -> dict:
+    def random_inputs(self, batch_size: int = 2, seed: int = 0, endpoint: str = "serving_default") -> dict:
         """Random spin configurations +-1 (infinite temperature)."""
         L = self.example_lattice_size
         up = np.random.default_rng(seed).random((batch_size, L, L)) < 0.5
         return {"spins": np.where(up, 1.0, -1.0).astype("float32")}
 
-    def example_inputs(self, batch_size: int = 2) -> dict:
-        return self.random_inputs(batch_size)
+
+class _FirstTraceIsNotRetracing(logging.Filter):
+    """Every model compiles its own endpoint functions once; TensorFlow counts those first traces as retracing."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def compile_endpoint(model: ZooModel, name: str):
+    """A tf.function of endpoint ``name`` over its declared input signature (batch axis free)."""
+    import tensorflow as tf
+
+    tf.get_logger().addFilter(_RETRACING_FILTER)
+    declared = model.endpoint(name)
+    signature = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in declared.inputs]
+    owner = weakref.ref(model)  # the cache must not keep the model alive
+    names = declared.input_names
+
+    @tf.function(input_signature=signature, autograph=False)
+    def call(*tensors):
+        return owner().endpoint(name).function(**dict(zip(names, tensors)))
+
+    return call
+
+
+_RETRACING_FILTER = _FirstTraceIsNotRetracing()
+
+
+def _concrete(shape) -> tuple:
+    return tuple(8 if d is None else d for d in shape)
 
 
 def _is_dataset(x) -> bool:

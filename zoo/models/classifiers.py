@@ -14,14 +14,15 @@ of the zero-field Hamiltonian.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
 from keras import ops
 
 from zoo.models.base import SpinLatticeInputs, ZooModel
-from zoo.spec import PresetSpec, TensorSpec
-from zoo.validation import check_spins
+from zoo.spec import Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
+from zoo.validation import SpinCheck
 
 PAPER = (
     "J. Carrasquilla, R. G. Melko, Machine learning phases of matter, Nat. Phys. 13, 431 (2017), "
@@ -84,7 +85,9 @@ class IsingPhaseClassifier(SpinLatticeInputs, ZooModel):
     Carrasquilla & Melko, Nat. Phys. 13, 431 (2017).
     """
 
-    training_loss = "binary_crossentropy"
+    training_spec = TrainingSpec(loss="binary_crossentropy")
+    fine_tuning = FineTuning(groups=("features", "head"), loss="binary_crossentropy",
+                             error_name="held-out RMS error of P(ordered)")
 
     def __init__(self, filters=(16, 16, 16), kernel_size: int = 3, dense_units: int = 32,
                  output_name: str = "p_ordered", example_size: int = 16, **kwargs):
@@ -99,36 +102,19 @@ class IsingPhaseClassifier(SpinLatticeInputs, ZooModel):
         self.hidden = keras.layers.Dense(self.dense_units, activation="relu", name="head_hidden")
         self.logit = keras.layers.Dense(1, name="head_logit")
 
-    @property
-    def input_specs(self) -> dict:
-        return {"spins": (None, None)}
+    def endpoints(self) -> tuple:
+        spins = TensorSpec("spins", (None, None, None), "spin configurations (batch, L, L), +-1 (0/1 converted)")
+        output = TensorSpec(self.output_name, (None, 1), "P(ordered | spins)")
+        default = self.call_endpoint((spins,), output, "spins -> probability of the ordered phase")
+        return (dataclasses.replace(default, check=SpinCheck("spins", min_size=self.kernel_size)),)
 
-    @property
-    def encoder_layers(self) -> list:
-        """The feature extractor (fine-tuning can freeze it)."""
-        return list(self.convolutions)
-
-    @property
-    def decoder_layers(self) -> list:
-        """The head on the pooled features (fine-tuning can re-initialise it)."""
-        return [self.hidden, self.logit]
+    def layer_groups(self) -> dict:
+        """``features``: the periodic convolutions; ``head``: the dense layers on the pooled features."""
+        return {"features": list(self.convolutions), "head": [self.hidden, self.logit]}
 
     @property
     def example_lattice_size(self) -> int:
         return self.example_size
-
-    @property
-    def min_lattice_size(self) -> int:
-        return self.kernel_size
-
-    def validate_inputs(self, inputs):
-        spins = check_spins(inputs["spins"] if isinstance(inputs, dict) else inputs)
-        if spins.shape[1] < self.kernel_size:
-            raise ValueError(
-                f"Input 'spins' has L = {spins.shape[1]}, smaller than the convolution kernel ({self.kernel_size}); "
-                f"expected L >= {self.kernel_size}."
-            )
-        return spins
 
     def logits(self, spins):
         """g(s): the unsymmetrised logit, (batch, 1)."""
@@ -151,10 +137,9 @@ class IsingPhaseClassifier(SpinLatticeInputs, ZooModel):
 
 _RECIPES = "training.recipes.classifiers"
 
-PRESETS = (
+_PRESETS = (
     PresetSpec(
         name="ising-cnn",
-        family="classifiers",
         model_class=IsingPhaseClassifier,
         config=dict(filters=[16, 16, 16], kernel_size=3, dense_units=32, output_name="p_ordered"),
         recipe=f"{_RECIPES}:ising_cnn_recipe",
@@ -163,4 +148,26 @@ PRESETS = (
         outputs=(TensorSpec("p_ordered", (None, 1), "probability that the configuration is in the ordered phase (T < T_c)"),),
         paper=PAPER,
     ),
+)
+
+FAMILY = Family(
+    name="classifiers",
+    module=__name__,
+    presets=_PRESETS,
+    intended_use=(
+        "Locating the ordered-disordered transition of 2D square-lattice Ising-type spin models from snapshots, "
+        "as Carrasquilla & Melko did: run the classifier on configurations at several temperatures and lattice "
+        "sizes, find where its mean output crosses 1/2 and extrapolate in 1/L. Also a pretrained starting point "
+        "for fine-tuning on related models (other couplings, dilution, other lattices with a square embedding)."
+    ),
+    limitations=(
+        "Trained on the ferromagnetic, zero-field, nearest-neighbour Ising model on L = 32 with J = 1; labels come "
+        "from the exact T_c, so the network learns that model's transition and nothing else. Other lattice sizes "
+        "work (global pooling) but shift the crossing, as finite-size scaling predicts. Configurations must be "
+        "square and periodic; open boundaries are not what it was trained on. The finite-size extrapolation of "
+        "T_c from this one network is biased: trained at L = 32, its crossing barely moves between L = 32 and 64, "
+        "so the 1/L fit is driven by L = 16 and lands below the exact T_c by the distance the table shows; "
+        "Carrasquilla & Melko trained one network per lattice size."
+    ),
+    tiny_overrides={"filters": [4], "dense_units": 4, "example_size": 8},
 )

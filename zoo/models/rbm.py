@@ -20,6 +20,7 @@ Murray 2008) otherwise.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
@@ -28,8 +29,8 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.models.base import SpinLatticeInputs, ZooModel
-from zoo.spec import PresetSpec, TensorSpec
-from zoo.validation import check_spins
+from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
+from zoo.validation import SpinCheck
 
 PAPER = (
     "G. Torlai, R. G. Melko, Learning thermodynamics with Boltzmann machines, Phys. Rev. B 94, 165134 (2016), "
@@ -67,7 +68,18 @@ class IsingRBM(SpinLatticeInputs, ZooModel):
     Torlai & Melko, Phys. Rev. B 94, 165134 (2016).
     """
 
-    unsupervised = True  # trained on configurations alone, by its own CD train_step
+    training_spec = TrainingSpec(
+        loss=None,
+        multiworker_refusal=(
+            "RBMs train with their own contrastive-divergence train_step through Keras fit, which fails under "
+            "MultiWorkerMirroredStrategy (keras-team/keras#20585); use --strategy cpu, auto, mirrored or tpu."
+        ),
+    )
+    fine_tuning = FineTuning(refusal=(
+        "RBMs are trained without targets (contrastive divergence), so `zoo finetune` does not apply. Continue "
+        "the training in Python: model = zoo.load(NAME); model.compile(optimizer=keras.optimizers.Adam(1e-4)); "
+        "model.fit(spins, epochs=..., batch_size=100)."
+    ))
 
     def __init__(self, L: int = 8, hidden_units: int = 64, cd_steps: int = 10, persistent: bool = True,
                  persistent_chains: int = 100, sample_steps: int = 1000, temperature: float | None = None,
@@ -91,19 +103,23 @@ class IsingRBM(SpinLatticeInputs, ZooModel):
 
     # ------------------------------------------------------------------ public tensors
 
-    @property
-    def input_specs(self) -> dict:
-        return {"spins": (self.L, self.L)}
+    def endpoints(self) -> tuple:
+        spins = TensorSpec("spins", (None, self.L, self.L), "spin configurations +-1 (0/1 converted)")
+        free_energy = TensorSpec(self.output_name, (None, 1), "free energy F(v), p(s) = exp(-F) / Z")
+        default = self.call_endpoint((spins,), free_energy, "spins -> free energy")
+        start = TensorSpec("spins", (None, self.L, self.L), "start configurations of the chains, +-1 (0/1 converted)")
+        samples = TensorSpec("samples", (None, self.L, self.L), f"configurations after sample_steps = {self.sample_steps} block Gibbs steps")
+        sample = Endpoint("sample", self._sample_endpoint, (start,), (samples,), check=SpinCheck("spins"),
+                          description="start spins -> spins after sample_steps block Gibbs steps", stochastic=True)
+        return (dataclasses.replace(default, check=SpinCheck("spins")), sample)
+
+    def _sample_endpoint(self, spins):
+        v = self.gibbs_chain(self.to_visible(spins), self.sample_steps)
+        return {"samples": ops.reshape(2.0 * v - 1.0, (-1, self.L, self.L))}
 
     @property
     def example_lattice_size(self) -> int:
         return self.L
-
-    def validate_inputs(self, inputs):
-        spins = check_spins(inputs["spins"] if isinstance(inputs, dict) else inputs)
-        if spins.shape[1] != self.L:
-            raise ValueError(f"Input 'spins' has L = {spins.shape[1]}; this machine was built for L = {self.L}.")
-        return spins
 
     def call(self, inputs):
         spins = inputs["spins"] if isinstance(inputs, dict) else inputs
@@ -248,7 +264,6 @@ PRESET_TEMPERATURES = (1.5, 2.0, 2.27, 2.5, 3.0)
 def _preset(temperature: float) -> PresetSpec:
     return PresetSpec(
         name=f"rbm-ising-L8-T{temperature:g}",
-        family="rbm",
         model_class=IsingRBM,
         config=dict(L=8, hidden_units=64, cd_steps=10, persistent=False, persistent_chains=100,
                     sample_steps=1000, temperature=temperature),
@@ -260,4 +275,23 @@ def _preset(temperature: float) -> PresetSpec:
     )
 
 
-PRESETS = tuple(_preset(t) for t in PRESET_TEMPERATURES)
+FAMILY = Family(
+    name="rbm",
+    module=__name__,
+    presets=tuple(_preset(t) for t in PRESET_TEMPERATURES),
+    intended_use=(
+        "A generative model of 8 x 8 Ising configurations at one temperature, as in Torlai & Melko: draw new "
+        "configurations with `sample(n, gibbs_steps)`, score configurations with the free energy, compare "
+        "thermodynamic observables with Monte Carlo, or start from these weights to study how RBMs represent "
+        "critical fluctuations. The observables of all RBM presets against T, next to Monte Carlo, are drawn "
+        "from their metadata by `make cards` into model_cards/rbm-ising-L8-observables.png."
+    ),
+    limitations=(
+        "One machine per temperature and lattice size (L = 8, periodic, J = 1, zero field); it does not "
+        "interpolate in temperature. Samples come from block Gibbs chains, which mix slowly between the two "
+        "magnetised states at low temperature; fluctuation observables (specific heat, susceptibility) are "
+        "harder to reproduce than means, especially near T_c, as the table above shows. AIS gives a stochastic "
+        "lower bound on log Z, so the reported log-likelihood can be optimistic if the chains do not mix."
+    ),
+    tiny_overrides={"L": 4, "hidden_units": 4, "persistent_chains": 4, "sample_steps": 2},
+)

@@ -14,13 +14,15 @@ only: reading ``f`` off with a sparse polynomial fit
 """
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 from keras import ops
 
 from zoo.models.base import ZooModel, apply_stack, dense_stack
-from zoo.spec import PresetSpec, TensorSpec
-from zoo.validation import check_array, check_inputs
+from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
+from zoo.validation import AwayFromOriginCheck
 
 PAPER = (
     "S. J. Wetzel, R. G. Melko, J. Scott, M. Panju, V. Ganesh, Discovering symmetry invariants and conserved "
@@ -64,7 +66,9 @@ class SiameseNet(ZooModel):
         (3, 1)
     """
 
-    training_loss = "binary_crossentropy"
+    training_spec = TrainingSpec(loss="binary_crossentropy")
+    fine_tuning = FineTuning(groups=("embedding", "head"), loss="binary_crossentropy",
+                             error_name="held-out RMS error of P(same)")
 
     def __init__(
         self,
@@ -111,19 +115,27 @@ class SiameseNet(ZooModel):
         else:
             self.head_layers = dense_stack(self.head_units, 1, "head", activation)
 
-    @property
-    def input_specs(self):
-        return {name: (self.input_size,) for name in self.input_names}
+    def endpoints(self) -> tuple:
+        pair = tuple(TensorSpec(n, (None, self.input_size), "a point") for n in self.input_names)
+        same = TensorSpec(self.output_name, (None, 1), "P(the two points are related)")
+        default = dataclasses.replace(self.call_endpoint(pair, same, "pair of points -> P(related)"),
+                                      check=self._origin_check(self.input_names))
+        point = (TensorSpec(self.observation_name, (None, self.input_size), "one point"),)
+        check = self._origin_check((self.observation_name,))
+        embed = Endpoint("embed", lambda **t: {"embedding": self.embed_tensor(t[self.observation_name])}, point,
+                         (TensorSpec("embedding", (None, self.embedding_size), "f(x), a function of the invariant"),),
+                         check=check, description="one point -> its embedding")
+        encode = Endpoint("encode", lambda **t: {"latent_means": self.embed_tensor(t[self.observation_name])}, point,
+                          (TensorSpec("latent_means", (None, self.embedding_size), "the embedding, as SciNet's encode"),),
+                          check=check, description="the same map as embed, under the zoo's common name")
+        return (default, embed, encode)
 
-    @property
-    def encoder_layers(self) -> list:
-        """The twin embedding network f (fine-tuning can freeze it)."""
-        return list(self.embedding_layers)
+    def _origin_check(self, names):
+        return AwayFromOriginCheck(names) if self.forbid_origin else None
 
-    @property
-    def decoder_layers(self) -> list:
-        """The comparison head's layers (none for the "distance" head, whose two scalars always train)."""
-        return list(self.head_layers)
+    def layer_groups(self) -> dict:
+        """``embedding``: the twin network f; ``head``: the comparison's layers (none for the "distance" head)."""
+        return {"embedding": list(self.embedding_layers), "head": list(self.head_layers)}
 
     def embed_tensor(self, x):
         """``f(x)`` on tensors: (batch, input_size) -> (batch, embedding_size)."""
@@ -141,30 +153,15 @@ class SiameseNet(ZooModel):
         logit = self.compare(self.embed_tensor(first), self.embed_tensor(second))
         return ops.sigmoid(logit)
 
-    def _check_origin(self, array, name):
-        if self.forbid_origin:
-            at_origin = np.flatnonzero((array[:, 0] == 0) & (array[:, 1] == 0))
-            if at_origin.size:
-                raise ValueError(
-                    f"Input {name!r} has {at_origin.size} point(s) at r = 0 (rows {at_origin[:5].tolist()}"
-                    f"{'...' if at_origin.size > 5 else ''}), where the 1/r potential is singular; "
-                    "every point needs (x, y) != (0, 0)."
-                )
-        return array
-
-    def validate_inputs(self, inputs):
-        if isinstance(inputs, dict) or (isinstance(inputs, (list, tuple)) and len(inputs) == 2):
-            if isinstance(inputs, (list, tuple)):
-                shapes = [np.shape(v) for v in inputs]
-            else:
-                shapes = [np.shape(v) for v in inputs.values()]
-            if len(shapes) == 2 and len(shapes[0]) == len(shapes[1]) == 2 and shapes[0][1] != shapes[1][1]:
+    def checked_inputs(self, inputs, endpoint: str = "serving_default") -> dict:
+        if endpoint == "serving_default" and isinstance(inputs, (dict, list, tuple)) and len(inputs) == 2:
+            shapes = [np.shape(v) for v in (inputs.values() if isinstance(inputs, dict) else inputs)]
+            if len(shapes[0]) == len(shapes[1]) == 2 and shapes[0][1] != shapes[1][1]:
                 raise ValueError(
                     f"The two members of each pair must have the same dimension; received {shapes[0][1]} and "
                     f"{shapes[1][1]} coordinates. Expected {self.input_size} for both."
                 )
-        arrays = check_inputs(inputs, self.input_specs)
-        return {name: self._check_origin(a, name) for name, a in arrays.items()}
+        return super().checked_inputs(inputs, endpoint)
 
     def embed(self, x, batch_size: int = 4096) -> np.ndarray:
         """``f(x)`` of checked points (batch, input_size) as numpy (batch, embedding_size)."""
@@ -172,14 +169,11 @@ class SiameseNet(ZooModel):
             if len(x) != 1:
                 raise ValueError(f"embed takes one array of points; received a dict with keys {sorted(x)}.")
             x = next(iter(x.values()))
-        array = self._check_origin(check_array(x, "x", (self.input_size,)), "x")
-        out = [ops.convert_to_numpy(self.embed_tensor(ops.convert_to_tensor(array[i:i + batch_size])))
-               for i in range(0, len(array), batch_size)]
-        return np.concatenate(out, axis=0) if out else np.zeros((0, self.embedding_size), "float32")
+        return self.run_endpoint("embed", {self.observation_name: x}, batch_size)["embedding"]
 
     @property
     def observation_name(self) -> str:
-        """Name of the one-point input of the exported ``embed`` and ``encode`` signatures: the first input's."""
+        """Name of the one-point input of the ``embed`` and ``encode`` endpoints: the first input's."""
         return self.input_names[0]
 
     def encode(self, x) -> np.ndarray:
@@ -220,7 +214,6 @@ def _preset(name, recipe, coordinates, point, summary, units=(64, 64), forbid_or
     """A siamese preset on points with the named ``coordinates``, each input described by ``point``."""
     return PresetSpec(
         name=name,
-        family="siamese",
         model_class=SiameseNet,
         config=dict(input_size=len(coordinates), embedding_size=1, units=list(units), forbid_origin=forbid_origin,
                     coordinate_names=list(coordinates)),
@@ -232,7 +225,7 @@ def _preset(name, recipe, coordinates, point, summary, units=(64, 64), forbid_or
     )
 
 
-PRESETS = (
+_PRESETS = (
     _preset("siamese-kepler", "kepler_recipe", _KEPLER,
             "(x, y, v_x, v_y) in units G M = 1, a point of a bound orbit with E = -1/2, (x, y) != 0",
             "Kepler orbits at fixed energy: are two phase-space points on the same orbit? The embedding is L_z.",
@@ -249,4 +242,24 @@ PRESETS = (
             "Electromagnetic fields at fixed E^2 - B^2: are two (E, B) related by a Lorentz transformation? "
             "The embedding is E.B.",
             units=(128, 128)),
+)
+
+FAMILY = Family(
+    name="siamese",
+    module=__name__,
+    presets=_PRESETS,
+    intended_use=(
+        "Reproducing the siamese-network experiments of Wetzel et al.: deciding whether two points are related "
+        "by a symmetry (Lorentz transformations) or lie on the same trajectory (Kepler orbits), and reading "
+        "the invariant or conserved quantity off the embedding `model.embed(x)` with the polynomial read-out of "
+        "`training.evaluation.readout`. Inputs should come from the parameter ranges below."
+    ),
+    limitations=(
+        "The embedding is a monotonic function of the invariant only on the training distribution: outside "
+        "the parameter ranges below (larger boosts, unbound or other-energy orbits, fields with another "
+        "E^2 - B^2) it is an extrapolation. Each preset learns the one invariant that decides in its data set "
+        "(the Kepler presets fix E or L_z, the field preset fixes E^2 - B^2); pairs whose invariants differ by "
+        "less than the network's resolution are misclassified, which bounds the pair accuracy."
+    ),
+    tiny_overrides={"units": [8], "head_units": [4]},
 )

@@ -1,10 +1,17 @@
-"""The ``zoo`` command: list, info, train, evaluate, demo, export, card."""
+"""The ``zoo`` command: list, info, train, evaluate, demo, export, serve, publish, finetune, card.
+
+It sits above the three layers it drives (zoo, training, serving) and holds no
+family code: what a preset can do comes from its family's declarations.
+"""
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+import math
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -18,38 +25,54 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _unbuilt_model(source):
+    """The model of a located preset, constructed from its shipped config (no weights read)."""
+    from zoo import artifacts
+
+    if source.folder is not None:
+        saved = artifacts.read_config(source.folder)
+        return artifacts.model_class(source.folder, saved, artifacts.read_metadata(source.folder))(**saved["config"])
+    return source.spec.model_class(**source.spec.config)
+
+
 def _cmd_info(args) -> int:
     import zoo
     from zoo import artifacts
 
-    spec = zoo.get_spec(args.name)
-    print(f"{spec.name} ({spec.family}, {spec.model_class.__name__})\n  {spec.summary}\n  paper: {spec.paper}")
-    for kind, tensors in (("inputs", spec.inputs), ("outputs", spec.outputs)):
-        print(f"  {kind}:")
-        for t in tensors:
-            print(f"    {t.name} {t.shape}: {t.description}")
-    print(f"  config: {json.dumps(dict(spec.config))}\n  recipe: {spec.recipe}")
-    if zoo.has_weights(spec.name):
-        metadata = artifacts.read_json(zoo.preset_folder(spec.name) / artifacts.METADATA_FILE)
-        print("  measured on held-out data:")
-        for target in metadata.get("targets", []):
-            print(f"    {target['metric']} = {target['measured']:.4g} (target {target['comparison']} {target['target']}: "
-                  f"{'met' if target['met'] else 'MISSED'})")
+    source = zoo.locate(args.name)
+    spec, model = source.spec, _unbuilt_model(source)
+    if spec is not None:
+        print(f"{args.name} ({spec.family}, {type(model).__name__})\n  {spec.summary}\n  paper: {spec.paper}")
     else:
-        print("  no pretrained weights shipped")
+        print(f"{args.name} ({type(model).__name__})")
+    described = spec.descriptions() if spec is not None else {}
+    for endpoint in model.endpoints():
+        print(f"  endpoint {endpoint.name}: {endpoint.description}")
+        for kind, tensors in (("input", endpoint.inputs), ("output", endpoint.outputs)):
+            for t in tensors:
+                text = described.get(t.name) if endpoint.name == "serving_default" and described.get(t.name) else t.description
+                print(f"    {kind} {t.name} {tuple(t.shape)} {t.dtype}: {text}")
+    if source.folder is None:
+        print(f"  config: {json.dumps(dict(spec.config))}\n  no pretrained weights shipped")
+        return 0
+    metadata = artifacts.verify_preset(source.folder)
+    print(f"  folder: {source.folder}\n  config: {json.dumps(artifacts.read_config(source.folder)['config'])}")
+    if spec is not None:
+        print(f"  recipe: {spec.recipe}")
+    if metadata.get("parent"):
+        print(f"  fine-tuned from {metadata['parent']['preset']}: " + ", ".join(
+            f"{k} = {v:.4g}" for k, v in metadata.get("metrics", {}).items()))
+    if metadata.get("targets"):
+        print("  measured on held-out data:")
+    for target in metadata.get("targets", []):
+        print(f"    {target['metric']} = {target['measured']:.4g} (target {target['comparison']} {target['target']}: "
+              f"{'met' if target['met'] else 'MISSED'})")
     return 0
-
-
-def recipe_of(name: str):
-    import zoo
-
-    module_name, function = zoo.get_spec(name).recipe.split(":")
-    module = importlib.import_module(module_name)
-    return module, getattr(module, function)()
 
 
 def _cmd_train(args) -> int:
     import zoo
+    from training.recipes import recipe_of
     from zoo import artifacts, cards
 
     module, recipe = recipe_of(args.name)
@@ -71,53 +94,57 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _cmd_evaluate(args) -> int:
-    module, recipe = recipe_of(args.name)
-    import zoo
+def strict_json(value):
+    """``value`` with NaN and infinities replaced by None, so that it prints as strict JSON."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
+
+def _cmd_evaluate(args) -> int:
+    import zoo
+    from training.recipes import recipe_of
+    from zoo import artifacts
+
+    source = zoo.locate(args.name)
+    if source.spec is None:
+        raise ValueError(f"{args.name} descends from no registered preset, so no recipe can simulate its data.")
+    module, recipe = recipe_of(source.spec.name)
     model = zoo.load(args.name)
     data = module.simulate(recipe, args.samples, args.seed)
-    metrics = module.task_metrics(recipe, model, data)
-    print(json.dumps({"preset": args.name, "seed": args.seed, "samples": args.samples, "metrics": metrics}, indent=2))
+    metrics = {k: float(v) for k, v in module.task_metrics(recipe, model, data).items()}
+    undefined = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    report = {"preset": args.name, "seed": args.seed, "samples": args.samples, "metrics": strict_json(metrics)}
+    if undefined:
+        report["undefined"] = {k: "not defined on this sample (NaN); e.g. the curve does not cross on its grid" for k in undefined}
+    print(json.dumps(report, indent=2, allow_nan=False))
     if args.plot:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.plot).write_bytes(module.render_figure(recipe, model, data, metrics_scan(args.name)))
+        scan = artifacts.read_metadata(source.folder).get("latent_scan", {}) if source.folder else {}
+        Path(args.plot).write_bytes(module.render_figure(recipe, model, data, {int(k): v for k, v in scan.items()}))
         print(f"Figure written to {args.plot}")
     return 0
 
 
-def metrics_scan(name):
+def _cmd_demo(args, rest) -> int:
     import zoo
-    from zoo import artifacts
 
-    metadata = artifacts.read_json(zoo.preset_folder(name) / artifacts.METADATA_FILE)
-    return {int(k): v for k, v in metadata.get("latent_scan", {}).items()}
+    family = zoo.get_family(args.family)
+    if family.demo is None:
+        raise ValueError(f"The {family.name!r} family declares no demo; families with one: "
+                         f"{[f.name for f in _families() if f.demo]}.")
+    module_name, function = family.demo.split(":")
+    return getattr(importlib.import_module(module_name), function)(rest)
 
 
-def _cmd_demo(args) -> int:
-    """Predict a year of the Sun and Mars in the sky with scinet-heliocentric, against the simulator."""
-    import numpy as np
+def _families():
+    from zoo.registry import list_families
 
-    import zoo
-    from training.evaluation.metrics import wrapped_rms
-    from training.recipes.scinet import heliocentric_figure, render_to_png
-    from training.simulators import copernicus
-
-    model = zoo.load("scinet-heliocentric")
-    sky = copernicus.simulate(args.samples, seed=args.seed)
-    predicted = model.predict(sky.initial_angles, verbose=0)
-    year = wrapped_rms(predicted[0], sky.angles[0])
-    overall = wrapped_rms(predicted, sky.angles)
-    per_body = [wrapped_rms(predicted[..., k], sky.angles[..., k]) for k in range(2)]
-    print(f"scinet-heliocentric, {args.samples} fresh years from seed {args.seed} (50 weekly observations each):")
-    print(f"  first year shown in the figure: RMS angle error {year:.4f} rad")
-    print(f"  all years: RMS angle error {overall:.4f} rad = {overall / (2 * np.pi):.3%} of 2 pi "
-          f"(Sun {per_body[0]:.4f} rad, Mars {per_body[1]:.4f} rad)")
-    print(f"  latents of the first year: {np.round(model.encode(sky.initial_angles[:1])[0], 4).tolist()}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_bytes(render_to_png(heliocentric_figure, model, sky))
-    print(f"Figure written to {args.out}")
-    return 0
+    return list_families()
 
 
 def _cmd_export(args) -> int:
@@ -143,9 +170,21 @@ def _cmd_serve(args) -> int:
 
 
 def _cmd_publish(args) -> int:
+    import zoo
     from zoo import hub
 
-    commit = hub.publish(args.name, args.repo_id, revision=args.revision, private=args.private, with_export=args.with_export)
+    export_dir = None
+    if args.with_export:
+        from serving.export import export_model
+
+        export_dir = Path(tempfile.mkdtemp(prefix="zoo-export-"))
+        export_model(zoo.load(args.name), export_dir / "1")
+    try:
+        commit = hub.publish(args.name, args.repo_id, revision=args.revision, private=args.private,
+                             export_dir=export_dir / "1" if export_dir else None)
+    finally:
+        if export_dir is not None:
+            shutil.rmtree(export_dir, ignore_errors=True)
     print(f"published {args.name} to {args.repo_id} at commit {commit}")
     return 0
 
@@ -154,10 +193,15 @@ def _cmd_finetune(args) -> int:
     from training.finetune import finetune
 
     metadata = finetune(args.name, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
-                        learning_rate=args.learning_rate, freeze=args.freeze_encoder, replace_head=args.new_decoder)
-    m = metadata["metrics"]
-    print(f"held-out RMS error {m['validation_rms_before']:.4g} -> {m['validation_rms_after']:.4g}; "
+                        learning_rate=args.learning_rate, freeze=args.freeze, reinitialize=args.reinitialize,
+                        force=args.force)
+    m, name = metadata["metrics"], metadata["finetuning"]["error_name"]
+    print(f"{name} {m['validation_error_before']:.4g} -> {m['validation_error_after']:.4g}; "
           f"preset folder written to {args.out}")
+    if m["validation_error_after"] > m["validation_error_before"]:
+        print(f"warning: the {name} got worse than the parent's ({m['validation_error_before']:.4g} -> "
+              f"{m['validation_error_after']:.4g}); try fewer epochs, a smaller learning rate or --freeze.",
+              file=sys.stderr)
     return 0
 
 
@@ -175,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="The physics model zoo: pretrained physics-discovery networks.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list every preset").set_defaults(func=_cmd_list)
-    p = sub.add_parser("info", help="describe one preset and its measured quality")
+    p = sub.add_parser("info", help="describe one preset (name, folder or hf://): endpoints, config, measured quality")
     p.add_argument("name")
     p.set_defaults(func=_cmd_info)
     p = sub.add_parser("train", help="train a preset with its recipe (resumes from the last checkpoint)")
@@ -188,19 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"),
                    help="Keras dtype policy while training (see benchmarks/mixed_precision.py)")
     p.set_defaults(func=_cmd_train)
-    p = sub.add_parser("evaluate", help="measure a pretrained preset on fresh simulated data")
+    p = sub.add_parser("evaluate", help="measure a preset (name, folder or hf://) on fresh simulated data")
     p.add_argument("name")
     p.add_argument("--seed", type=int, default=424242, help="simulator seed (training used 1 and 2)")
     p.add_argument("--samples", type=int, default=5000)
     p.add_argument("--plot", default=None, help="write the evaluation figure to this PNG file")
     p.set_defaults(func=_cmd_evaluate)
-    p = sub.add_parser("demo", help="predict a year of the Sun and Mars in the sky with scinet-heliocentric")
-    p.add_argument("--seed", type=int, default=2026, help="simulator seed of the fresh years")
-    p.add_argument("--samples", type=int, default=1000)
-    p.add_argument("--out", default="outputs/heliocentric-year.png")
+    p = sub.add_parser("demo", help="a family's demo (default: scinet, a year of the Sun and Mars in the sky); "
+                                     "options after the family go to the demo (--help shows them)", add_help=False)
+    p.add_argument("family", nargs="?", default="scinet")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("export", help="export presets as SavedModels in TF Serving's NAME/VERSION layout")
-    p.add_argument("names", nargs="+")
+    p.add_argument("names", nargs="+", help="preset names, preset folders or hf:// names")
     p.add_argument("--out", required=True, help="the model base folder (gets NAME/VERSION/ and models.config)")
     p.add_argument("--version", type=int, default=None, help="version number (default: one above the newest)")
     p.add_argument("--base-path", default=None, help="folder path to write in models.config (e.g. /models in a container)")
@@ -225,14 +268,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--with-export", action="store_true", help="also upload the SavedModel export")
     p.set_defaults(func=_cmd_publish)
     p = sub.add_parser("finetune", help="fine-tune a pretrained preset on your data (.npz/.h5) into a new preset folder")
-    p.add_argument("name")
-    p.add_argument("--data", required=True, help="arrays named as the preset's inputs, plus 'target'")
+    p.add_argument("name", help="a preset name, a preset folder or an hf:// name")
+    p.add_argument("--data", required=True, help="arrays named as the preset's inputs, plus 'target' (zoo info NAME)")
     p.add_argument("--out", required=True, help="the new preset folder")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--learning-rate", type=float, default=3e-4)
-    p.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
-    p.add_argument("--new-decoder", action="store_true", help="replace the head: start from a fresh decoder")
+    p.add_argument("--freeze", action="append", default=[], metavar="GROUP",
+                   help="keep this layer group fixed (repeatable; zoo info lists none, the family's groups are e.g. "
+                        "encoder/decoder, features/head, embedding/head)")
+    p.add_argument("--reinitialize", action="append", default=[], metavar="GROUP",
+                   help="start this layer group from fresh weights (repeatable), e.g. a new head")
+    p.add_argument("--force", action="store_true", help="replace --out if it already holds a preset folder")
     p.set_defaults(func=_cmd_finetune)
     p = sub.add_parser("card", help="render model cards from metadata.json")
     p.add_argument("names", nargs="*")
@@ -241,9 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest = None
+    if argv[:1] == ["demo"]:
+        family_given = len(argv) > 1 and not argv[1].startswith("-")
+        args = argparse.Namespace(command="demo", family=argv[1] if family_given else "scinet", func=_cmd_demo)
+        rest = argv[2:] if family_given else argv[1:]
+    else:
+        args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (KeyError, ValueError, TypeError, FileExistsError, NotImplementedError) as e:
+        return args.func(args, rest) if rest is not None else args.func(args)
+    except (KeyError, ValueError, TypeError, FileExistsError, FileNotFoundError, NotImplementedError) as e:
         print(f"zoo {args.command}: error: {e}", file=sys.stderr)
         return 2

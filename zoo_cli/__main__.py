@@ -1,0 +1,3 @@
+from zoo_cli import main
+
+raise SystemExit(main())
