@@ -85,7 +85,7 @@ def reinitialize_groups(model, names, seed: int = 0) -> None:
     check_groups(model, names, "reinitialize")
     keras.utils.set_random_seed(seed)
     fresh = type(model).from_config(model.get_config())
-    fresh(fresh.example_inputs())
+    fresh.build_with_examples()
     fresh_groups = fresh.layer_groups()
     for name in names:
         for layer, new in zip(model.layer_groups()[name], fresh_groups[name]):

@@ -177,7 +177,7 @@ def _build(name, pretrained: bool, config_overrides: dict):
         spec = source.spec
         _check_overrides(spec, config_overrides)
         model = spec.model_class(**dict(spec.config, **config_overrides))
-        model(model.example_inputs())
+        model.build_with_examples()
         return model
     if source.spec is not None and source.folder == preset_folder(source.spec.name):
         _check_overrides(source.spec, config_overrides)

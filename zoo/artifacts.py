@@ -171,7 +171,7 @@ def write_preset(folder, model, metadata: dict, extra_files: dict | None = None,
 def inference_copy(model):
     """The same weights in an uncompiled model, so that no optimizer state is shipped."""
     copy = type(model).from_config(model.get_config())
-    copy(copy.example_inputs())
+    copy.build_with_examples()
     copy.set_weights(model.get_weights())
     return copy
 
@@ -277,7 +277,7 @@ def build_from_folder(folder, overrides: dict | None = None, verify: bool = True
         raise ArtifactError(
             f"{folder / CONFIG_FILE} cannot build {saved['class_name']} with this zoo version: {e}"
         ) from None
-    model(model.example_inputs())
+    model.build_with_examples()
     try:
         model.load_weights(folder / WEIGHTS_FILE)
     except OSError as e:

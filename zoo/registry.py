@@ -24,6 +24,7 @@ from importlib import metadata as importlib_metadata
 from zoo.spec import Family, PresetSpec
 
 FAMILY_MODULES = ("zoo.models.scinet", "zoo.models.classifiers", "zoo.models.rbm", "zoo.models.siamese")
+DEMO_FAMILY = "scinet"  # whose demo `zoo demo` runs when no family is named (the README's quick start)
 ENTRY_POINT_GROUP = "physics_model_zoo.families"
 
 
@@ -97,6 +98,15 @@ def register_family(family: Family) -> Family:
     ensure_built()
     _REGISTRY.add(family)
     return family
+
+
+def unregister_family(name: str) -> None:
+    """Remove a family registered with :func:`register_family` (and its presets)."""
+    ensure_built()
+    with _REGISTRY.lock:
+        family = _REGISTRY.families.pop(name, None)
+        for spec in family.presets if family else ():
+            _REGISTRY.presets.pop(spec.name, None)
 
 
 def list_families() -> list:

@@ -238,9 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=5000)
     p.add_argument("--plot", default=None, help="write the evaluation figure to this PNG file")
     p.set_defaults(func=_cmd_evaluate)
-    p = sub.add_parser("demo", help="a family's demo (default: scinet, a year of the Sun and Mars in the sky); "
-                                     "options after the family go to the demo (--help shows them)", add_help=False)
-    p.add_argument("family", nargs="?", default="scinet")
+    p = sub.add_parser("demo", help="a family's demo (zoo demo [FAMILY] [--help]; the default is the quick start's: "
+                                     "a year of the Sun and Mars in the sky)", add_help=False)
+    p.add_argument("family", nargs="?")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("export", help="export presets as SavedModels in TF Serving's NAME/VERSION layout")
     p.add_argument("names", nargs="+", help="preset names, preset folders or hf:// names")
@@ -291,8 +291,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     rest = None
     if argv[:1] == ["demo"]:
+        from zoo.registry import DEMO_FAMILY
+
         family_given = len(argv) > 1 and not argv[1].startswith("-")
-        args = argparse.Namespace(command="demo", family=argv[1] if family_given else "scinet", func=_cmd_demo)
+        args = argparse.Namespace(command="demo", family=argv[1] if family_given else DEMO_FAMILY, func=_cmd_demo)
         rest = argv[2:] if family_given else argv[1:]
     else:
         args = build_parser().parse_args(argv)

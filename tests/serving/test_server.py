@@ -117,8 +117,13 @@ def test_batching_gives_the_same_answers(exported):
             t.start()
         for t in threads:
             t.join()
+    # a batch of 16 and a batch of 1 sum the same dot products in other orders: each of the decoder's three
+    # layers of fan-in <= 150 is good to fan_in * eps32 relative to its terms (angles of order pi), and a
+    # prediction on the +-pi cut may come out on either side of it, so compare angles modulo 2 pi.
+    tolerance = 3 * 150 * np.finfo(np.float32).eps * np.pi
     for a, b in zip(plain, results):
-        np.testing.assert_allclose(a["predictions"], b["predictions"], atol=1e-6)
+        difference = np.angle(np.exp(1j * (np.asarray(a["predictions"]) - np.asarray(b["predictions"]))))
+        assert np.max(np.abs(difference)) <= tolerance, np.max(np.abs(difference))
 
 
 def test_new_versions_are_picked_up_and_broken_ones_refused(exported, tmp_path):

@@ -27,16 +27,16 @@ def data_file(tmp_path):
 
 def test_finetune_writes_a_loadable_preset_folder_naming_its_parent(data_file, tmp_path):
     out = tmp_path / "stiff-pendulum"
-    metadata = finetune(NAME, data_file, out, epochs=2, freeze=True, verbose=0)
+    metadata = finetune(NAME, data_file, out, epochs=2, freeze=["encoder"], verbose=0)
     parent = artifacts.read_json(zoo.preset_folder(NAME) / "metadata.json")
     assert metadata["parent"]["preset"] == NAME
     assert metadata["parent"]["weights_sha256"] == parent["files"]["model.weights.h5"]
-    assert metadata["finetuning"]["frozen_encoder"] is True
+    assert metadata["finetuning"]["frozen"] == ["encoder"]
     assert "base_model: scinet-pendulum" in (out / "README.md").read_text()
     model = zoo.load(str(out))
     encoder_before = zoo.load(NAME).encoder_layers[0].get_weights()[0]
     np.testing.assert_array_equal(model.encoder_layers[0].get_weights()[0], encoder_before)  # frozen
-    assert np.isfinite(metadata["metrics"]["validation_rms_after"])
+    assert np.isfinite(metadata["metrics"]["validation_error_after"])
 
 
 @pytest.mark.parametrize(
@@ -75,11 +75,11 @@ def test_pretrained_weights_reach_the_target_in_fewer_steps_than_scratch():
 
 def test_replacing_the_head_keeps_the_encoder_and_resets_the_decoder(data_file, tmp_path):
     out = tmp_path / "new-head"
-    finetune(NAME, data_file, out, epochs=1, freeze=True, replace_head=True, verbose=0)
+    finetune(NAME, data_file, out, epochs=1, freeze=["encoder"], reinitialize=["decoder"], verbose=0)
     parent, child = zoo.load(NAME), zoo.load(str(out))
     np.testing.assert_array_equal(child.encoder_layers[0].get_weights()[0], parent.encoder_layers[0].get_weights()[0])
     assert not np.allclose(child.decoder_layers[0].get_weights()[0], parent.decoder_layers[0].get_weights()[0])
-    assert artifacts.read_json(out / "metadata.json")["finetuning"]["replaced_head"] is True
+    assert artifacts.read_json(out / "metadata.json")["finetuning"]["reinitialized"] == ["decoder"]
 
 
 def test_siamese_fine_tunes_with_a_frozen_embedding(tmp_path):
@@ -89,6 +89,36 @@ def test_siamese_fine_tunes_with_a_frozen_embedding(tmp_path):
     np.savez(tmp_path / "pairs.npz", first=pairs.first, second=pairs.second, target=pairs.label[:, None])
     before = zoo.load("siamese-kepler").embed(pairs.first[:4])
     metadata = finetune("siamese-kepler", tmp_path / "pairs.npz", tmp_path / "tuned", epochs=1,
-                                 batch_size=16, freeze=True, verbose=0)
-    assert metadata["finetuning"]["frozen_encoder"]
+                                 batch_size=16, freeze=["embedding"], verbose=0)
+    assert metadata["finetuning"]["frozen"] == ["embedding"]
     np.testing.assert_allclose(zoo.load(str(tmp_path / "tuned")).embed(pairs.first[:4]), before, atol=1e-6)
+
+
+def test_unknown_layer_groups_name_the_family_groups(data_file, tmp_path):
+    with pytest.raises(ValueError, match=r"unknown layer group\(s\) \['head'\].*\['decoder', 'encoder'\]"):
+        finetune(NAME, data_file, tmp_path / "out", epochs=1, freeze=["head"], verbose=0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_occupied_out_folder_is_never_replaced(data_file, tmp_path):
+    """`--out v` where v holds notes and the data itself: refused, and nothing in v is touched (issue 11)."""
+    out = tmp_path / "v"
+    (out / "sub").mkdir(parents=True)
+    (out / "notes.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="never replaced"):
+        finetune(NAME, data_file, out, epochs=1, verbose=0)
+    assert (out / "notes.txt").read_text() == "x" and (out / "sub").is_dir()
+
+
+def test_a_preset_folder_is_replaced_only_with_force(data_file, tmp_path):
+    out = tmp_path / "tuned"
+    finetune(NAME, data_file, out, epochs=1, verbose=0)
+    with pytest.raises(FileExistsError, match="--force"):
+        finetune(NAME, data_file, out, epochs=1, verbose=0)
+    finetune(NAME, data_file, out, epochs=1, verbose=0, force=True)
+
+
+def test_a_fine_tuned_folder_fine_tunes_again(data_file, tmp_path):
+    finetune(NAME, data_file, tmp_path / "first", epochs=1, verbose=0)
+    metadata = finetune(str(tmp_path / "first"), data_file, tmp_path / "second", epochs=1, verbose=0)
+    assert metadata["parent"]["preset"] == NAME and metadata["parent"]["source"] == str(tmp_path / "first")

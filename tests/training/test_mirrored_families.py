@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import zoo
 from training.distribute import keras_fit_strategy
 
 REPO = Path(__file__).resolve().parents[2]

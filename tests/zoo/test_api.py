@@ -4,7 +4,6 @@ import pytest
 
 import zoo
 from zoo import registry
-from zoo.spec import PresetSpec
 
 
 def test_list_models_is_sorted_names():
@@ -39,15 +38,25 @@ def test_pretrained_with_shape_changing_override_fails_clearly():
         zoo.load("scinet-pendulum", latent_size=5)
 
 
-def test_duplicate_preset_names_fail_at_registry_build(monkeypatch):
-    import types
+def test_duplicate_preset_names_fail_at_registry_build():
+    import dataclasses
 
-    spec = zoo.get_spec("scinet-pendulum")
-    fake = types.ModuleType("fake_family")
-    fake.PRESETS = (PresetSpec(**{**spec.__dict__, "family": "fake"}),)
-    monkeypatch.setitem(__import__("sys").modules, "fake_family", fake)
-    with pytest.raises(RuntimeError, match="declared twice"):
-        registry._build_registry(("zoo.models.scinet", "fake_family"))
+    scinet = zoo.get_family("scinet")
+    fake = dataclasses.replace(scinet, name="fake", module="fake_family")
+    fresh = registry._Registry()
+    fresh.add(scinet)
+    with pytest.raises(RuntimeError, match="'scinet-pendulum' is declared twice"):
+        fresh.add(fake)
+
+
+def test_first_zoo_call_in_a_new_process_can_be_a_folder_load(tmp_path):
+    """Loading a saved folder first (as zoo.load("hf://...") does) must register every family first."""
+    import subprocess
+    import sys
+
+    script = f"import zoo; print(zoo.load({str(zoo.preset_folder('scinet-pendulum'))!r}).__class__.__name__)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "SciNet" in result.stdout, result.stderr[-2000:]
 
 
 @pytest.mark.parametrize(

@@ -158,3 +158,15 @@ def test_publish_refuses_a_tampered_preset(tmp_path, monkeypatch):
     with pytest.raises(artifacts.ArtifactError, match="config.json"):
         hub.publish(NAME, REPO, api=api)
     assert api.calls == []
+
+
+def test_hub_load_as_the_first_zoo_call_of_a_new_process(offline_cache):
+    """Before the registry was built on first use, this failed: "holds a 'scinet' model ... does not know"."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(offline_cache))
+    script = f"import zoo; m = zoo.load('hf://{REPO}@{MAIN}'); print(type(m).__name__, m.encode([[0.0] * 50]).shape)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "SciNet (1, 2)" in result.stdout

@@ -152,7 +152,7 @@ def test_sample_returns_reproducible_plus_minus_one_spins():
 
 def test_rbm_rejects_another_lattice_size():
     rbm = small_rbm(L=4, hidden=5)
-    with pytest.raises(ValueError, match="built for L = 4"):
+    with pytest.raises(ValueError, match=r"shape \(2, 5, 5\); expected \(batch, 4, 4\)"):
         rbm.predict(random_spins(2, 5), verbose=0)
     with pytest.raises(ValueError, match="must hold spins"):
         rbm.predict(np.full((2, 4, 4), 3.0), verbose=0)
@@ -168,3 +168,35 @@ def test_gibbs_samples_follow_the_rbm_distribution():
     exact = np.exp(-np.asarray(rbm.free_energy(states), float) - rbm.log_partition_exact())
     assert exact.sum() == pytest.approx(1.0, abs=1e-5)
     assert 0.5 * np.abs(empirical - exact).sum() < 0.02
+
+
+@pytest.mark.parametrize("spins, accepted", [
+    (np.ones((2, 4, 4)), True),
+    (-np.ones((2, 4, 4)), True),
+    (np.zeros((2, 4, 4)), True),            # 0/1 occupations, converted
+    (np.eye(4)[None].repeat(2, 0), True),   # 0/1
+    (np.full((2, 4, 4), 0.5), False),
+    (np.full((2, 4, 4), 2.0), False),
+    (np.ones((2, 4, 5)), False),            # not square
+    (np.ones((2, 2, 2)), False),            # L below the minimum
+])
+def test_the_spin_check_runs_identically_in_predict_and_in_the_graph(spins, accepted):
+    """One declared check, two implementations: they accept the same lattices and convert them the same way."""
+    import tensorflow as tf
+
+    from zoo.validation import SpinCheck
+
+    check = SpinCheck("spins", min_size=3)
+    spins = spins.astype("float32")
+    try:
+        in_numpy = check.numpy({"spins": spins})["spins"]
+    except ValueError:
+        in_numpy = None
+    graph = tf.function(lambda s: check.graph({"spins": s})["spins"])
+    try:
+        in_graph = graph(tf.constant(spins)).numpy()
+    except tf.errors.InvalidArgumentError:
+        in_graph = None
+    assert (in_numpy is not None) == (in_graph is not None) == accepted
+    if accepted:
+        np.testing.assert_array_equal(in_numpy, in_graph)

@@ -19,8 +19,9 @@ import importlib
 class HeldOutCheck:
     """One metric measured again on held-out data against what the card records.
 
-    ``passed`` when ``|measured - recorded| <= tolerance`` and, for a target the card
-    says is met, the measured value is within ``tolerance`` of meeting it.
+    ``passed`` when ``|measured - recorded| <= tolerance`` (the statistical error of a
+    small sample, stated by the recipe) and, when the card says a target is met, the
+    measured value meets it within ``target_slack``.
     """
 
     metric: str
@@ -29,6 +30,7 @@ class HeldOutCheck:
     tolerance: float
     target: float | None = None
     comparison: str | None = None
+    target_slack: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -36,8 +38,16 @@ class HeldOutCheck:
             return False
         if self.target is None:
             return True
-        return self.measured >= self.target - self.tolerance if self.comparison == ">=" else (
-            self.measured <= self.target + self.tolerance if self.comparison == "<=" else self.measured == self.target)
+        if self.comparison == ">=":
+            return self.measured >= self.target - self.target_slack
+        if self.comparison == "<=":
+            return self.measured <= self.target + self.target_slack
+        return abs(self.measured - self.target) <= self.target_slack
+
+
+def met_targets(metadata: dict) -> dict:
+    """metric -> the card's target row, for the targets the card says are met."""
+    return {t["metric"]: t for t in metadata.get("targets", []) if t["met"]}
 
 
 def recipe_of(name: str):

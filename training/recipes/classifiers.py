@@ -176,6 +176,35 @@ def task_metrics(recipe, model, data: ising.IsingSamples, curves: dict | None = 
     return metrics
 
 
+def held_out_checks(recipe, model, metadata: dict, seed: int) -> list:
+    """The card's two targets measured again on fresh Monte Carlo from ``seed``.
+
+    - accuracy far from T_c on 1024 configurations at T = 1.6, 1.9, 2.65, 3.0: within four
+      binomial standard errors (at least 0.01) of the card, and above its target by as much;
+    - the L = 32 crossing from 576 configurations on T = 2.15 ... 2.40: within 0.03 of the
+      card's crossing (its bootstrap error at this size is about 0.01), and T_c within 1.5%.
+    """
+    from training.recipes import HeldOutCheck, met_targets
+
+    targets = met_targets(metadata)
+    data = ising.simulate(256, seed, L=32, temperatures=[1.6, 1.9, 2.65, 3.0])
+    p = predict_p_ordered(model, data)
+    accuracy = float(np.mean((p > 0.5) == (data.temperatures < ising.T_CRITICAL)))
+    sigma = max(0.01, 4 * np.sqrt(max(accuracy * (1 - accuracy), 1e-4) / len(p)))
+    far = targets.get("accuracy_far_from_tc", {})
+    checks = [HeldOutCheck("accuracy_far_from_tc", accuracy, metadata["metrics"]["accuracy_far_from_tc"], sigma,
+                           far.get("target"), far.get("comparison"), sigma)]
+    crossing_data = ising.simulate(576, seed + 1, L=32, temperatures=np.round(np.arange(2.15, 2.41, 0.05), 3))
+    grid, outputs = mean_output_curve(model, crossing_data)
+    crossing = crossing_temperature(grid, [o.mean() for o in outputs])
+    checks.append(HeldOutCheck("crossing_L32", crossing, metadata["metrics"]["crossing_L32"], 0.03))
+    relative = targets.get("crossing_L32_relative_error", {})
+    checks.append(HeldOutCheck("crossing_L32_relative_error", abs(crossing / ising.T_CRITICAL - 1),
+                               metadata["metrics"]["crossing_L32_relative_error"], 0.015,
+                               relative.get("target"), relative.get("comparison"), 0.005))
+    return checks
+
+
 # ----------------------------------------------------------------------------- training
 
 def build_model(recipe, **overrides):

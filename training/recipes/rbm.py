@@ -111,6 +111,29 @@ def task_metrics(recipe, model, data: ising.IsingSamples, samples: int | None = 
     return compare_observables(drawn, data.spins, recipe.temperature)
 
 
+def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 2000) -> list:
+    """The card's targets (relative errors of RBM observables against Monte Carlo) from ``n`` fresh samples.
+
+    Each relative error must stay below the card's target (or, for a missed target, the
+    card's value) plus three combined standard errors of the two estimates (binning errors
+    of both samples, relative to the Monte Carlo value) plus 0.005 for the RBM's own bias.
+    Relative errors are >= 0, so that bound also bounds the distance to the card's value.
+    """
+    from training.recipes import HeldOutCheck
+
+    data = simulate(recipe, n, seed)
+    measured = task_metrics(recipe, model, data, samples=n, seed=seed)
+    checks = []
+    for target in metadata["targets"]:
+        key = target["metric"].replace("_relative_error", "")
+        sigma = math.hypot(measured[f"{key}_rbm_error"], measured[f"{key}_monte_carlo_error"]) / abs(measured[f"{key}_monte_carlo"])
+        slack = 3 * sigma + 0.005
+        bound = target["target"] if target["met"] else target["measured"]
+        checks.append(HeldOutCheck(target["metric"], measured[target["metric"]], target["measured"],
+                                   bound + slack, bound, "<=", slack))
+    return checks
+
+
 def log_likelihood_metrics(recipe, model, data: ising.IsingSamples) -> dict:
     log_z, log_z_error = model.log_partition_ais(runs=recipe.ais_runs, betas=recipe.ais_betas, seed=recipe.evaluation_seed,
                                                  base_visible_bias=base_visible_bias(data.spins))

@@ -164,6 +164,28 @@ def quality_targets(recipe, metrics: dict) -> list:
     return common.check_targets(targets, metrics)
 
 
+def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 3000) -> list:
+    """Every recorded metric measured again on ``n`` samples from ``seed``.
+
+    R^2 values agree to 0.03 and errors to 25% (3000 samples against the card's
+    20000); a target the card says is met is met within 0.02 (R^2) or 15% (errors).
+    """
+    from training.recipes import HeldOutCheck, met_targets
+
+    measured = task_metrics(recipe, model, simulate(recipe, n, seed))
+    targets = met_targets(metadata)
+    checks = []
+    for key, recorded in metadata["metrics"].items():
+        if key not in measured:
+            continue
+        r2 = "r2" in key
+        target = targets.get(key, {})
+        checks.append(HeldOutCheck(key, measured[key], recorded, 0.03 if r2 else 0.25 * abs(recorded),
+                                   target.get("target"), target.get("comparison"),
+                                   0.02 if r2 else 0.15 * abs(target.get("target", 0.0))))
+    return checks
+
+
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 
 import zoo
 import zoo.artifacts
+from zoo.models.base import ZooModel
 from zoo.models.siamese import SiameseNet
 from training import distribute, loop
 from training.recipes import common
@@ -198,6 +199,25 @@ def readout_section(recipe, fitted: readout.Readout) -> dict:
     return {"title": "Read-out of the embedding", "markdown": text}
 
 
+def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 3000) -> list:
+    """Pair accuracy (within 0.015, three binomial errors of 3000 pairs), the embedding's rank correlation
+    with the invariant (within 0.005) and the read-out's R^2 (above 0.95) on ``n`` fresh pairs from ``seed``."""
+    from training.recipes import HeldOutCheck, met_targets
+
+    targets = met_targets(metadata)
+    data = simulate(recipe, n, seed)
+    measured = task_metrics(recipe, model, data)
+    checks = []
+    for key, tolerance, slack in (("pair_accuracy", 0.015, 0.01),
+                                  (f"spearman_abs_embedding_vs_{recipe.invariant}", 0.005, 0.005)):
+        target = targets.get(key, {})
+        checks.append(HeldOutCheck(key, measured[key], metadata["metrics"][key], tolerance,
+                                   target.get("target"), target.get("comparison"), slack))
+    r2 = f"readout_r2_vs_{recipe.invariant}"
+    checks.append(HeldOutCheck(r2, measured[r2], metadata["metrics"][r2], 1.0, 0.95, ">="))
+    return checks
+
+
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------
@@ -210,8 +230,12 @@ def make_optimizer(recipe, steps: int):
     return common.cosine_adam(recipe.learning_rate, recipe.final_learning_rate, steps, clipnorm=1.0)
 
 
-class EmbeddingDistances(keras.Model):
-    """Training-only wrapper: squared embedding distances of pairs, or of (anchor, positive, negative) triplets."""
+class EmbeddingDistances(ZooModel):
+    """Training-only wrapper: squared embedding distances of pairs, or of (anchor, positive, negative) triplets.
+
+    A ZooModel so that the resumable loop checkpoints its optimizer like any other; it declares no endpoints
+    and is never shipped.
+    """
 
     def __init__(self, siamese, triplet: bool = False, **kwargs):
         super().__init__(**kwargs)

@@ -19,12 +19,12 @@ import weakref
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from zoo.spec import Endpoint, FineTuning, TensorSpec, TrainingSpec
 from zoo.validation import check_inputs
 
 PREDICT_CHUNK = 1024
-_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {endpoint name: tf.function}
 
 
 class ZooModel(keras.Model):
@@ -44,15 +44,31 @@ class ZooModel(keras.Model):
         raise NotImplementedError(f"{type(self).__name__} declares no endpoints().")
 
     def endpoint(self, name: str = "serving_default") -> Endpoint:
-        found = {e.name: e for e in self.endpoints()}
-        if name not in found:
-            raise KeyError(f"{type(self).__name__} has no endpoint {name!r}; it has {sorted(found)}.")
-        return found[name]
+        cache = self._endpoint_cache()
+        if cache["declared"] is None:  # a function of the constructor arguments: declared once per model
+            cache["declared"] = {e.name: e for e in self.endpoints()}
+        if name not in cache["declared"]:
+            raise KeyError(f"{type(self).__name__} has no endpoint {name!r}; it has {sorted(cache['declared'])}.")
+        return cache["declared"][name]
+
+    def _endpoint_cache(self) -> dict:
+        """Declared endpoints and their compiled functions, kept outside Keras' attribute tracking."""
+        cache = self.__dict__.get("_zoo_endpoint_cache")
+        if cache is None:
+            cache = {"declared": None, "compiled": {}}
+            object.__setattr__(self, "_zoo_endpoint_cache", cache)
+        return cache
 
     @property
     def input_specs(self) -> dict:
         """Input name -> feature shape (batch axis left out) of ``serving_default``."""
         return {t.name: t.feature_shape for t in self.endpoint().inputs}
+
+    def build_with_examples(self, batch_size: int = 2):
+        """Create every weight by one call on example inputs (a one-input model gets the bare array)."""
+        inputs = self.example_inputs(batch_size)
+        self(inputs if len(inputs) > 1 else next(iter(inputs.values())))
+        return self
 
     def example_inputs(self, batch_size: int = 2) -> dict:
         """Valid inputs of ``serving_default``: build the model or trace a signature."""
@@ -81,16 +97,18 @@ class ZooModel(keras.Model):
         arrays = self.checked_inputs(inputs, name)
         function = self._compiled(name)
         order = self.endpoint(name).input_names
-        n = len(next(iter(arrays.values())))
+        n = len(arrays[order[0]])
         step = max(1, int(batch_size or PREDICT_CHUNK))
-        chunks = [function(*[arrays[k][i:i + step] for k in order]) for i in range(0, max(n, 1), step)]
-        return {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in chunks[0]}
+        if n <= step:
+            return {k: v.numpy() for k, v in function(*[tf.constant(arrays[k]) for k in order]).items()}
+        chunks = [function(*[tf.constant(arrays[k][i:i + step]) for k in order]) for i in range(0, n, step)]
+        return {k: np.concatenate([c[k].numpy() for c in chunks]) for k in chunks[0]}
 
     def _compiled(self, name: str):
-        cache = _COMPILED.setdefault(self, {})
-        if name not in cache:
-            cache[name] = compile_endpoint(self, name)
-        return cache[name]
+        compiled = self._endpoint_cache()["compiled"]
+        if name not in compiled:
+            compiled[name] = compile_endpoint(self, name)
+        return compiled[name]
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The ``serving_default`` output of checked numpy inputs; datasets and callbacks go through Keras."""
@@ -165,20 +183,21 @@ class _FirstTraceIsNotRetracing(logging.Filter):
 
 
 def compile_endpoint(model: ZooModel, name: str):
-    """A tf.function of endpoint ``name`` over its declared input signature (batch axis free)."""
-    import tensorflow as tf
+    """The concrete function of endpoint ``name`` over its declared input signature (batch axis free).
 
+    Calling the concrete function directly skips tf.function's argument matching,
+    which costs as much as a small model itself."""
     tf.get_logger().addFilter(_RETRACING_FILTER)
     declared = model.endpoint(name)
     signature = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in declared.inputs]
-    owner = weakref.ref(model)  # the cache must not keep the model alive
+    owner = weakref.ref(model)  # the model holds this function: no reference cycle through it
     names = declared.input_names
 
     @tf.function(input_signature=signature, autograph=False)
     def call(*tensors):
         return owner().endpoint(name).function(**dict(zip(names, tensors)))
 
-    return call
+    return call.get_concrete_function()
 
 
 _RETRACING_FILTER = _FirstTraceIsNotRetracing()

@@ -390,7 +390,7 @@ def from_original_checkpoint(checkpoint_prefix: str, constructor_args: dict):
             decoder_units=args["decoder_num_units"],
             latent_layout="log_sigma_first",
         )
-    model(model.example_inputs())
+    model.build_with_examples()
     for layers, prefix in ((model.encoder_layers, "encoder"), (model.decoder_layers, "decoder")):
         for layer, (w, b) in zip(layers, _original_dense_names(prefix, len(layers), recurrent)):
             layer.set_weights([reader.get_tensor(w), reader.get_tensor(b)])
