@@ -48,3 +48,40 @@ def test_evaluate_measures_a_shipped_preset(capsys, tmp_path):
     plot = tmp_path / "p.png"
     assert main(["evaluate", "scinet-pendulum", "--samples", "300", "--plot", str(plot)]) == 0
     assert '"rms_error"' in capsys.readouterr().out and plot.exists()
+
+
+def test_info_lists_every_declared_endpoint(capsys):
+    assert main(["info", "rbm-ising-L8-T2.27"]) == 0
+    out = capsys.readouterr().out
+    assert "endpoint serving_default" in out and "endpoint sample" in out and "output samples (None, 8, 8)" in out
+
+
+def test_commands_take_preset_folders(capsys, tmp_path):
+    """A fine-tuned folder is first-class: info, evaluate and export take its path (issue 10 and 12)."""
+    folder = str(zoo.preset_folder("scinet-pendulum"))
+    assert main(["info", folder]) == 0
+    assert "endpoint encode" in capsys.readouterr().out
+    assert main(["evaluate", folder, "--samples", "200"]) == 0
+    assert '"rms_error"' in capsys.readouterr().out
+    assert main(["export", folder, "--out", str(tmp_path / "models")]) == 0
+    assert (tmp_path / "models" / "scinet-pendulum" / "1" / "saved_model.pb").exists()
+
+
+def test_a_missing_folder_is_not_called_an_unknown_preset(capsys, tmp_path):
+    assert main(["info", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a preset folder: it does not exist" in err and "Unknown preset" not in err
+
+
+def test_evaluate_prints_strict_json(capsys):
+    import json
+
+    assert main(["evaluate", "ising-cnn", "--samples", "40"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[: out.rindex("}") + 1], parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert report["preset"] == "ising-cnn" and "accuracy_far_from_tc" in report["metrics"]
+
+
+def test_a_family_without_a_demo_says_which_have_one(capsys):
+    assert main(["demo", "rbm"]) == 2
+    assert "declares no demo" in capsys.readouterr().err

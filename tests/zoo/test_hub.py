@@ -170,3 +170,17 @@ def test_hub_load_as_the_first_zoo_call_of_a_new_process(offline_cache):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "SciNet (1, 2)" in result.stdout
+
+
+def test_publish_with_an_export_uploads_the_folder_the_export_wrote(tmp_path):
+    """zoo publish --with-export: the command line exports, the hub code only uploads that folder."""
+    if not zoo.has_weights(NAME):
+        pytest.skip("no shipped weights")
+    from serving.export import export_model
+
+    export_dir = export_model(zoo.load(NAME), tmp_path / "export" / "1")
+    api = StandInHfApi()
+    hub.publish(NAME, REPO, api=api, export_dir=export_dir)
+    assert api.uploaded["saved_model/1/saved_model.pb"] == (export_dir / "saved_model.pb").read_bytes()
+    with pytest.raises(hub.HubError, match="not a SavedModel folder"):
+        hub.publish(NAME, REPO, api=StandInHfApi(), export_dir=tmp_path)
