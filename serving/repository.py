@@ -36,8 +36,13 @@ class Signature:
     inputs: dict  # name -> tf.TensorSpec
     outputs: dict  # name -> tf.TensorSpec
 
-    def check(self, name: str, values: dict) -> dict:
-        """Named float inputs as arrays of the right shapes, or a BadRequest naming the bad field."""
+    def check(self, name: str, values: dict, max_rows: int | None = None, from_json: bool = True) -> dict:
+        """Named float inputs as arrays of the right shapes, or a BadRequest naming the bad field.
+
+        JSON values must be nested lists of numbers, exactly as deep as the input's rank:
+        booleans, strings and nulls are refused, as TF Serving refuses them. ``max_rows``
+        bounds the batch of one request.
+        """
         missing = sorted(set(self.inputs) - set(values))
         unknown = sorted(set(values) - set(self.inputs))
         if missing or unknown:
@@ -47,25 +52,41 @@ class Signature:
                 + ("; " if missing and unknown else "")
                 + (f"unknown {unknown}" if unknown else "")
             )
-        arrays = {}
-        for key, spec in self.inputs.items():
-            try:
-                array = np.asarray(values[key], dtype=spec.dtype.as_numpy_dtype)
-            except (TypeError, ValueError):
-                raise BadRequest(
-                    f"input '{key}' could not be read as {spec.dtype.name}: received {str(values[key])[:80]}"
-                ) from None
-            expected = tuple(spec.shape.as_list()[1:])
-            if array.ndim != len(expected) + 1 or any(e is not None and a != e for a, e in zip(array.shape[1:], expected)):
-                shown = tuple("batch" if d is None else d for d in spec.shape.as_list())
-                raise BadRequest(f"input '{key}' has shape {array.shape}; expected {shown}")
-            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-                raise BadRequest(f"input '{key}' contains NaN or infinite values")
-            arrays[key] = array
+        arrays = {key: self._array(key, values[key], spec, from_json) for key, spec in self.inputs.items()}
         sizes = {k: a.shape[0] for k, a in arrays.items()}
         if len(set(sizes.values())) > 1:
             raise BadRequest(f"inputs disagree on the batch size: {sizes}")
+        rows = next(iter(sizes.values()))
+        if max_rows is not None and rows > max_rows:
+            raise BadRequest(
+                f"the request has {rows} rows; this server answers at most {max_rows} rows per request "
+                "(split the request, or start the server with a larger --max-rows-per-request)"
+            )
         return arrays
+
+    @staticmethod
+    def _array(key, value, spec, from_json: bool) -> np.ndarray:
+        expected = tuple(spec.shape.as_list()[1:])
+        shown = tuple("batch" if d is None else d for d in spec.shape.as_list())
+        if from_json:
+            leaf_types = _leaf_types(value, len(expected) + 1)
+            if leaf_types is None:
+                raise BadRequest(f"input '{key}' is not a nested list of rank {len(shown)}; expected shape {shown}")
+            if not leaf_types <= {int, float}:
+                received = sorted(t.__name__ for t in leaf_types - {int, float})
+                raise BadRequest(f"input '{key}' must hold numbers; received {received} values")
+        try:
+            with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
+                array = np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
+        except (TypeError, ValueError, OverflowError):
+            raise BadRequest(
+                f"input '{key}' could not be read as {spec.dtype.name} of shape {shown}: received {str(value)[:80]}"
+            ) from None
+        if array.ndim != len(expected) + 1 or any(e is not None and a != e for a, e in zip(array.shape[1:], expected)):
+            raise BadRequest(f"input '{key}' has shape {array.shape}; expected {shown}")
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise BadRequest(f"input '{key}' contains NaN or infinite values (or numbers beyond float32)")
+        return array
 
     def __call__(self, arrays: dict) -> dict:
         try:
@@ -73,6 +94,18 @@ class Signature:
         except tf.errors.InvalidArgumentError as e:  # a check inside the model's graph, as TF Serving reports it
             raise BadRequest(_assertion_message(e.message)) from None
         return {k: v.numpy() for k, v in outputs.items()}
+
+
+def _leaf_types(value, rank: int):
+    """The set of types at depth ``rank`` of nested lists, or None if some branch is shallower.
+
+    Iterative, level by level, so a hostile nesting depth costs no recursion."""
+    level = [value]
+    for _ in range(rank):
+        if not all(type(v) is list for v in level):
+            return None
+        level = [item for v in level for item in v]
+    return {type(v) for v in level}
 
 
 def _assertion_message(text: str) -> str:

@@ -15,22 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import re
 import threading
 
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from tensorflow.core.framework import types_pb2
 
 from serving.repository import BadRequest, ModelRepository, NotFound
 
 log = logging.getLogger("zoo.serving")
 
-INLINE_ROWS = 256
+INLINE_BYTES = 64 << 10  # smaller request bodies are answered on the event loop; larger ones in a worker thread
+MAX_ROWS = 65536
 
 MODEL_PATH = re.compile(
     r"^(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?(?P<suffix>/metadata|:\w+)?$"
@@ -46,46 +47,86 @@ class BatchingParameters:
 
 
 class Batcher:
-    """Collects concurrent requests for one signature and runs them as one batch."""
+    """Collects concurrent requests for one signature and runs them as one batch.
+
+    Only requests whose inputs have the same shapes past the batch axis (and dtypes) share
+    a batch: an 8 x 8 and a 16 x 16 lattice go to separate queues. Every future is settled
+    on every path. A failed batch is retried member by member, so a malformed request
+    fails alone and never takes the valid requests that shared its batch with it.
+    """
 
     def __init__(self, signature, parameters: BatchingParameters):
         self.signature, self.parameters = signature, parameters
-        self.pending: list = []
-        self.flush_task = None
+        self.queues: dict = {}  # shape key -> pending [(arrays, future)]
+        self.timers: dict = {}  # shape key -> flush task
+
+    @staticmethod
+    def _key(arrays: dict) -> tuple:
+        return tuple((k, a.shape[1:], a.dtype.str) for k, a in sorted(arrays.items()))
 
     async def run(self, arrays: dict) -> dict:
+        key = self._key(arrays)
         future = asyncio.get_running_loop().create_future()
-        self.pending.append((arrays, future))
-        if sum(len(next(iter(a.values()))) for a, _ in self.pending) >= self.parameters.max_batch_size:
-            await self._flush()
-        elif self.flush_task is None:
-            self.flush_task = asyncio.create_task(self._flush_after_timeout())
+        queue = self.queues.setdefault(key, [])
+        queue.append((arrays, future))
+        if sum(_rows(a) for a, _ in queue) >= self.parameters.max_batch_size:
+            await self._flush(key)
+        elif key not in self.timers:
+            self.timers[key] = asyncio.create_task(self._flush_after_timeout(key))
         return await future
 
-    async def _flush_after_timeout(self):
+    async def _flush_after_timeout(self, key):
         await asyncio.sleep(self.parameters.batch_timeout_micros / 1e6)
-        self.flush_task = None
-        await self._flush()
+        self.timers.pop(key, None)
+        await self._flush(key)
 
-    async def _flush(self):
-        batch, self.pending = self.pending, []
-        if self.flush_task is not None:
-            self.flush_task.cancel()
-            self.flush_task = None
+    async def _flush(self, key):
+        batch = self.queues.pop(key, [])
+        timer = self.timers.pop(key, None)
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
         if not batch:
             return
-        sizes = [len(next(iter(a.values()))) for a, _ in batch]
+        try:
+            await self._answer(batch)
+        except BaseException as e:  # whatever happened, no request is left waiting
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(e if isinstance(e, Exception) else RuntimeError("the server is stopping"))
+            if not isinstance(e, Exception):
+                raise
+
+    async def _answer(self, batch):
+        if len(batch) == 1:
+            await self._answer_one(*batch[0])
+            return
         merged = {k: np.concatenate([a[k] for a, _ in batch]) for k in batch[0][0]}
         try:
             outputs = await run_in_threadpool(self.signature, merged)
-        except Exception as e:  # one failed batch fails its own requests only
-            for _, future in batch:
-                future.set_exception(e)
+        except BadRequest:  # one member's values failed a check in the graph: answer each alone
+            for arrays, future in batch:
+                await self._answer_one(arrays, future)
             return
         start = 0
-        for size, (_, future) in zip(sizes, batch):
-            future.set_result({k: v[start:start + size] for k, v in outputs.items()})
+        for arrays, future in batch:
+            size = _rows(arrays)
+            if not future.done():
+                future.set_result({k: v[start:start + size] for k, v in outputs.items()})
             start += size
+
+    async def _answer_one(self, arrays, future):
+        try:
+            result = await run_in_threadpool(self.signature, arrays)
+        except Exception as e:
+            if not future.done():
+                future.set_exception(e)
+            return
+        if not future.done():
+            future.set_result(result)
+
+
+def _rows(arrays: dict) -> int:
+    return len(next(iter(arrays.values())))
 
 
 def parse_predict_body(body: dict, signature) -> tuple:
@@ -116,14 +157,27 @@ def parse_predict_body(body: dict, signature) -> tuple:
 
 
 def format_outputs(outputs: dict, layout: str) -> dict:
+    """TF Serving's response body; numpy arrays stay arrays (orjson writes them directly)."""
     if layout == "row":
         if len(outputs) == 1:
-            return {"predictions": next(iter(outputs.values())).tolist()}
+            return {"predictions": next(iter(outputs.values()))}
         n = len(next(iter(outputs.values())))
-        return {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(n)]}
+        return {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(n)]}
     if len(outputs) == 1:
-        return {"outputs": next(iter(outputs.values())).tolist()}
-    return {"outputs": {k: v.tolist() for k, v in outputs.items()}}
+        return {"outputs": next(iter(outputs.values()))}
+    return {"outputs": dict(outputs)}
+
+
+def encode_json(body) -> bytes:
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def decode_json(raw: bytes):
+    """Strict JSON (no NaN, no numbers beyond float64, at most 1024 levels deep), or a BadRequest."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(f"JSON parse error: {e}") from None
 
 
 def _tensor_info(spec) -> dict:
@@ -142,13 +196,34 @@ def signature_metadata(servable) -> dict:
     }
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def error(status: int, message: str) -> Response:
+    return Response(encode_json({"error": message}), status_code=status, media_type="application/json")
+
+
+async def read_body(request, limit: int) -> bytes:
+    """The request body, refused as soon as it passes ``limit`` bytes (a chunked body has no Content-Length)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit() or len(declared) > 18:
+            raise BadRequest(f"Content-Length {declared[:40]!r} is not a byte count")
+        if int(declared) > limit:
+            raise BadRequest(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def create_app(base_dir, batching: BatchingParameters | None = None, poll_seconds: float = 1.0,
-               max_request_bytes: int = 16 << 20, repository: ModelRepository | None = None) -> FastAPI:
+               max_request_bytes: int = 16 << 20, repository: ModelRepository | None = None,
+               max_rows: int = MAX_ROWS) -> FastAPI:
     """The FastAPI application serving every model under ``base_dir``.
+
+    ``max_request_bytes`` bounds a request body and ``max_rows`` its batch, so that one
+    request's memory is bounded (about rows x the model's activations and outputs).
 
     ``poll_seconds`` > 0 starts a thread that picks up new version folders
     (TF Serving's file-system polling); 0 disables it.
@@ -176,6 +251,8 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
         match = MODEL_PATH.match(path)
         if not match:
             raise NotFound(f"Malformed request: /v1/models/{path}")
+        if match["version"] and len(match["version"]) > 18:
+            raise NotFound(f"Servable not found for request: version {match['version'][:20]}... is not a version number")
         version = int(match["version"]) if match["version"] else None
         return match["name"], version, match["label"], match["suffix"]
 
@@ -200,38 +277,46 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
         except NotFound as e:
             return error(404, str(e))
 
+    def prepare(name, version, label, raw):
+        """Parse and check one predict request: (signature, its name, checked arrays, layout)."""
+        body = decode_json(raw)
+        servable = repo.resolve(name, version, label)
+        signature_name = body.get("signature_name") if isinstance(body, dict) else None
+        if signature_name is not None and not isinstance(signature_name, str):
+            raise BadRequest(f"'signature_name' must be a string; received a {type(signature_name).__name__}")
+        signature = servable.signature(signature_name)
+        values, layout = parse_predict_body(body, signature)
+        arrays = signature.check(signature_name or "serving_default", values, max_rows=max_rows)
+        return servable, signature, signature_name or "serving_default", arrays, layout
+
+    def answer_alone(name, version, label, raw):
+        """The whole request in one call: parse, check, run the model, write the response."""
+        _, signature, _, arrays, layout = prepare(name, version, label, raw)
+        return encode_json(format_outputs(signature(arrays), layout))
+
     @app.post("/v1/models/{path:path}")
     async def post_model(path: str, request: Request):
         try:
             name, version, label, suffix = locate(path)
             if suffix != ":predict":
                 raise BadRequest(f"only :predict is supported, received {suffix or 'no method'} in /v1/models/{path}")
-            declared = request.headers.get("content-length")
-            if declared and int(declared) > max_request_bytes:
-                raise BadRequest(f"request body of {declared} bytes exceeds the limit of {max_request_bytes} bytes")
-            raw = await request.body()
-            if len(raw) > max_request_bytes:
-                raise BadRequest(f"request body of {len(raw)} bytes exceeds the limit of {max_request_bytes} bytes")
-            try:
-                body = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise BadRequest(f"JSON parse error: {e}") from None
-            servable = repo.resolve(name, version, label)
-            signature_name = body.get("signature_name") if isinstance(body, dict) else None
-            signature = servable.signature(signature_name)
-            values, layout = parse_predict_body(body, signature)
-            arrays = signature.check(signature_name or "serving_default", values)
+            raw = await read_body(request, max_request_bytes)
             if batching is None:
-                rows = len(next(iter(arrays.values())))
-                # a small request costs less than a hop to the thread pool: run it on the event loop
-                outputs = signature(arrays) if rows <= INLINE_ROWS else await run_in_threadpool(signature, arrays)
-            else:
-                key = (name, servable.version, signature_name or "serving_default")
-                batcher = batchers.get(key)
-                if batcher is None or batcher.signature is not signature:
-                    batcher = batchers[key] = Batcher(signature, batching)
-                outputs = await batcher.run(arrays)
-            return format_outputs(outputs, layout)
+                # a small request costs less than a hop to a worker thread; a large one must not hold the event loop
+                small = len(raw) <= INLINE_BYTES
+                content = answer_alone(name, version, label, raw) if small else await run_in_threadpool(
+                    answer_alone, name, version, label, raw)
+                return Response(content, media_type="application/json")
+            servable, signature, signature_name, arrays, layout = (
+                prepare(name, version, label, raw) if len(raw) <= INLINE_BYTES
+                else await run_in_threadpool(prepare, name, version, label, raw))
+            key = (name, servable.version, signature_name)
+            batcher = batchers.get(key)
+            if batcher is None or batcher.signature is not signature:
+                batcher = batchers[key] = Batcher(signature, batching)
+            outputs = await batcher.run(arrays)
+            return Response(await run_in_threadpool(lambda: encode_json(format_outputs(outputs, layout))),
+                            media_type="application/json")
         except NotFound as e:
             return error(404, str(e))
         except BadRequest as e:
@@ -241,7 +326,8 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
 
 
 def serve(base_dir, host: str = "127.0.0.1", port: int = 8501, batching: BatchingParameters | None = None,
-          poll_seconds: float = 1.0, grpc_port: int | None = None) -> None:
+          poll_seconds: float = 1.0, grpc_port: int | None = None, max_rows: int = MAX_ROWS,
+          max_request_bytes: int = 16 << 20) -> None:
     """Run REST (and gRPC) until SIGINT/SIGTERM; in-flight requests finish before it exits."""
     import uvicorn
 
@@ -251,9 +337,10 @@ def serve(base_dir, host: str = "127.0.0.1", port: int = 8501, batching: Batchin
     if grpc_port is not None:
         from serving.grpc_server import start_grpc_server
 
-        grpc_server, bound = start_grpc_server(repo, host, grpc_port)
+        grpc_server, bound = start_grpc_server(repo, host, grpc_port, max_rows=max_rows)
         log.info("gRPC PredictionService on %s:%d", host, bound)
-    app = create_app(base_dir, batching=batching, poll_seconds=poll_seconds, repository=repo)
+    app = create_app(base_dir, batching=batching, poll_seconds=poll_seconds, repository=repo, max_rows=max_rows,
+                     max_request_bytes=max_request_bytes)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
     finally:

@@ -38,7 +38,9 @@ def save_checkpoint(workdir, model, epoch: int, history: dict) -> None:
     staging = Path(tempfile.mkdtemp(dir=workdir, prefix=STAGING_PREFIX))
     try:
         model.save_weights(staging / "model.weights.h5")
-        for name, (optimizer, _) in model.optimizers_to_checkpoint().items():
+        for name, (optimizer, variables) in model.optimizers_to_checkpoint().items():
+            if not optimizer.built:  # saved before its first step: the same variables restore will build
+                optimizer.build(variables)
             np.savez(staging / _optimizer_file(name), *[np.asarray(v.numpy()) for v in optimizer.variables])
         (staging / "progress.json").write_text(json.dumps({"epoch": epoch, "history": history}))
         _replace_checkpoint(workdir, staging)

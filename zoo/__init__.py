@@ -92,6 +92,7 @@ def locate(name) -> Source:
         return _folder_source(str(name), hub.download(*hub.parse(name)))
     if looks_like_path(name):
         folder = Path(name)
+        artifacts.recover_interrupted_swap(folder)
         if not (folder / artifacts.METADATA_FILE).is_file():
             what = "does not exist" if not folder.exists() else f"has no {artifacts.METADATA_FILE}"
             raise artifacts.ArtifactError(f"{folder} is not a preset folder: it {what}.")

@@ -150,6 +150,7 @@ def write_preset(folder, model, metadata: dict, extra_files: dict | None = None,
         extra_files: name -> bytes of figures or other files to ship.
     """
     folder = Path(folder)
+    recover_interrupted_swap(folder)
     check_destination(folder, force)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging."))
@@ -180,9 +181,10 @@ def install_preset(source, destination, force: bool = True) -> Path:
     """Copy a verified preset folder over ``destination``, which changes only once the copy is complete."""
     source, destination = Path(source), Path(destination)
     verify_preset(source)
+    recover_interrupted_swap(destination)
     check_destination(destination, force)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.install."))
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.staging."))
     try:
         shutil.copytree(source, staging, dirs_exist_ok=True)
         _swap_into_place(staging, destination)
@@ -192,15 +194,35 @@ def install_preset(source, destination, force: bool = True) -> Path:
     return destination
 
 
+def _retired(folder: Path) -> Path:
+    return folder.with_name(f".{folder.name}.retired")
+
+
 def _swap_into_place(staging: Path, folder: Path) -> None:
-    retired = None
+    """Replace ``folder`` by ``staging``: retire the old one, rename the new one in, delete the retired one.
+
+    A crash between the two renames leaves only the retired folder, which
+    :func:`recover_interrupted_swap` renames back: a reader sees the old or the new folder, complete.
+    """
+    retired = _retired(folder)
     if folder.exists():
-        retired = folder.with_name(f".{folder.name}.retired")
         shutil.rmtree(retired, ignore_errors=True)
         os.replace(folder, retired)
     os.replace(staging, folder)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def recover_interrupted_swap(folder) -> None:
+    """Put back the previous preset folder if a write was interrupted between its two renames,
+    and delete staging folders that a killed write left beside it."""
+    folder = Path(folder)
+    if not folder.parent.is_dir():
+        return
+    retired = _retired(folder)
+    if not folder.exists() and (retired / METADATA_FILE).is_file():
+        os.replace(retired, folder)
+    for stale in folder.parent.glob(f".{folder.name}.staging.*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def verify_preset(folder) -> dict:

@@ -165,7 +165,7 @@ def _cmd_serve(args) -> int:
     elif args.batching:
         batching = BatchingParameters(args.max_batch_size, args.batch_timeout_micros)
     serve(args.dir, host=args.host, port=args.port, batching=batching, poll_seconds=args.poll_seconds,
-          grpc_port=args.grpc_port)
+          grpc_port=args.grpc_port, max_rows=args.max_rows_per_request, max_request_bytes=args.max_request_bytes)
     return 0
 
 
@@ -259,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batching-parameters-file", default=None, help="TF Serving batching parameters (turns batching on)")
     p.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new version folders")
     p.add_argument("--grpc-port", type=int, default=None, help="also serve TF Serving's gRPC API on this port (e.g. 8500)")
+    p.add_argument("--max-rows-per-request", type=int, default=65536,
+                   help="larger batches get a 400 naming this limit (bounds one request's memory)")
+    p.add_argument("--max-request-bytes", type=int, default=16 << 20, help="larger request bodies get a 400")
     p.set_defaults(func=_cmd_serve)
     p = sub.add_parser("publish", help="upload a preset folder and its card to the Hugging Face Hub")
     p.add_argument("name")
