@@ -8,10 +8,16 @@ in --out is kept.
 
 Every preset is exported to a temporary folder and served by `zoo serve`
 started as a subprocess (once without and once with server-side batching).
+On a machine with two or more cores the server is pinned to the first half of
+the cores and this process (the clients) to the rest, so that 64 client threads
+cannot starve the server of CPU (sched_setaffinity; the split is recorded).
 Measured side by side in one run:
+- where one request's time goes inside the server: JSON parsing, checking,
+  the model call and JSON writing, each timed in this process on the same body;
 - latency p50/p99 at batch 1 for each preset, next to the bare SavedModel
   signature call in this process: the server's overhead;
-- requests/s with 1, 16 and 64 concurrent clients, batching off and on;
+- requests/s with 1, 16 and 64 concurrent clients, batching off and on, for
+  scinet-heliocentric and for ising-cnn at L = 32;
 - a soak: a fixed request rate against every preset at once for
   --soak-seconds, counting errors and sampling the server's resident memory.
 All traffic goes to 127.0.0.1, is bounded in count and time, and stops by itself.
@@ -68,13 +74,23 @@ def post(url, body) -> float:
     return time.perf_counter() - start
 
 
+def core_split() -> tuple:
+    """(server cores, client cores): half each, or everything for both on one core."""
+    cores = sorted(os.sched_getaffinity(0))
+    half = max(1, len(cores) // 2)
+    return (cores[:half], cores[half:]) if len(cores) > 1 else (cores, cores)
+
+
 class Server:
-    def __init__(self, folder, batching: bool):
+    def __init__(self, folder, batching: bool, extra=()):
         self.port = free_port()
-        command = [sys.executable, "-m", "zoo", "serve", str(folder), "--port", str(self.port), "--poll-seconds", "5"]
+        command = [sys.executable, "-m", "zoo", "serve", str(folder), "--port", str(self.port), "--poll-seconds", "5",
+                   *extra]
         if batching:
             command += ["--batching", "--max-batch-size", "64", "--batch-timeout-micros", "2000"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server_cores = core_split()[0]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        preexec_fn=lambda: os.sched_setaffinity(0, server_cores))
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -85,9 +101,10 @@ class Server:
                 time.sleep(0.2)
         raise RuntimeError("the server did not start within 120 s")
 
-    def rss_mib(self) -> float:
+    def rss_mib(self, field: str = "VmRSS") -> float:
+        """Resident memory now (VmRSS) or its peak so far (VmHWM), MiB."""
         with open(f"/proc/{self.process.pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+            return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
 
     def stop(self):
         self.process.terminate()
@@ -133,6 +150,37 @@ def throughput(server, name, body, clients: int, seconds: float = 5.0) -> float:
     return sum(counts) / seconds
 
 
+def breakdown(folder, name, body, n=200) -> dict:
+    """Median microseconds of each step the server takes for one request, timed in this process."""
+    from serving.repository import load_servable
+    from serving.server import decode_json, encode_json, format_outputs, parse_predict_body
+
+    signature = load_servable(name, 1, folder / name / "1").signature(None)
+    steps = {
+        "parse_json": lambda: decode_json(body),
+        "check_inputs": lambda: signature.check("serving_default", parse_predict_body(decode_json(body), signature)[0]),
+        "model_call": lambda: signature(signature.check("serving_default", parse_predict_body(decode_json(body), signature)[0])),
+    }
+    outputs = steps["model_call"]()
+    steps["write_json"] = lambda: encode_json(format_outputs(outputs, "columnar"))
+    times = {}
+    for key, step in steps.items():
+        samples = []
+        for _ in range(n):
+            start = time.perf_counter()
+            step()
+            samples.append(time.perf_counter() - start)
+        times[key] = 1e6 * statistics.median(samples)
+    times["check_inputs"] -= times["parse_json"]  # each step timed with the ones before it; keep its own share
+    times["model_call"] -= times["parse_json"] + times["check_inputs"]
+    return {f"{k}_us": v for k, v in times.items()}
+
+
+def ising_body(L: int = 32) -> bytes:
+    spins = np.where(np.random.default_rng(0).random((1, L, L)) < 0.5, -1.0, 1.0)
+    return json.dumps({"instances": spins.tolist()}).encode()
+
+
 def soak(server, bodies: dict, seconds: float, rate_per_second: float = 50.0) -> dict:
     errors, sent, rss = 0, 0, [server.rss_mib()]
     interval, start = 1.0 / rate_per_second, time.time()
@@ -162,7 +210,10 @@ def main(argv=None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="zoo-serving-bench-"))
     export(PRESETS, folder)
     bodies = {name: request_body(name) for name in PRESETS}
-    results = {"cpu_cores": os.cpu_count(), "presets": {}, "throughput_rps": {}}
+    server_cores, client_cores = core_split()
+    os.sched_setaffinity(0, client_cores)
+    results = {"cpu_cores": os.cpu_count(), "server_cores": server_cores, "client_cores": client_cores,
+               "presets": {}, "throughput_rps": {}, "ising_cnn_L32_throughput_rps": {}}
     for batching in (False, True):
         server = Server(folder, batching)
         try:
@@ -173,10 +224,14 @@ def main(argv=None) -> int:
                     served = latency(server, name, bodies[name])
                     bare = bare_latency(folder, name, bodies[name])
                     results["presets"][name] = {**served, "bare_signature_p50_ms": bare,
-                                                "server_overhead_p50_ms": served["p50_ms"] - bare}
+                                                "server_overhead_p50_ms": served["p50_ms"] - bare,
+                                                **breakdown(folder, name, bodies[name])}
             name = "scinet-heliocentric"
             results["throughput_rps"][mode] = {
                 str(c): throughput(server, name, bodies[name], c, args.throughput_seconds) for c in (1, 16, 64)
+            }
+            results["ising_cnn_L32_throughput_rps"][mode] = {
+                str(c): throughput(server, "ising-cnn", ising_body(32), c, args.throughput_seconds) for c in (1, 64)
             }
             if batching and args.soak_seconds > 0:
                 results["soak"] = soak(server, bodies, args.soak_seconds)
@@ -186,6 +241,9 @@ def main(argv=None) -> int:
             server.stop()
     plain, batched = results["throughput_rps"]["no_batching"], results["throughput_rps"]["batching"]
     results["batching_speedup_at_64_clients"] = batched["64"] / plain["64"]
+    ising = results["ising_cnn_L32_throughput_rps"]
+    results["ising_cnn_L32_batching_speedup_at_64_clients"] = ising["batching"]["64"] / ising["no_batching"]["64"]
+    results["worst_server_overhead_p50_ms"] = max(p["server_overhead_p50_ms"] for p in results["presets"].values())
     write_results(args.out, results)
     return 0
 

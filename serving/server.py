@@ -315,8 +315,10 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
             if batcher is None or batcher.signature is not signature:
                 batcher = batchers[key] = Batcher(signature, batching)
             outputs = await batcher.run(arrays)
-            return Response(await run_in_threadpool(lambda: encode_json(format_outputs(outputs, layout))),
-                            media_type="application/json")
+            rows = len(next(iter(arrays.values())))
+            write = lambda: encode_json(format_outputs(outputs, layout))  # noqa: E731
+            content = write() if len(raw) <= INLINE_BYTES and rows <= 64 else await run_in_threadpool(write)
+            return Response(content, media_type="application/json")
         except NotFound as e:
             return error(404, str(e))
         except BadRequest as e:

@@ -2,6 +2,7 @@
 one bad request never fails another, and one request's size is bounded."""
 import concurrent.futures
 import json
+import os
 
 import numpy as np
 import pytest
@@ -165,7 +166,8 @@ PATHS = st.sampled_from([f"{PENDULUM}:predict", f"{CNN}:predict", f"{PENDULUM}/v
                          f"{PENDULUM}/labels/x:predict", "nothing:predict", f"{CNN}:classify", f"{CNN}/metadata"])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("ZOO_FUZZ_EXAMPLES", 150)), deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=PATHS, body=BODIES)
 def test_fuzzed_requests_are_answered_with_2xx_or_4xx(client, path, body):
     """A fixed example budget keeps CI time bounded; benchmarks/serving_fuzz.py runs a longer search."""

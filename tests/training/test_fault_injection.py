@@ -41,6 +41,16 @@ def crash_at_cleanup(monkeypatch, module):
     monkeypatch.setattr(module.shutil, "rmtree", rmtree)
 
 
+def crash_at(monkeypatch, module, step: str):
+    """The three moments of a swap: before the first rename, between the two, before the cleanup."""
+    if step == "after staging":
+        crash_at_replace(monkeypatch, module, 1)
+    elif step == "between the renames":
+        crash_at_replace(monkeypatch, module, 2)
+    else:
+        crash_at_cleanup(monkeypatch, module)
+
+
 def tiny_model():
     keras.utils.set_random_seed(0)
     model = zoo.load("scinet-pendulum", pretrained=False, encoder_units=[4], decoder_units=[4])
@@ -62,12 +72,7 @@ def test_a_crash_in_a_checkpoint_save_keeps_a_complete_checkpoint(tmp_path, monk
     train_one_epoch(model)
     new_weights = model.get_weights()
     with monkeypatch.context() as patch:
-        if step == "after staging":
-            crash_at_replace(patch, loop, 1)
-        elif step == "between the renames":
-            crash_at_replace(patch, loop, 2)
-        else:
-            crash_at_cleanup(patch, loop)
+        crash_at(patch, loop, step)
         with pytest.raises(Crash):
             loop.save_checkpoint(tmp_path, model, 2, {"loss": [1.0, 0.5]})
     resumed = tiny_model()
@@ -97,12 +102,7 @@ def test_a_crash_in_a_preset_write_keeps_the_old_or_the_new_folder(tmp_path, mon
     artifacts.write_preset(folder, model, {"name": "old"})
     train_one_epoch(model)
     with monkeypatch.context() as patch:
-        if step == "after staging":
-            crash_at_replace(patch, artifacts, 1)
-        elif step == "between the renames":
-            crash_at_replace(patch, artifacts, 2)
-        else:
-            crash_at_cleanup(patch, artifacts)
+        crash_at(patch, artifacts, step)
         with pytest.raises(Crash):
             artifacts.write_preset(folder, model, {"name": "new"}, force=True)
     loaded = zoo.load(folder)  # the next reader
