@@ -32,6 +32,7 @@ log = logging.getLogger("zoo.serving")
 
 INLINE_BYTES = 64 << 10  # smaller request bodies are answered on the event loop; larger ones in a worker thread
 MAX_ROWS = 65536
+NON_FINITE = re.compile(rb"(?<![\w\"])-?(NaN|Infinity)(?![\w\"])")
 
 MODEL_PATH = re.compile(
     r"^(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?(?P<suffix>/metadata|:\w+)?$"
@@ -177,7 +178,9 @@ def decode_json(raw: bytes):
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        raise BadRequest(f"JSON parse error: {e}") from None
+        hint = ("; NaN and Infinity are not JSON numbers, and every input must be finite"
+                if NON_FINITE.search(raw[:1 << 20]) else "")
+        raise BadRequest(f"JSON parse error: {e}{hint}") from None
 
 
 def _tensor_info(spec) -> dict:

@@ -74,7 +74,7 @@ def test_tf_serving_documentation_examples(client):
     [
         (f"/v1/models/{HELIO}:predict", "{not json", 400, "JSON parse error"),
         (f"/v1/models/{HELIO}:predict", {"instances": [[1.0, 2.0, 3.0]]}, 400, "input 'initial_angles' has shape (1, 3)"),
-        (f"/v1/models/{HELIO}:predict", {"instances": [["a", "b"]]}, 400, "could not be read as float32"),
+        (f"/v1/models/{HELIO}:predict", {"instances": [["a", "b"]]}, 400, "must hold numbers; received ['str']"),
         (f"/v1/models/{HELIO}:predict", {"signature_name": "nope", "instances": [[1.0, 2.0]]}, 400, "signature_name 'nope'"),
         (f"/v1/models/{HELIO}:predict", {"instances": [[1.0, 2.0]], "inputs": [[1.0, 2.0]]}, 400, "exactly one of"),
         (f"/v1/models/{HELIO}:predict", {"instances": []}, 400, "non-empty"),
