@@ -116,6 +116,8 @@ num_batch_threads { value: 2 }
 def export(names, out_dir, version: int | None = None, base_path: str | None = None,
            batching_parameters: bool = False) -> list:
     """Export several presets and (re)write ``out_dir/models.config`` (and batching_parameters.txt)."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise NotADirectoryError(f"--out {out_dir} is a file; give a folder (new, or one `zoo export` wrote).")
     paths = [export_preset(name, out_dir, version) for name in names]
     atomic_write_text(Path(out_dir) / "models.config", models_config(out_dir, base_path))
     if batching_parameters:

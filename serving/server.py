@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -336,6 +337,8 @@ def serve(base_dir, host: str = "127.0.0.1", port: int = 8501, batching: Batchin
     """Run REST (and gRPC) until SIGINT/SIGTERM; in-flight requests finish before it exits."""
     import uvicorn
 
+    if not Path(base_dir).is_dir():
+        raise FileNotFoundError(f"{base_dir} is not a folder; give the folder that `zoo export --out` wrote.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     repo = ModelRepository(base_dir)
     grpc_server = None

@@ -26,6 +26,8 @@ from zoo.validation import check_array
 def read_data(path, model) -> tuple:
     """(inputs, target or None) from ``path``, checked against the model's inputs and output."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--data {path} does not exist; give a .npz or .h5 file of arrays named as the inputs.")
     if path.suffix == ".npz":
         with np.load(path) as f:
             arrays = {k: f[k] for k in f.files}

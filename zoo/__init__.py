@@ -19,11 +19,15 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 HUB_PREFIX = "hf://"
 
 
-def list_models() -> list:
-    """Names of every preset, sorted."""
+def list_models(pattern: str | None = None) -> list:
+    """Names of every preset, sorted; ``pattern`` keeps those whose name or family matches it
+    (shell wildcards: ``"scinet*"``, ``"*kepler*"``, or a family name such as ``"rbm"``)."""
+    import fnmatch
+
     from zoo.registry import list_specs
 
-    return [spec.name for spec in list_specs()]
+    return [spec.name for spec in list_specs()
+            if pattern is None or fnmatch.fnmatch(spec.name, pattern) or fnmatch.fnmatch(spec.family, pattern)]
 
 
 def get_spec(name: str):

@@ -41,7 +41,10 @@ def check_array(value, name: str, feature_shape: tuple, allow_unbatched: bool = 
     if allow_unbatched and _matches(array.shape, feature_shape):
         array = array[None]
     if array.ndim != len(feature_shape) + 1 or not _matches(array.shape[1:], feature_shape):
-        raise ValueError(f"Input {name!r} has shape {array.shape}; expected {expected}.")
+        hint = ""
+        if array.ndim == len(feature_shape) + 2 and 1 in (array.shape[1], array.shape[-1]):
+            hint = " Drop the channel axis of size 1 (x[..., 0] or x[:, 0]): the model adds its own."
+        raise ValueError(f"Input {name!r} has shape {array.shape}; expected {expected}.{hint}")
     array = array.astype("float32", copy=False)
     if not np.all(np.isfinite(array)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))

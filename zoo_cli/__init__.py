@@ -16,13 +16,22 @@ from pathlib import Path
 
 
 def _cmd_list(args) -> int:
-    from zoo.registry import list_specs
+    import zoo
 
-    specs = list_specs()
+    specs = [zoo.get_spec(name) for name in zoo.list_models(args.pattern)]
+    if not specs:
+        raise ValueError(f"No preset matches {args.pattern!r} (by name or family); `zoo list` shows them all.")
     width, family_width = max(len(s.name) for s in specs), max(len(s.family) for s in specs)
     for spec in specs:
         print(f"{spec.name:<{width}}  {spec.family:<{family_width}}  {spec.summary}")
     return 0
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text}")
+    return value
 
 
 def _unbuilt_model(source):
@@ -218,7 +227,11 @@ def _cmd_card(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="The physics model zoo: pretrained physics-discovery networks.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list every preset").set_defaults(func=_cmd_list)
+    parser.add_argument("--version", action="version", version=f"physics-model-zoo {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    p = sub.add_parser("list", help="list the presets (all, or those whose name or family matches PATTERN)")
+    p.add_argument("pattern", nargs="?", default=None, help="e.g. scinet, 'rbm-*' or '*kepler*'")
+    p.set_defaults(func=_cmd_list)
     p = sub.add_parser("info", help="describe one preset (name, folder or hf://): endpoints, config, measured quality")
     p.add_argument("name")
     p.set_defaults(func=_cmd_info)
@@ -235,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="measure a preset (name, folder or hf://) on fresh simulated data")
     p.add_argument("name")
     p.add_argument("--seed", type=int, default=424242, help="simulator seed (training used 1 and 2)")
-    p.add_argument("--samples", type=int, default=5000)
+    p.add_argument("--samples", type=positive_int, default=5000)
     p.add_argument("--plot", default=None, help="write the evaluation figure to this PNG file")
     p.set_defaults(func=_cmd_evaluate)
     p = sub.add_parser("demo", help="a family's demo (zoo demo [FAMILY] [--help]; the default is the quick start's: "
@@ -290,8 +303,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    import zoo
+
+    return zoo.__version__
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     rest = None
     if argv[:1] == ["demo"]:
         from zoo.registry import DEMO_FAMILY
@@ -303,6 +324,13 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
     try:
         return args.func(args, rest) if rest is not None else args.func(args)
-    except (KeyError, ValueError, TypeError, FileExistsError, FileNotFoundError, NotImplementedError) as e:
-        print(f"zoo {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # an ordinary mistake gets one line; --debug shows where it came from
+        if debug:
+            raise
+        known = isinstance(e, (KeyError, ValueError, TypeError, OSError, NotImplementedError))
+        kind = "" if known else f"{type(e).__name__}: "
+        print(f"zoo {args.command}: error: {kind}{e}" + ("" if known else " (--debug shows the traceback)"),
+              file=sys.stderr)
         return 2

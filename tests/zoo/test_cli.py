@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import zoo
@@ -85,3 +86,51 @@ def test_evaluate_prints_strict_json(capsys):
 def test_a_family_without_a_demo_says_which_have_one(capsys):
     assert main(["demo", "rbm"]) == 2
     assert "declares no demo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "scinet-pendulum", "--samples", "0"], None),                 # argparse: expected a positive integer
+    (["finetune", "scinet-pendulum", "--data", "missing.npz", "--out", "r"], "--data missing.npz does not exist"),
+    (["serve", "/nonexistent"], "/nonexistent is not a folder"),
+])
+def test_ordinary_mistakes_get_one_line_and_a_nonzero_exit(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own usage error
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    if message:
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_export_to_a_file_says_so(capsys, tmp_path):
+    (tmp_path / "some-file").write_text("x")
+    assert main(["export", "scinet-pendulum", "--out", str(tmp_path / "some-file")]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "finetune", "scinet-pendulum", "--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "r")])
+
+
+def test_list_filters_by_name_or_family(capsys):
+    assert main(["list", "rbm"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5 and all(line.startswith("rbm-ising-L8-T") for line in lines)
+    assert zoo.list_models("*kepler*") == ["siamese-kepler", "siamese-kepler-energy"]
+    assert main(["list", "nothing-like-this"]) == 2
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and zoo.__version__ in capsys.readouterr().out
+
+
+def test_channel_axes_on_lattices_are_named():
+    model = zoo.load("ising-cnn")
+    with pytest.raises(ValueError, match="Drop the channel axis"):
+        model.predict(np.ones((2, 16, 16, 1)))

@@ -24,7 +24,7 @@ import tensorflow as tf
 from zoo.spec import Endpoint, FineTuning, TensorSpec, TrainingSpec
 from zoo.validation import check_inputs
 
-PREDICT_CHUNK = 1024
+PREDICT_CHUNK = 256  # rows per compiled call when no batch_size is given (Keras used 32)
 
 
 class ZooModel(keras.Model):
