@@ -50,6 +50,20 @@ class RestClient:
     def metadata(self, name, version=None, label=None) -> dict:
         return self._request(self._model_path(name, version, label) + "/metadata")
 
+    def signatures(self, name, version=None, label=None) -> dict:
+        """Signature name -> {"inputs", "outputs", "method_name"}: the endpoints the model declares."""
+        return self.metadata(name, version, label)["metadata"]["signature_def"]["signature_def"]
+
+    def predict_arrays(self, name, inputs: dict, signature_name=None, version=None, label=None) -> dict:
+        """Named numpy inputs in, numpy outputs keyed by output name back: what ``GrpcClient.predict`` returns."""
+        import numpy as np
+
+        outputs = self.predict(name, inputs=inputs, signature_name=signature_name, version=version, label=label)
+        if not isinstance(outputs, dict):  # TF Serving drops the key of a single output
+            declared = self.signatures(name, version, label)[signature_name or "serving_default"]["outputs"]
+            outputs = {next(iter(declared)): outputs}
+        return {k: np.asarray(v, dtype="float32") for k, v in outputs.items()}
+
     def predict(self, name, instances=None, inputs=None, signature_name=None, version=None, label=None):
         """Row format with ``instances`` (returns predictions) or columnar with ``inputs`` (returns outputs)."""
         if (instances is None) == (inputs is None):

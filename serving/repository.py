@@ -20,6 +20,9 @@ import tensorflow as tf
 log = logging.getLogger("zoo.serving")
 
 
+CALL_ROWS = 256  # rows per model call; larger requests run in chunks of this size
+
+
 class NotFound(LookupError):
     """An unknown model, version, label or signature (HTTP 404)."""
 
@@ -89,6 +92,15 @@ class Signature:
         return array
 
     def __call__(self, arrays: dict) -> dict:
+        """The model's outputs, computed ``CALL_ROWS`` rows at a time: a large request's activations never
+        exceed those of one chunk, so its memory grows with its outputs only."""
+        rows = len(next(iter(arrays.values())))
+        if rows <= CALL_ROWS:
+            return self._call(arrays)
+        chunks = [self._call({k: v[i:i + CALL_ROWS] for k, v in arrays.items()}) for i in range(0, rows, CALL_ROWS)]
+        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+    def _call(self, arrays: dict) -> dict:
         try:
             outputs = self.function(**{k: tf.constant(v) for k, v in arrays.items()})
         except tf.errors.InvalidArgumentError as e:  # a check inside the model's graph, as TF Serving reports it

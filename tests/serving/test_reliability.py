@@ -174,3 +174,20 @@ def test_fuzzed_requests_are_answered_with_2xx_or_4xx(client, path, body):
     response = client.post(f"/v1/models/{path}", content=json.dumps(body).encode())
     assert response.status_code < 500, (path, body, response.text[:300])
     assert client.post(f"/v1/models/{PENDULUM}:predict", json=PENDULUM_OK).status_code == 200
+
+
+def test_a_large_request_runs_in_chunks_with_the_same_answers(exported, monkeypatch):
+    """The model's activations are bounded by one chunk, whatever the request's rows."""
+    from serving import repository
+
+    signature = repository.load_servable(PENDULUM, 1, exported / PENDULUM / "1").signature(None)
+    x = {"observations": np.random.default_rng(0).uniform(0, 1, (50, 50)).astype("float32"),
+         "question": np.random.default_rng(1).uniform(0, 10, (50, 1)).astype("float32")}
+    whole = signature(x)
+    calls = []
+    real = signature.function
+    monkeypatch.setattr(signature, "function", lambda **t: calls.append(len(t["question"])) or real(**t))
+    monkeypatch.setattr(repository, "CALL_ROWS", 16)
+    chunked = signature(x)
+    assert calls == [16, 16, 16, 2]
+    np.testing.assert_allclose(chunked["position"], whole["position"], atol=64 * np.finfo(np.float32).eps)

@@ -164,6 +164,9 @@ def test_real_server_on_loopback_with_the_client(exported):
         assert client.status(HELIO)["model_version_status"][0]["state"] == "AVAILABLE"
         assert np.asarray(client.predict(HELIO, instances=[[0.5, 1.0]])).shape == (1, 50, 2)
         assert np.asarray(client.predict(HELIO, inputs=[[0.5, 1.0]], signature_name="encode", label="stable")).shape == (1, 2)
+        assert sorted(client.signatures(HELIO)) == ["encode", "serving_default"]
+        arrays = client.predict_arrays(HELIO, {"initial_angles": np.array([[0.5, 1.0]], "float32")}, signature_name="encode")
+        assert list(arrays) == ["latent_means"] and arrays["latent_means"].shape == (1, 2)
         with pytest.raises(ServingError, match="HTTP 404"):
             client.predict("nope", instances=[[1.0]])
     finally:
