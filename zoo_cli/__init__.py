@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"physics-model-zoo {_version()}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     p = sub.add_parser("list", help="list the presets (all, or those whose name or family matches PATTERN)")
-    p.add_argument("pattern", nargs="?", default=None, help="e.g. scinet, 'rbm-*' or '*kepler*'")
+    p.add_argument("pattern", nargs="?", default=None, help="a family's name, or a preset name with shell wildcards ('*kepler*')")
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("info", help="describe one preset (name, folder or hf://): endpoints, config, measured quality")
     p.add_argument("name")
