@@ -142,7 +142,53 @@ def load(name, pretrained: bool = True, trainable=True, **config_overrides):
     """
     model = _build(name, pretrained, config_overrides)
     set_trainable(model, trainable)
+    object.__setattr__(model, "preset", _preset_info(name, model, pretrained))  # outside Keras' tracking
     return model
+
+
+@dataclasses.dataclass(frozen=True)
+class PresetInfo:
+    """What a loaded model is: ``model.preset``.
+
+    Attributes:
+        name: the preset's name (a folder's or Hub repo's own name for those).
+        family: its family's name.
+        source: what ``zoo.load`` was given.
+        folder: the verified folder its weights came from (None for ``pretrained=False``).
+        zoo_version: the zoo version that wrote the folder.
+        weights_sha256: sha256 of model.weights.h5 (None for ``pretrained=False``).
+        card: the model card (model_cards/NAME.md, or the folder's README.md).
+    """
+
+    name: str
+    family: str | None
+    source: str
+    folder: Path | None
+    zoo_version: str | None
+    weights_sha256: str | None
+    card: Path | None
+
+
+def _preset_info(name, model, pretrained: bool) -> PresetInfo:
+    from zoo import artifacts
+    from zoo.registry import family_of_class
+
+    family = family_of_class(type(model))
+    source = locate(name) if pretrained and not str(name).startswith(HUB_PREFIX) else None
+    if source is None and pretrained:  # a Hub repo: its snapshot folder in the cache
+        from zoo import hub
+
+        source = _folder_source(str(name), hub.download(*hub.parse(name)))
+    if not pretrained:
+        spec = get_spec(name)
+        return PresetInfo(spec.name, spec.family, str(name), None, __version__, None, None)
+    metadata = artifacts.read_metadata(source.folder)
+    shipped = source.spec is not None and source.folder == preset_folder(source.spec.name)
+    card = (Path(__file__).resolve().parents[1] / "model_cards" / f"{source.spec.name}.md") if shipped else (
+        source.folder / "README.md")
+    return PresetInfo(metadata.get("name", source.folder.name), family.name if family else metadata.get("family"),
+                      str(name), source.folder, metadata.get("zoo_version"),
+                      metadata["files"].get(artifacts.WEIGHTS_FILE), card if card.exists() else None)
 
 
 def set_trainable(model, trainable) -> None:

@@ -93,3 +93,29 @@ def test_heliocentric_contract_shapes_fresh():
     assert model.encode(x).shape == (2, 2)
     with pytest.raises(ValueError, match=r"expected \(batch, 2\)"):
         model.predict(np.zeros((2, 3)), verbose=0)
+
+
+def test_a_loaded_model_knows_what_it_is(tmp_path):
+    model = zoo.load("scinet-pendulum")
+    from zoo import artifacts
+
+    shipped = artifacts.read_metadata(zoo.preset_folder("scinet-pendulum"))
+    assert model.preset.name == "scinet-pendulum" and model.preset.family == "scinet"
+    assert model.preset.weights_sha256 == shipped["files"]["model.weights.h5"]
+    assert model.preset.card is not None and model.preset.card.name == "scinet-pendulum.md"
+    assert "'scinet-pendulum' (scinet): endpoints serving_default, encode" in repr(model)
+    assert zoo.load("scinet-pendulum", pretrained=False).preset.weights_sha256 is None
+
+
+def test_save_to_preset_writes_a_verified_folder_that_loads_back(tmp_path):
+    model = zoo.load("ising-cnn")
+    metadata = model.save_to_preset(tmp_path / "my-cnn", metadata={"metrics": {"note": 1.0}})
+    assert metadata["parent"]["preset"] == "ising-cnn" and metadata["metrics"] == {"note": 1.0}
+    again = zoo.load(tmp_path / "my-cnn")
+    spins = np.where(np.random.default_rng(0).random((3, 16, 16)) < 0.5, -1.0, 1.0)
+    np.testing.assert_array_equal(again.predict(spins), model.predict(spins))
+    assert again.preset.name == "my-cnn" and again.preset.card == tmp_path / "my-cnn" / "README.md"
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "x.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="never replaced"):
+        model.save_to_preset(tmp_path / "notes")

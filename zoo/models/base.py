@@ -117,6 +117,47 @@ class ZooModel(keras.Model):
         outputs = self.run_endpoint("serving_default", x, batch_size)
         return next(iter(outputs.values())) if len(outputs) == 1 else outputs
 
+    # ------------------------------------------------------------------ what it is, and writing it out
+
+    def __repr__(self) -> str:
+        info = self.__dict__.get("preset")
+        names = ", ".join(e.name for e in self.endpoints())
+        what = f" {info.name!r} ({info.family})" if info else ""
+        weights = f"; weights sha256 {info.weights_sha256[:12]}..." if info and info.weights_sha256 else (
+            "; fresh weights" if info else "")
+        size = f"; {self.count_params():,} parameters" if self.built else ""
+        return f"<{type(self).__name__}{what}: endpoints {names}{size}{weights}>"
+
+    def save_to_preset(self, folder, metadata: dict | None = None, force: bool = False) -> dict:
+        """Write this model as a verified preset folder (config, weights, metadata, README card), as training
+        and fine-tuning do; ``zoo.load(folder)`` loads it back. Returns the folder's metadata.
+
+        ``metadata`` adds entries (e.g. measured ``metrics``); the parent preset, if the model was loaded
+        from one, is recorded with the sha256 of its weights. An occupied folder is refused unless it is a
+        preset folder and ``force`` is set."""
+        from pathlib import Path
+
+        import zoo
+        from zoo import artifacts
+        from zoo.registry import family_of_class
+
+        info, family = self.__dict__.get("preset"), family_of_class(type(self))
+        record = {"name": Path(folder).name, "family": family.name if family else None,
+                  "family_module": family.module if family else type(self).__module__,
+                  "zoo_version": zoo.__version__, "metrics": {}, "targets": [], **(metadata or {})}
+        if info is not None and info.weights_sha256:
+            record.setdefault("parent", {"preset": info.name, "source": info.source, "zoo_version": info.zoo_version,
+                                         "weights_sha256": info.weights_sha256})
+        rows = "\n".join(f"| `{e.name}` | {', '.join(t.name for t in e.inputs)} | {', '.join(t.name for t in e.outputs)} |"
+                         for e in self.endpoints())
+        parent = record.get("parent", {}).get("preset")
+        card = ("---\nlibrary_name: keras\nlicense: apache-2.0\n" + (f"base_model: {parent}\n" if parent else "")
+                + f"tags:\n  - physics\n  - physics-model-zoo\n---\n\n# {record['name']}\n\n"
+                + (f"Derived from `{parent}`.\n\n" if parent else "")
+                + f"| endpoint | inputs | outputs |\n|---|---|---|\n{rows}\n\nLoad with `zoo.load(\"path/to/this/folder\")`.\n")
+        artifacts.write_preset(folder, self, record, {"README.md": card.encode()}, force=force)
+        return artifacts.verify_preset(folder)
+
     # ------------------------------------------------------------------ training and fine-tuning
 
     def layer_groups(self) -> dict:
