@@ -16,10 +16,12 @@ with the same name fail when the registry is built.
 from __future__ import annotations
 
 import difflib
+import json
 import importlib
 import inspect
 import threading
 from importlib import metadata as importlib_metadata
+from pathlib import Path
 
 from zoo.spec import Family, PresetSpec
 
@@ -98,6 +100,28 @@ def register_family(family: Family) -> Family:
     ensure_built()
     _REGISTRY.add(family)
     return family
+
+
+INDEX_FILE = Path(__file__).resolve().parent / "presets_index.json"
+
+
+def index_rows() -> list:
+    """(name, family, summary) of every preset: what ``zoo list`` prints."""
+    return [[spec.name, spec.family, spec.summary] for spec in list_specs()]
+
+
+def write_index() -> Path:
+    """Write zoo/presets_index.json, which lets ``zoo list`` answer without importing TensorFlow."""
+    INDEX_FILE.write_text(json.dumps(index_rows(), indent=1) + "\n")
+    return INDEX_FILE
+
+
+def cached_index() -> list | None:
+    """The preset index without importing any family, or None when it cannot stand for the registry:
+    a third-party family is installed (entry points) or the file is missing."""
+    if importlib_metadata.entry_points(group=ENTRY_POINT_GROUP) or not INDEX_FILE.exists():
+        return None
+    return json.loads(INDEX_FILE.read_text())
 
 
 def unregister_family(name: str) -> None:

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -16,14 +17,18 @@ from pathlib import Path
 
 
 def _cmd_list(args) -> int:
-    import zoo
+    import fnmatch
 
-    specs = [zoo.get_spec(name) for name in zoo.list_models(args.pattern)]
-    if not specs:
+    from zoo import registry
+
+    rows = registry.cached_index() or registry.index_rows()  # the index needs no TensorFlow
+    if args.pattern:
+        rows = [r for r in rows if fnmatch.fnmatch(r[0], args.pattern) or fnmatch.fnmatch(r[1], args.pattern)]
+    if not rows:
         raise ValueError(f"No preset matches {args.pattern!r} (by name or family); `zoo list` shows them all.")
-    width, family_width = max(len(s.name) for s in specs), max(len(s.family) for s in specs)
-    for spec in specs:
-        print(f"{spec.name:<{width}}  {spec.family:<{family_width}}  {spec.summary}")
+    width, family_width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    for name, family, summary in rows:
+        print(f"{name:<{width}}  {family:<{family_width}}  {summary}")
     return 0
 
 
@@ -218,9 +223,12 @@ def _cmd_card(args) -> int:
     import zoo
     from zoo import cards
 
+    from zoo import registry
+
     shipped = [n for n in zoo.list_models() if zoo.has_weights(n)]
     for name in args.names or shipped:
         print(cards.write_card(name))
+    print(registry.write_index())
     return 0
 
 
@@ -326,6 +334,9 @@ def main(argv=None) -> int:
         return args.func(args, rest) if rest is not None else args.func(args)
     except KeyboardInterrupt:
         raise
+    except BrokenPipeError:  # `zoo list | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except Exception as e:  # an ordinary mistake gets one line; --debug shows where it came from
         if debug:
             raise

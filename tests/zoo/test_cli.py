@@ -134,3 +134,18 @@ def test_channel_axes_on_lattices_are_named():
     model = zoo.load("ising-cnn")
     with pytest.raises(ValueError, match="Drop the channel axis"):
         model.predict(np.ones((2, 16, 16, 1)))
+
+
+def test_the_list_index_matches_the_registry():
+    """zoo/presets_index.json lets `zoo list` skip TensorFlow; `zoo card` rewrites it."""
+    import json
+
+    from zoo import registry
+
+    assert json.loads(registry.INDEX_FILE.read_text()) == registry.index_rows(), "run `zoo card` to rewrite the index"
+
+
+def test_zoo_list_does_not_import_tensorflow():
+    script = "import sys; from zoo_cli import main; main(['list']); print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip().endswith("False"), result.stderr[-1000:]
