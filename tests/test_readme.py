@@ -1,8 +1,10 @@
 """The README's Python blocks are executable documentation: each runs as written in a fresh process.
 
 A block preceded by ``<!-- readme-test: skip (reason) -->`` needs something these machines cannot give
-(the Hub, a running server); every other block must run from the repository root without error.
+(the Hub, a running server); every other block must run without error, in a fresh folder (what it
+writes, such as runs/, stays out of the repository) with the repository on the import path.
 """
+import os
 import re
 import subprocess
 import sys
@@ -22,10 +24,12 @@ def python_blocks():
 
 
 @pytest.mark.parametrize("code, skip_reason", python_blocks())
-def test_readme_python_block_runs(code, skip_reason):
+def test_readme_python_block_runs(code, skip_reason, tmp_path):
     if skip_reason:
         pytest.skip(skip_reason)
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
 

@@ -15,6 +15,18 @@ from zoo import artifacts
 CARDS_DIR = Path(__file__).resolve().parents[1] / "model_cards"
 
 BENCHMARK_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "presets.json"
+ZOO_BIBTEX = """@software{physics_model_zoo,
+  title = {The physics model zoo: trained, documented, servable Keras models of physics-discovery networks},
+  author = {{The physics model zoo developers}},
+  version = {%s},
+  license = {Apache-2.0}
+}"""
+
+
+def citation(name) -> str:
+    """BibTeX of the preset's paper (from its family) and of the zoo itself: what ``zoo cite NAME`` prints."""
+    family = zoo.get_family(zoo.locate(name).spec.family)
+    return "\n\n".join(filter(None, [family.bibtex, ZOO_BIBTEX % zoo.__version__]))
 
 
 def _fmt(value) -> str:
@@ -224,6 +236,10 @@ not hashed: they are rendered from those files and the evaluation's outputs.
 ## Citation
 
 {spec.paper}
+
+```bibtex
+{citation(spec.name)}
+```
 """
 
 

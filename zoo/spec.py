@@ -152,6 +152,7 @@ class Family:
         card_sections: optional ``metadata -> markdown`` for extra card sections.
         demo: optional ``"module:function"``, ``function(argv) -> int``, run by ``zoo demo``.
         pretrained_dir: where this family's preset folders live (None: ``zoo/pretrained``).
+        bibtex: the BibTeX entry of the family's paper (cards and ``zoo cite``).
     """
 
     name: str
@@ -163,6 +164,7 @@ class Family:
     card_sections: Callable | None = None
     demo: str | None = None
     pretrained_dir: Any = None
+    bibtex: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "tiny_overrides", MappingProxyType(dict(self.tiny_overrides)))

@@ -219,6 +219,13 @@ def _cmd_finetune(args) -> int:
     return 0
 
 
+def _cmd_cite(args) -> int:
+    from zoo import cards
+
+    print(cards.citation(args.name))
+    return 0
+
+
 def _cmd_card(args) -> int:
     import zoo
     from zoo import cards
@@ -305,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start this layer group from fresh weights (repeatable), e.g. a new head")
     p.add_argument("--force", action="store_true", help="replace --out if it already holds a preset folder")
     p.set_defaults(func=_cmd_finetune)
+    p = sub.add_parser("cite", help="BibTeX of a preset's paper and of the zoo")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_cite)
     p = sub.add_parser("card", help="render model cards from metadata.json")
     p.add_argument("names", nargs="*")
     p.set_defaults(func=_cmd_card)

@@ -149,3 +149,10 @@ def test_zoo_list_does_not_import_tensorflow():
     script = "import sys; from zoo_cli import main; main(['list']); print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip().endswith("False"), result.stderr[-1000:]
+
+
+def test_cite_prints_the_paper_and_the_zoo(capsys):
+    assert main(["cite", "rbm-ising-L8-T2.27"]) == 0
+    out = capsys.readouterr().out
+    assert "@article{torlai2016learning" in out and "doi = {10.1103/PhysRevB.94.165134}" in out
+    assert "@software{physics_model_zoo" in out and zoo.__version__ in out

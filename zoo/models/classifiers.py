@@ -150,9 +150,22 @@ _PRESETS = (
     ),
 )
 
+BIBTEX = """@article{carrasquilla2017machine,
+  title = {Machine learning phases of matter},
+  author = {Carrasquilla, Juan and Melko, Roger G.},
+  journal = {Nat. Phys.},
+  volume = {13},
+  pages = {431--434},
+  year = {2017},
+  doi = {10.1038/nphys4035},
+  eprint = {1605.01735},
+  archivePrefix = {arXiv}
+}"""
+
 FAMILY = Family(
     name="classifiers",
     module=__name__,
+    bibtex=BIBTEX,
     presets=_PRESETS,
     intended_use=(
         "Locating the ordered-disordered transition of 2D square-lattice Ising-type spin models from snapshots, "

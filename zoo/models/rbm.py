@@ -275,9 +275,22 @@ def _preset(temperature: float) -> PresetSpec:
     )
 
 
+BIBTEX = """@article{torlai2016learning,
+  title = {Learning thermodynamics with Boltzmann machines},
+  author = {Torlai, Giacomo and Melko, Roger G.},
+  journal = {Phys. Rev. B},
+  volume = {94},
+  pages = {165134},
+  year = {2016},
+  doi = {10.1103/PhysRevB.94.165134},
+  eprint = {1606.02718},
+  archivePrefix = {arXiv}
+}"""
+
 FAMILY = Family(
     name="rbm",
     module=__name__,
+    bibtex=BIBTEX,
     presets=tuple(_preset(t) for t in PRESET_TEMPERATURES),
     intended_use=(
         "A generative model of 8 x 8 Ising configurations at one temperature, as in Torlai & Melko: draw new "

@@ -508,9 +508,22 @@ def latent_scan_section(metadata) -> str:
     return "\n".join(rows) + "\n"
 
 
+BIBTEX = """@article{iten2020discovering,
+  title = {Discovering Physical Concepts with Neural Networks},
+  author = {Iten, Raban and Metger, Tony and Wilming, Henrik and del Rio, L{\\'i}dia and Renner, Renato},
+  journal = {Phys. Rev. Lett.},
+  volume = {124},
+  pages = {010508},
+  year = {2020},
+  doi = {10.1103/PhysRevLett.124.010508},
+  eprint = {1807.10300},
+  archivePrefix = {arXiv}
+}"""
+
 FAMILY = Family(
     name="scinet",
     module=__name__,
+    bibtex=BIBTEX,
     presets=_PRESETS,
     intended_use=(
         "Reproducing and extending the SciNet experiments of Iten et al.: reading physical parameters "

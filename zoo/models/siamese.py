@@ -244,9 +244,22 @@ _PRESETS = (
             units=(128, 128)),
 )
 
+BIBTEX = """@article{wetzel2020discovering,
+  title = {Discovering symmetry invariants and conserved quantities by interpreting siamese neural networks},
+  author = {Wetzel, Sebastian J. and Melko, Roger G. and Scott, Joseph and Panju, Maysum and Ganesh, Vijay},
+  journal = {Phys. Rev. Research},
+  volume = {2},
+  pages = {033499},
+  year = {2020},
+  doi = {10.1103/PhysRevResearch.2.033499},
+  eprint = {2003.04299},
+  archivePrefix = {arXiv}
+}"""
+
 FAMILY = Family(
     name="siamese",
     module=__name__,
+    bibtex=BIBTEX,
     presets=_PRESETS,
     intended_use=(
         "Reproducing the siamese-network experiments of Wetzel et al.: deciding whether two points are related "
