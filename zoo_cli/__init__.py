@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -128,9 +129,15 @@ def _cmd_evaluate(args) -> int:
     if source.spec is None:
         raise ValueError(f"{args.name} descends from no registered preset, so no recipe can simulate its data.")
     module, recipe = recipe_of(source.spec.name)
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    say(f"loading {args.name}")
     model = zoo.load(args.name)
+    started = time.perf_counter()
+    say(f"simulating {args.samples} samples from seed {args.seed} ({module.__name__}.simulate)")
     data = module.simulate(recipe, args.samples, args.seed)
+    say(f"measuring ({time.perf_counter() - started:.1f} s so far)")
     metrics = {k: float(v) for k, v in module.task_metrics(recipe, model, data).items()}
+    say(f"done in {time.perf_counter() - started:.1f} s")
     undefined = sorted(k for k, v in metrics.items() if not math.isfinite(v))
     report = {"preset": args.name, "seed": args.seed, "samples": args.samples, "metrics": strict_json(metrics)}
     if undefined:
@@ -265,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=424242, help="simulator seed (training used 1 and 2)")
     p.add_argument("--samples", type=positive_int, default=5000)
     p.add_argument("--plot", default=None, help="write the evaluation figure to this PNG file")
+    p.add_argument("--quiet", action="store_true", help="print the JSON report only (no progress lines on stderr)")
     p.set_defaults(func=_cmd_evaluate)
     p = sub.add_parser("demo", help="a family's demo (zoo demo [FAMILY] [--help]; the default is the quick start's: "
                                      "a year of the Sun and Mars in the sky)", add_help=False)

@@ -156,3 +156,11 @@ def test_cite_prints_the_paper_and_the_zoo(capsys):
     out = capsys.readouterr().out
     assert "@article{torlai2016learning" in out and "doi = {10.1103/PhysRevB.94.165134}" in out
     assert "@software{physics_model_zoo" in out and zoo.__version__ in out
+
+
+def test_evaluate_says_what_it_is_doing_unless_quiet(capsys):
+    assert main(["evaluate", "scinet-pendulum", "--samples", "100"]) == 0
+    err = capsys.readouterr().err
+    assert "simulating 100 samples from seed" in err and "done in" in err
+    assert main(["evaluate", "scinet-pendulum", "--samples", "100", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
