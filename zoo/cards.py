@@ -39,7 +39,7 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _front_matter(spec, metadata) -> str:
+def _front_matter(spec, metadata, task: str) -> str:
     metrics = metadata.get("metrics", {})
     results = "\n".join(
         f"      - type: {key}\n        name: {key}\n        value: {float(value):.6g}"
@@ -53,7 +53,7 @@ def _front_matter(spec, metadata) -> str:
         "model-index:\n"
         f"  - name: {spec.name}\n"
         "    results:\n"
-        f"      - task:\n          type: {spec.family}\n          name: {spec.summary.split(':')[0]}\n"
+        f"      - task:\n          type: {task}\n          name: {spec.summary.split(':')[0]}\n"
         f"        dataset:\n          type: simulated\n          name: {metadata['data']['simulator']} (seed {metadata['data']['evaluation_seed']})\n"
         f"        metrics:\n{_indent(results, 4)}\n"
         "---\n"
@@ -161,7 +161,7 @@ def render_card(name: str, figure_dir: str | None = None) -> str:
     if figure_dir is None:
         figure_dir = os.path.relpath(source.folder, CARDS_DIR) + "/"
     figure = f"{figure_dir}evaluation.png"
-    return f"""{_front_matter(spec, metadata)}
+    return f"""{_front_matter(spec, metadata, family.task or family.name)}
 # {spec.name}
 
 {spec.summary}

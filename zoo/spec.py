@@ -153,6 +153,7 @@ class Family:
         demo: optional ``"module:function"``, ``function(argv) -> int``, run by ``zoo demo``.
         pretrained_dir: where this family's preset folders live (None: ``zoo/pretrained``).
         bibtex: the BibTeX entry of the family's paper (cards and ``zoo cite``).
+        task: what the models do, for the card's Hub metadata (``phase-classification``).
     """
 
     name: str
@@ -165,6 +166,7 @@ class Family:
     demo: str | None = None
     pretrained_dir: Any = None
     bibtex: str = ""
+    task: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "tiny_overrides", MappingProxyType(dict(self.tiny_overrides)))

@@ -221,6 +221,7 @@ def test_card_is_present_and_rendered_from_metadata(name):
     family = zoo.get_family(zoo.get_spec(name).family)
     assert family.intended_use in text and family.limitations in text
     assert family.bibtex and f"```bibtex\n{family.bibtex}" in text
+    assert family.task and f"type: {family.task}\n" in text, "the Hub task says what the model does"
     for endpoint in zoo.load(name, pretrained=False, **family.tiny_overrides).endpoints():
         assert f"| `{endpoint.name}` |" in text
 

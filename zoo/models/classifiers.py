@@ -166,6 +166,7 @@ FAMILY = Family(
     name="classifiers",
     module=__name__,
     bibtex=BIBTEX,
+    task="phase-classification",
     presets=_PRESETS,
     intended_use=(
         "Locating the ordered-disordered transition of 2D square-lattice Ising-type spin models from snapshots, "

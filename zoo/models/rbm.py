@@ -291,6 +291,7 @@ FAMILY = Family(
     name="rbm",
     module=__name__,
     bibtex=BIBTEX,
+    task="boltzmann-distribution-learning",
     presets=tuple(_preset(t) for t in PRESET_TEMPERATURES),
     intended_use=(
         "A generative model of 8 x 8 Ising configurations at one temperature, as in Torlai & Melko: draw new "

@@ -524,6 +524,7 @@ FAMILY = Family(
     name="scinet",
     module=__name__,
     bibtex=BIBTEX,
+    task="physical-concept-discovery",
     presets=_PRESETS,
     intended_use=(
         "Reproducing and extending the SciNet experiments of Iten et al.: reading physical parameters "

@@ -260,6 +260,7 @@ FAMILY = Family(
     name="siamese",
     module=__name__,
     bibtex=BIBTEX,
+    task="invariant-discovery",
     presets=_PRESETS,
     intended_use=(
         "Reproducing the siamese-network experiments of Wetzel et al.: deciding whether two points are related "
