@@ -140,9 +140,9 @@ def load(name, pretrained: bool = True, trainable=True, **config_overrides):
         ValueError: an unknown layer group in ``trainable``.
         zoo.artifacts.ArtifactError: missing, corrupt or altered weight files.
     """
-    model = _build(name, pretrained, config_overrides)
+    model, source = _build(name, pretrained, config_overrides)
     set_trainable(model, trainable)
-    object.__setattr__(model, "preset", _preset_info(name, model, pretrained))  # outside Keras' tracking
+    object.__setattr__(model, "preset", _preset_info(source, model))  # outside Keras' tracking
     return model
 
 
@@ -169,25 +169,20 @@ class PresetInfo:
     card: Path | None
 
 
-def _preset_info(name, model, pretrained: bool) -> PresetInfo:
+def _preset_info(source: Source, model) -> PresetInfo:
+    """``model.preset`` from the source ``_build`` resolved (its folder is None for fresh weights)."""
     from zoo import artifacts
     from zoo.registry import family_of_class
 
     family = family_of_class(type(model))
-    source = locate(name) if pretrained and not str(name).startswith(HUB_PREFIX) else None
-    if source is None and pretrained:  # a Hub repo: its snapshot folder in the cache
-        from zoo import hub
-
-        source = _folder_source(str(name), hub.download(*hub.parse(name)))
-    if not pretrained:
-        spec = get_spec(name)
-        return PresetInfo(spec.name, spec.family, str(name), None, __version__, None, None)
+    if source.folder is None:
+        return PresetInfo(source.spec.name, source.spec.family, source.name, None, __version__, None, None)
     metadata = artifacts.read_metadata(source.folder)
     shipped = source.spec is not None and source.folder == preset_folder(source.spec.name)
     card = (Path(__file__).resolve().parents[1] / "model_cards" / f"{source.spec.name}.md") if shipped else (
         source.folder / "README.md")
     return PresetInfo(metadata.get("name", source.folder.name), family.name if family else metadata.get("family"),
-                      str(name), source.folder, metadata.get("zoo_version"),
+                      source.name, source.folder, metadata.get("zoo_version"),
                       metadata["files"].get(artifacts.WEIGHTS_FILE), card if card.exists() else None)
 
 
@@ -207,7 +202,8 @@ def set_trainable(model, trainable) -> None:
             layer.trainable = group in wanted
 
 
-def _build(name, pretrained: bool, config_overrides: dict):
+def _build(name, pretrained: bool, config_overrides: dict) -> tuple:
+    """(model, the Source it was built from; its folder is None when no weights were read)."""
     from zoo import artifacts
 
     if isinstance(name, str) and name.startswith(HUB_PREFIX):
@@ -215,7 +211,8 @@ def _build(name, pretrained: bool, config_overrides: dict):
 
         if not pretrained:
             raise ValueError(f"{name!r} names Hub weights; pretrained=False makes no sense for it.")
-        return hub.load(name, **config_overrides)
+        model, folder = hub.load_with_folder(name, **config_overrides)
+        return model, _folder_source(name, folder)
     source = locate(name)
     if source.spec is not None and source.folder is None and pretrained:
         raise artifacts.ArtifactError(
@@ -229,10 +226,10 @@ def _build(name, pretrained: bool, config_overrides: dict):
         _check_overrides(spec, config_overrides)
         model = spec.model_class(**dict(spec.config, **config_overrides))
         model.build_with_examples()
-        return model
+        return model, dataclasses.replace(source, folder=None)
     if source.spec is not None and source.folder == preset_folder(source.spec.name):
         _check_overrides(source.spec, config_overrides)
-    return artifacts.build_from_folder(source.folder, config_overrides)
+    return artifacts.build_from_folder(source.folder, config_overrides), source
 
 
 def _check_overrides(spec, overrides: dict) -> None:

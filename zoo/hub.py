@@ -55,12 +55,17 @@ def download(repo_id: str, revision: str | None = None, cache_dir=None) -> Path:
 
 def load(name: str, cache_dir=None, **config_overrides):
     """Build the model of ``hf://ORG/NAME[@REVISION]`` after verifying every file."""
+    return load_with_folder(name, cache_dir, **config_overrides)[0]
+
+
+def load_with_folder(name: str, cache_dir=None, **config_overrides) -> tuple:
+    """(model, the verified snapshot folder it was built from) of ``hf://ORG/NAME[@REVISION]``."""
     repo_id, revision = parse(name)
     folder = download(repo_id, revision, cache_dir)
     if not (folder / artifacts.METADATA_FILE).exists():
         raise HubError(f"{repo_id!r} is not a zoo preset: it has no {artifacts.METADATA_FILE}.")
     try:
-        return artifacts.build_from_folder(folder, config_overrides)
+        return artifacts.build_from_folder(folder, config_overrides), folder
     except artifacts.UnknownFamilyError as e:
         raise HubError(str(e).replace(str(folder), f"The Hub repo {repo_id!r}")) from None
 
