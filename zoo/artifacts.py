@@ -286,19 +286,24 @@ def model_class(folder, saved: dict, metadata: dict):
     return cls
 
 
-def build_from_folder(folder, overrides: dict | None = None, verify: bool = True):
-    """Verify ``folder``, build its model (only registered zoo classes) and load its weights."""
+def construct_model(folder, overrides: dict | None = None, metadata: dict | None = None):
+    """The model config.json declares (only registered zoo classes), constructed but not built: no weights read."""
     folder = Path(folder)
-    metadata = verify_preset(folder) if verify else read_metadata(folder)
     saved = read_config(folder)
-    cls = model_class(folder, saved, metadata)
-    config = dict(saved["config"], **(overrides or {}))
+    cls = model_class(folder, saved, read_metadata(folder) if metadata is None else metadata)
     try:
-        model = cls(**config)
+        return cls(**dict(saved["config"], **(overrides or {})))
     except (TypeError, ValueError) as e:
         raise ArtifactError(
             f"{folder / CONFIG_FILE} cannot build {saved['class_name']} with this zoo version: {e}"
         ) from None
+
+
+def build_from_folder(folder, overrides: dict | None = None, verify: bool = True):
+    """Verify ``folder``, build its model (only registered zoo classes) and load its weights."""
+    folder = Path(folder)
+    metadata = verify_preset(folder) if verify else read_metadata(folder)
+    model = construct_model(folder, overrides, metadata)
     model.build_with_examples()
     try:
         model.load_weights(folder / WEIGHTS_FILE)

@@ -146,7 +146,7 @@ def render_card(name: str, figure_dir: str | None = None) -> str:
     spec, family = source.spec, zoo.get_family(source.spec.family)
     metadata = artifacts.read_metadata(source.folder)
     shipped_config = artifacts.read_config(source.folder)
-    model = artifacts.model_class(source.folder, shipped_config, metadata)(**shipped_config["config"])
+    model = artifacts.construct_model(source.folder, metadata=metadata)
     extra = family.card_sections(metadata) if family.card_sections else ""
     recipe = metadata["recipe"]
     training = metadata["training"]

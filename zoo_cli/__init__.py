@@ -45,8 +45,7 @@ def _unbuilt_model(source):
     from zoo import artifacts
 
     if source.folder is not None:
-        saved = artifacts.read_config(source.folder)
-        return artifacts.model_class(source.folder, saved, artifacts.read_metadata(source.folder))(**saved["config"])
+        return artifacts.construct_model(source.folder)
     return source.spec.model_class(**source.spec.config)
 
 
