@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 import zoo
-from zoo import artifacts
+from zoo import artifacts, cards
 from zoo.validation import check_array
 
 
@@ -125,34 +125,23 @@ def finetune(name, data, out, epochs: int = 10, batch_size: int = 256, learning_
     history = model.fit(feed(train[0]), train[1], validation_data=held_out, epochs=epochs, batch_size=batch_size,
                         verbose=verbose)
     after = validation_error(model, validation)
-    source = zoo.locate(name)
-    parent = artifacts.read_metadata(source.folder)
     metadata = {
-        "name": Path(out).name,
-        "family": parent.get("family"),
-        "family_module": zoo.get_family(source.spec.family).module if source.spec else parent.get("family_module"),
-        "zoo_version": zoo.__version__,
-        "parent": {"preset": source.spec.name if source.spec else str(name), "source": str(name),
-                   "zoo_version": parent.get("zoo_version"), "weights_sha256": parent["files"][artifacts.WEIGHTS_FILE]},
         "metrics": {"validation_error_before": before, "validation_error_after": after},
-        "targets": [],
         "finetuning": {"data": Path(data).name, "n_train": len(next(iter(train[0].values()))),
                        "n_validation": len(next(iter(validation[0].values()))), "epochs": epochs,
                        "batch_size": batch_size, "learning_rate": learning_rate, "frozen": list(freeze),
                        "reinitialized": list(reinitialize), "error_name": model.fine_tuning.error_name,
                        "final_loss": float(history.history["loss"][-1])},
     }
-    artifacts.write_preset(out, model, metadata, {"README.md": finetune_card(metadata).encode()}, force=force)
-    return artifacts.verify_preset(out)
+    return model.save_to_preset(out, metadata, force=force, card=finetune_card)
 
 
 def finetune_card(metadata: dict) -> str:
     parent, tune, m = metadata["parent"], metadata["finetuning"], metadata["metrics"]
     worse = m["validation_error_after"] > m["validation_error_before"]
     return (
-        "---\nlibrary_name: keras\nlicense: apache-2.0\n"
-        f"base_model: {parent['preset']}\ntags:\n  - physics\n  - physics-model-zoo\n  - {metadata['family']}\n---\n\n"
-        f"# {metadata['name']}\n\nFine-tuned from `{parent['preset']}` (zoo {parent['zoo_version']}, weights sha256 "
+        cards.derived_front_matter(metadata)
+        + f"# {metadata['name']}\n\nFine-tuned from `{parent['preset']}` (zoo {parent['zoo_version']}, weights sha256 "
         f"`{parent['weights_sha256'][:16]}...`) on `{tune['data']}`: {tune['n_train']} samples, {tune['epochs']} epochs, "
         f"learning rate {tune['learning_rate']}, frozen groups {tune['frozen'] or 'none'}, re-initialised groups "
         f"{tune['reinitialized'] or 'none'}.\n\n"

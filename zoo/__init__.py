@@ -158,6 +158,7 @@ class PresetInfo:
         zoo_version: the zoo version that wrote the folder.
         weights_sha256: sha256 of model.weights.h5 (None for ``pretrained=False``).
         card: the model card (model_cards/NAME.md, or the folder's README.md).
+        base: the registered preset it is or descends from (a fine-tuned folder's parent), if any.
     """
 
     name: str
@@ -167,6 +168,7 @@ class PresetInfo:
     zoo_version: str | None
     weights_sha256: str | None
     card: Path | None
+    base: str | None = None
 
 
 def _preset_info(source: Source, model) -> PresetInfo:
@@ -176,14 +178,16 @@ def _preset_info(source: Source, model) -> PresetInfo:
 
     family = family_of_class(type(model))
     if source.folder is None:
-        return PresetInfo(source.spec.name, source.spec.family, source.name, None, __version__, None, None)
+        return PresetInfo(source.spec.name, source.spec.family, source.name, None, __version__, None, None,
+                          source.spec.name)
     metadata = artifacts.read_metadata(source.folder)
     shipped = source.spec is not None and source.folder == preset_folder(source.spec.name)
     card = (Path(__file__).resolve().parents[1] / "model_cards" / f"{source.spec.name}.md") if shipped else (
         source.folder / "README.md")
     return PresetInfo(metadata.get("name", source.folder.name), family.name if family else metadata.get("family"),
                       source.name, source.folder, metadata.get("zoo_version"),
-                      metadata["files"].get(artifacts.WEIGHTS_FILE), card if card.exists() else None)
+                      metadata["files"].get(artifacts.WEIGHTS_FILE), card if card.exists() else None,
+                      source.spec.name if source.spec else None)
 
 
 def set_trainable(model, trainable) -> None:

@@ -23,6 +23,24 @@ ZOO_BIBTEX = """@software{physics_model_zoo,
 }"""
 
 
+def derived_front_matter(metadata: dict, family_tag: bool = True) -> str:
+    """Hub metadata of a folder derived from a preset (fine-tuned or saved): its base model and tags."""
+    parent = (metadata.get("parent") or {}).get("preset")
+    tags = ["physics", "physics-model-zoo"] + ([metadata["family"]] if family_tag and metadata.get("family") else [])
+    return ("---\nlibrary_name: keras\nlicense: apache-2.0\n" + (f"base_model: {parent}\n" if parent else "")
+            + "tags:\n" + "".join(f"  - {t}\n" for t in tags) + "---\n\n")
+
+
+def derived_card(metadata: dict, model) -> str:
+    """The README of a folder ``model.save_to_preset`` writes: what it derives from and its endpoints."""
+    parent = (metadata.get("parent") or {}).get("preset")
+    rows = "\n".join(f"| `{e.name}` | {', '.join(t.name for t in e.inputs)} | {', '.join(t.name for t in e.outputs)} |"
+                     for e in model.endpoints())
+    return (derived_front_matter(metadata, family_tag=False) + f"# {metadata['name']}\n\n"
+            + (f"Derived from `{parent}`.\n\n" if parent else "")
+            + f"| endpoint | inputs | outputs |\n|---|---|---|\n{rows}\n\nLoad with `zoo.load(\"path/to/this/folder\")`.\n")
+
+
 def citation(name) -> str:
     """BibTeX of the preset's paper (from its family) and of the zoo itself: what ``zoo cite NAME`` prints."""
     family = zoo.get_family(zoo.locate(name).spec.family)

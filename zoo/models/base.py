@@ -128,17 +128,18 @@ class ZooModel(keras.Model):
         size = f"; {self.count_params():,} parameters" if self.built else ""
         return f"<{type(self).__name__}{what}: endpoints {names}{size}{weights}>"
 
-    def save_to_preset(self, folder, metadata: dict | None = None, force: bool = False) -> dict:
+    def save_to_preset(self, folder, metadata: dict | None = None, force: bool = False, card=None) -> dict:
         """Write this model as a verified preset folder (config, weights, metadata, README card), as training
         and fine-tuning do; ``zoo.load(folder)`` loads it back. Returns the folder's metadata.
 
         ``metadata`` adds entries (e.g. measured ``metrics``); the parent preset, if the model was loaded
-        from one, is recorded with the sha256 of its weights. An occupied folder is refused unless it is a
-        preset folder and ``force`` is set."""
+        from one, is recorded with the sha256 of its weights. ``card(metadata)`` writes the README (default:
+        :func:`zoo.cards.derived_card`). An occupied folder is refused unless it is a preset folder and
+        ``force`` is set."""
         from pathlib import Path
 
         import zoo
-        from zoo import artifacts
+        from zoo import artifacts, cards
         from zoo.registry import family_of_class
 
         info, family = self.__dict__.get("preset"), family_of_class(type(self))
@@ -146,16 +147,10 @@ class ZooModel(keras.Model):
                   "family_module": family.module if family else type(self).__module__,
                   "zoo_version": zoo.__version__, "metrics": {}, "targets": [], **(metadata or {})}
         if info is not None and info.weights_sha256:
-            record.setdefault("parent", {"preset": info.name, "source": info.source, "zoo_version": info.zoo_version,
-                                         "weights_sha256": info.weights_sha256})
-        rows = "\n".join(f"| `{e.name}` | {', '.join(t.name for t in e.inputs)} | {', '.join(t.name for t in e.outputs)} |"
-                         for e in self.endpoints())
-        parent = record.get("parent", {}).get("preset")
-        card = ("---\nlibrary_name: keras\nlicense: apache-2.0\n" + (f"base_model: {parent}\n" if parent else "")
-                + f"tags:\n  - physics\n  - physics-model-zoo\n---\n\n# {record['name']}\n\n"
-                + (f"Derived from `{parent}`.\n\n" if parent else "")
-                + f"| endpoint | inputs | outputs |\n|---|---|---|\n{rows}\n\nLoad with `zoo.load(\"path/to/this/folder\")`.\n")
-        artifacts.write_preset(folder, self, record, {"README.md": card.encode()}, force=force)
+            record.setdefault("parent", {"preset": info.base or info.name, "source": info.source,
+                                         "zoo_version": info.zoo_version, "weights_sha256": info.weights_sha256})
+        readme = card(record) if card is not None else cards.derived_card(record, self)
+        artifacts.write_preset(folder, self, record, {"README.md": readme.encode()}, force=force)
         return artifacts.verify_preset(folder)
 
     # ------------------------------------------------------------------ training and fine-tuning
