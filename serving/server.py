@@ -319,7 +319,7 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
             if batcher is None or batcher.signature is not signature:
                 batcher = batchers[key] = Batcher(signature, batching)
             outputs = await batcher.run(arrays)
-            rows = len(next(iter(arrays.values())))
+            rows = _rows(arrays)
             write = lambda: encode_json(format_outputs(outputs, layout))  # noqa: E731
             content = write() if len(raw) <= INLINE_BYTES and rows <= 64 else await run_in_threadpool(write)
             return Response(content, media_type="application/json")

@@ -189,7 +189,7 @@ def held_out_checks(recipe, model, metadata: dict, seed: int) -> list:
     targets = met_targets(metadata)
     data = ising.simulate(256, seed, L=32, temperatures=[1.6, 1.9, 2.65, 3.0])
     p = predict_p_ordered(model, data)
-    accuracy = float(np.mean((p > 0.5) == (data.temperatures < ising.T_CRITICAL)))
+    accuracy = accuracy_far_from_tc(p, data.temperatures, recipe.far_from_tc)[0]  # every T here is far from T_c
     sigma = max(0.01, 4 * np.sqrt(max(accuracy * (1 - accuracy), 1e-4) / len(p)))
     far = targets.get("accuracy_far_from_tc", {})
     checks = [HeldOutCheck("accuracy_far_from_tc", accuracy, metadata["metrics"]["accuracy_far_from_tc"], sigma,
