@@ -148,7 +148,9 @@ class Family:
         presets: its :class:`PresetSpec` tuple.
         intended_use, limitations: the card's sections of those names (markdown).
         tiny_overrides: constructor overrides that make any preset of the family build
-            and run in milliseconds (registry-wide tests).
+            and run in milliseconds (registry-wide tests); each preset takes those of
+            its own config keys (:meth:`tiny_config`), so presets of different classes
+            can share one mapping.
         card_sections: optional ``metadata -> markdown`` for extra card sections.
         demo: optional ``"module:function"``, ``function(argv) -> int``, run by ``zoo demo``.
         pretrained_dir: where this family's preset folders live (None: ``zoo/pretrained``).
@@ -171,3 +173,7 @@ class Family:
     def __post_init__(self):
         object.__setattr__(self, "tiny_overrides", MappingProxyType(dict(self.tiny_overrides)))
         object.__setattr__(self, "presets", tuple(dataclasses.replace(p, family=self.name) for p in self.presets))
+
+    def tiny_config(self, preset: PresetSpec) -> dict:
+        """The ``tiny_overrides`` that apply to ``preset`` (those naming one of its config keys)."""
+        return {k: v for k, v in self.tiny_overrides.items() if k in preset.config}

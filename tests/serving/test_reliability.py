@@ -25,7 +25,7 @@ def exported(tmp_path_factory):
     base = tmp_path_factory.mktemp("models")
     for name in (CNN, PENDULUM):
         family = zoo.get_family(zoo.get_spec(name).family)
-        export_model(zoo.load(name, pretrained=False, **family.tiny_overrides), base / name / "1")
+        export_model(zoo.load(name, pretrained=False, **family.tiny_config(zoo.get_spec(name))), base / name / "1")
     return base
 
 

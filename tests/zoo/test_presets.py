@@ -24,7 +24,7 @@ SHIPPED = [n for n in PRESETS if zoo.has_weights(n)]
 def tiny(name, seed=0):
     keras.utils.set_random_seed(seed)
     family = zoo.get_family(zoo.get_spec(name).family)
-    return zoo.load(name, pretrained=False, **family.tiny_overrides)
+    return zoo.load(name, pretrained=False, **family.tiny_config(zoo.get_spec(name)))
 
 
 def endpoint_inputs(model, endpoint, n=3, seed=0):
@@ -222,7 +222,7 @@ def test_card_is_present_and_rendered_from_metadata(name):
     assert family.intended_use in text and family.limitations in text
     assert family.bibtex and f"```bibtex\n{family.bibtex}" in text
     assert family.task and f"type: {family.task}\n" in text, "the Hub task says what the model does"
-    for endpoint in zoo.load(name, pretrained=False, **family.tiny_overrides).endpoints():
+    for endpoint in zoo.load(name, pretrained=False, **family.tiny_config(zoo.get_spec(name))).endpoints():
         assert f"| `{endpoint.name}` |" in text
 
 
