@@ -31,6 +31,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
         self._t0 = self._last = time.monotonic()
+        self._finished = False
 
     @property
     def rate(self) -> float:
@@ -53,10 +54,11 @@ class Progress:
         if self.terminal:
             self.stream.write("\r" + self.line())
             self.stream.flush()
-        elif now - self._last >= LOG_INTERVAL_S or self.done >= self.total:
+        elif now - self._last >= LOG_INTERVAL_S or (self.done >= self.total and not self._finished):
             self.stream.write(self.line() + "\n")
             self.stream.flush()
             self._last = now
+        self._finished = self.done >= self.total
 
     def close(self):
         if self.terminal and not self.quiet:

@@ -141,6 +141,11 @@ def _cmd_evaluate(args) -> int:
     report = {"preset": args.name, "seed": args.seed, "samples": args.samples, "metrics": strict_json(metrics)}
     if undefined:
         report["undefined"] = {k: "not defined on this sample (NaN); e.g. the curve does not cross on its grid" for k in undefined}
+    if source.folder:
+        report["targets"] = compare_with_card(artifacts.read_metadata(source.folder).get("targets", []), metrics)
+        for row in report["targets"]:
+            say(f"{row['metric']}: {row['measured']} (+- {row['error']}) against the card's target "
+                f"{row['comparison']} {row['target']}: {row['verdict']}")
     print(json.dumps(report, indent=2, allow_nan=False))
     if args.plot:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +153,30 @@ def _cmd_evaluate(args) -> int:
         Path(args.plot).write_bytes(module.render_figure(recipe, model, data, {int(k): v for k, v in scan.items()}))
         print(f"Figure written to {args.plot}")
     return 0
+
+
+def compare_with_card(targets: list, metrics: dict) -> list:
+    """Each of the card's targets measured again: value, its statistical error (the recipe's ``METRIC_error``
+    when it reports one), and a verdict that tells a miss within the error from a clear miss."""
+    from training.recipes.common import COMPARISONS
+
+    rows = []
+    for target in targets:
+        name, measured = target["metric"], metrics.get(target["metric"])
+        error = metrics.get(f"{name}_error")
+        if measured is None or not math.isfinite(measured):
+            verdict = "not measured on this sample"
+        elif COMPARISONS[target["comparison"]](measured, target["target"]):
+            verdict = "met"
+        elif error is not None and COMPARISONS[target["comparison"]](measured + 2 * error, target["target"]) or (
+                error is not None and COMPARISONS[target["comparison"]](measured - 2 * error, target["target"])):
+            verdict = "missed, but within 2 statistical errors: a larger --samples tells"
+        else:
+            verdict = "MISSED"
+        rows.append({"metric": name, "comparison": target["comparison"], "target": target["target"],
+                     "measured": strict_json(measured), "error": strict_json(error), "card_measured":
+                     strict_json(target.get("measured")), "card_met": target.get("met"), "verdict": verdict})
+    return rows
 
 
 def _cmd_demo(args, rest) -> int:

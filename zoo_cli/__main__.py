@@ -1,3 +1,4 @@
 from zoo_cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # worker processes spawned by a command re-import this module
+    raise SystemExit(main())

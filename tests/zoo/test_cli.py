@@ -164,3 +164,20 @@ def test_evaluate_says_what_it_is_doing_unless_quiet(capsys):
     assert "simulating 100 samples from seed" in err and "done in" in err
     assert main(["evaluate", "scinet-pendulum", "--samples", "100", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_evaluate_compares_each_metric_with_the_card_target_and_its_error():
+    from zoo_cli import compare_with_card
+
+    targets = [{"metric": "a", "comparison": ">=", "target": 1.2, "measured": 1.4, "met": True},
+               {"metric": "b", "comparison": ">=", "target": 1.2, "measured": 1.3, "met": True},
+               {"metric": "c", "comparison": "<=", "target": 0.01, "measured": 0.005, "met": True},
+               {"metric": "d", "comparison": ">=", "target": 0.5, "measured": 0.6, "met": True}]
+    metrics = {"a": 1.3, "a_error": 0.1, "b": 1.0, "b_error": 0.05, "c": 0.02, "d": float("nan")}
+    verdicts = {row["metric"]: row["verdict"] for row in compare_with_card(targets, metrics)}
+    assert verdicts["a"] == "met"
+    assert verdicts["b"] == "MISSED", "1.0 + 2 x 0.05 < 1.2: a clear miss"
+    assert verdicts["c"] == "MISSED", "no error estimate: a miss is a miss"
+    assert verdicts["d"] == "not measured on this sample"
+    near = compare_with_card(targets[:1], {"a": 1.1, "a_error": 0.1})[0]
+    assert near["verdict"].startswith("missed, but within 2 statistical errors") and near["error"] == 0.1

@@ -101,7 +101,8 @@ def _by_class(data: dict, key: str) -> tuple:
 
 @dataclasses.dataclass
 class Baselines:
-    """The physics baselines, fitted on training jets."""
+    """The physics baselines, fitted on training jets; stored in the preset's metadata.json, so evaluating a
+    shipped preset needs no training sample."""
 
     mass_centre: float
     mass_window: tuple
@@ -118,6 +119,19 @@ class Baselines:
         images_w, images_q = _by_class(train, "images")
         return cls(float(np.mean(window)), window, likelihood, taggers.FisherDiscriminant().fit(images_w, images_q))
 
+    @classmethod
+    def of_model(cls, recipe, model) -> "Baselines":
+        """The baselines recorded with the model's preset, or fitted on the training sample for a fresh model."""
+        from zoo import artifacts
+
+        info = model.__dict__.get("preset")
+        folders = [info.folder, zoo.locate(info.base).folder if info.base else None] if info is not None else []
+        for folder in filter(None, folders):  # its own folder, then the preset a fine-tuned folder descends from
+            recorded = artifacts.read_metadata(folder).get("data", {}).get("baselines")
+            if recorded and "fisher_weights" in recorded:
+                return cls.from_json(recorded)
+        return cls.fit(simulate(recipe, recipe.n_train, recipe.train_seed))
+
     def scores(self, data: dict) -> dict:
         """Baseline name -> score of every jet (larger: more W-like)."""
         return {
@@ -129,9 +143,17 @@ class Baselines:
 
     def to_json(self) -> dict:
         return {"mass_window_train_50pct": list(self.mass_window), "mass_window_centre": self.mass_centre,
-                "mass_tau21_bins": {"mass": [MASS_BINS[0], MASS_BINS[-1], len(MASS_BINS) - 1],
-                                    "tau21": [TAU21_BINS[0], TAU21_BINS[-1], len(TAU21_BINS) - 1]},
-                "fisher_ridge": self.fisher.ridge}
+                "mass_bins": MASS_BINS.tolist(), "tau21_bins": TAU21_BINS.tolist(),
+                "mass_tau21_likelihood_ratio": np.round(self.mass_tau21.ratio, 6).tolist(),
+                "fisher_ridge": self.fisher.ridge, "fisher_weights": [float(f"{w:.7g}") for w in self.fisher.weights]}
+
+    @classmethod
+    def from_json(cls, record: dict) -> "Baselines":
+        likelihood = taggers.HistogramLikelihoodRatio([record["mass_bins"], record["tau21_bins"]])
+        likelihood.ratio = np.asarray(record["mass_tau21_likelihood_ratio"])
+        fisher = taggers.FisherDiscriminant(record["fisher_ridge"])
+        fisher.weights = np.asarray(record["fisher_weights"])
+        return cls(record["mass_window_centre"], tuple(record["mass_window_train_50pct"]), likelihood, fisher)
 
 
 def network_scores(model, data: dict) -> np.ndarray:
@@ -151,8 +173,8 @@ def _summary(signal: dict, background: dict) -> dict:
 def task_metrics(recipe, model, data: dict, baselines: Baselines | None = None, resamples: int | None = None) -> dict:
     """AUC and rejection at eps_sig = 50 % of the network and every baseline on ``data``, with bootstrap errors.
 
-    ``baselines`` are fitted on training jets (by default a fresh training sample is read)."""
-    baselines = baselines or Baselines.fit(simulate(recipe, recipe.n_train, recipe.train_seed))
+    ``baselines`` are fitted on training jets (by default those recorded with the preset)."""
+    baselines = baselines or Baselines.of_model(recipe, model)
     scores = {"network": network_scores(model, data), **baselines.scores(data)}
     signal = data["label"] == 1
     sig, bkg = {k: v[signal] for k, v in scores.items()}, {k: v[~signal] for k, v in scores.items()}
@@ -289,4 +311,4 @@ def render_evaluation(model, data: dict, baselines: Baselines) -> bytes:
 
 def render_figure(recipe, model, data, scan=None) -> bytes:
     """Figure of ``zoo evaluate --plot``: ROC of the network and the baselines, mean images, output against mass."""
-    return render_evaluation(model, data, Baselines.fit(simulate(recipe, recipe.n_train, recipe.train_seed)))
+    return render_evaluation(model, data, Baselines.of_model(recipe, model))

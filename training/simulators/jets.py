@@ -329,9 +329,12 @@ def _chunks_needed(store: ChunkStore, process: str, n_jets: int) -> tuple:
 
 def generate(out, n_jets: int, seed: int, selection: JetSelection = JetSelection(), processes=("w", "qcd"),
              backend: str = "processes", workers: int | None = None, chunk_events: int = CHUNK_EVENTS,
-             ray_address: str | None = None, quiet: bool = False, keep_parts: bool = False) -> Path:
+             ray_address: str | None = None, quiet: bool = False, keep_parts: bool = False,
+             compact: bool = False) -> Path:
     """Write ``n_jets`` jets of each process to the HDF5 file ``out`` (resuming from its part files).
 
+    ``compact`` drops the constituent slots no jet fills (small test fixtures). Worker
+    processes are spawned: a script that calls this needs ``if __name__ == "__main__":``.
     Returns the path. Chunks run in waves of ``workers``; a wave beyond what turns out to be needed
     only leaves extra part files, never changes the output."""
     if int(n_jets) < 1:
@@ -350,7 +353,7 @@ def generate(out, n_jets: int, seed: int, selection: JetSelection = JetSelection
             _fill(store, runner, process, n_jets, seed, selection, chunk_events, workers, quiet)
     finally:
         runner.close()
-    _merge(store, out, processes, n_jets, settings)
+    _merge(store, out, processes, n_jets, settings, compact)
     if not keep_parts:
         shutil.rmtree(store.folder, ignore_errors=True)
     return out
@@ -373,7 +376,7 @@ def _fill(store, runner, process, n_jets, seed, selection, chunk_events, workers
     progress.close()
 
 
-def _merge(store: ChunkStore, out: Path, processes, n_jets: int, settings: dict):
+def _merge(store: ChunkStore, out: Path, processes, n_jets: int, settings: dict, compact: bool = False):
     pieces = []
     for process in processes:
         chunks, total = [], 0
@@ -382,6 +385,8 @@ def _merge(store: ChunkStore, out: Path, processes, n_jets: int, settings: dict)
             total += len(chunks[-1]["label"])
         pieces.append({k: np.concatenate([c[k] for c in chunks])[:n_jets] for k in chunks[0]})
     merged = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+    if compact:  # drop the constituent slots that no jet fills
+        merged["constituents"] = merged["constituents"][:, :max(1, int(merged["n_constituents"].max(initial=1)))]
     _write_h5_atomically(out, merged, {**settings, "processes": list(processes), "n_jets_per_process": n_jets,
                                        "pythia8mc": package_version("pythia8mc"),
                                        "fastjet": package_version("fastjet")})
@@ -406,11 +411,13 @@ def main(argv=None) -> int:
     parser.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
     parser.add_argument("--mass-window", action="store_true", help="keep only 65 < m < 95 GeV")
     parser.add_argument("--chunk-events", type=int, default=CHUNK_EVENTS)
+    parser.add_argument("--compact", action="store_true", help="drop constituent slots that no jet fills")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     selection = JetSelection(mass_window=(65.0, 95.0) if args.mass_window else None)
     path = generate(args.out, args.jets, args.seed, selection, backend=args.backend, workers=args.workers,
-                    chunk_events=args.chunk_events, ray_address=args.ray_address, quiet=args.quiet)
+                    chunk_events=args.chunk_events, ray_address=args.ray_address, quiet=args.quiet,
+                    compact=args.compact)
     print(path, file=sys.stderr)
     return 0
 
