@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 CONTRACTS = $(wildcard ../shared/contracts)
 
-.PHONY: install demo test cards benchmarks
+.PHONY: install demo test cards benchmarks docs
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,3 +35,11 @@ benchmarks: install
 	$(BIN)/python benchmarks/serving_load.py
 	$(BIN)/python benchmarks/ising_speed.py
 	$(BIN)/python benchmarks/siamese_speed.py
+	$(BIN)/python -m pip install -q -e '.[jets,ray]'
+	$(BIN)/python benchmarks/jet_generation.py
+	$(BIN)/python benchmarks/jet_tagger_speed.py
+
+# the documentation site from README.md and model_cards/ into build/site (MkDocs, strict; fails on a broken link or missing figure)
+docs: install
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	$(BIN)/python docs/build_site.py
