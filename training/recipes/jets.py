@@ -283,8 +283,9 @@ def draw_evaluation(axes, curves: dict, mean_images: tuple, profile: tuple) -> N
                 title="ROC, held-out jets")
     axes[0].legend(fontsize=7)
     for ax, image, title in zip(axes[1:3], mean_images, ("average W jet image", "average QCD jet image")):
-        ax.imshow(np.log10(image + 1e-6), extent=(-1.25, 1.25, -1.25, 1.25), cmap="viridis", vmin=-4)
-        ax.set(title=title, xlabel="rotated eta", ylabel="rotated phi")
+        shown = ax.imshow(np.log10(image + 1e-6), extent=(-1.25, 1.25, -1.25, 1.25), cmap="viridis", vmin=-4)
+        ax.set(title=title, xlabel="eta' (rotated, from the leading subjet)", ylabel="phi' (rotated)")
+        ax.figure.colorbar(shown, ax=ax, label="log10 mean pixel (L2-normalised p_T)", fraction=0.046)
     centres, mean_w, mean_q = profile
     axes[3].plot(centres, mean_w, "o-", ms=3, label="W jets")
     axes[3].plot(centres, mean_q, "o-", ms=3, label="QCD jets")

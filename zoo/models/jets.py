@@ -413,6 +413,36 @@ class JetMaxOut(JetImageTagger):
                 "dense_units": self.dense_units, "dropout": self.dropout}
 
 
+def sample_section(metadata) -> str:
+    """The jet selection and sample sizes as a table (from the ``data`` entry the recipe recorded)."""
+    data = metadata.get("data", {})
+    cuts = data.get("parameter_ranges") or {}
+    if not cuts:
+        return ""
+    window = cuts.get("mass_window")
+    rows = [
+        ("collisions", f"pp at sqrt(s) = {cuts['sqrt_s'] / 1000:g} TeV, Pythia 8 defaults (showers, multiple "
+                       "interactions, hadronisation)"),
+        ("signal (label 1)", "q qbar' -> Z W, Z -> nu nu, W -> q qbar'"),
+        ("background (label 0)", "QCD 2 -> 2 (HardQCD:all)"),
+        ("hard-process window", f"{cuts['pt_min'] - cuts['pt_hat_margin'][0]:g} < pT-hat < "
+                                f"{cuts['pt_max'] + cuts['pt_hat_margin'][1]:g} GeV"),
+        ("jets", f"anti-kt R = {cuts['radius']:g} on visible final-state particles with |eta| < 5; the hardest "
+                 f"jet, trimmed with kt subjets R_sub = {cuts['subjet_radius']:g}, f_cut = "
+                 f"{100 * cuts['trim_fraction']:g}%"),
+        ("selection", f"{cuts['pt_min']:g} < p_T < {cuts['pt_max']:g} GeV, |eta| < {cuts['eta_max']:g}"
+                      + (f", {window[0]:g} < m < {window[1]:g} GeV" if window else ", no mass window")),
+        ("jets per class", f"training {data.get('n_train')} (seed {data.get('train_seed')}), validation seed "
+                           f"{data.get('validation_seed')}, evaluation {data.get('n_evaluation')} (seed "
+                           f"{data.get('evaluation_seed')})"),
+        ("generators", f"pythia8mc {data.get('options', {}).get('pythia8mc')}, fastjet "
+                       f"{data.get('options', {}).get('fastjet')}"),
+    ]
+    escaped = [(name, value.replace("|", "\\|")) for name, value in rows]  # a bare | would end the cell
+    table = "\n".join(["| | |", "|---|---|"] + [f"| {name} | {value} |" for name, value in escaped])
+    return f"\n### The jet sample\n\n{table}\n"
+
+
 _RECIPES = "training.recipes.jets"
 _IMAGES = TensorSpec("images", (None, IMAGE_PIXELS, IMAGE_PIXELS),
                      "jet images (batch, 25, 25) from model.preprocess(constituents)")
@@ -473,6 +503,7 @@ FAMILY = Family(
         "mass (see the figure), so a cut on it sculpts the QCD mass distribution: do not use it where a "
         "mass-decorrelated tagger is needed. Hadronisation-model dependence (Pythia vs Herwig) is not measured."
     ),
+    card_sections=sample_section,
     tiny_overrides={"filters": [2], "kernel_sizes": [3], "pool_sizes": [2], "dense_units": [4],
                     "maxout_units": [4], "pieces": 2},
 )
