@@ -47,6 +47,33 @@ def citation(name) -> str:
     return "\n\n".join(filter(None, [family.bibtex, ZOO_BIBTEX % zoo.__version__]))
 
 
+def _flatten(mapping: dict, prefix: str = "") -> list:
+    """(dotted key, value) rows of a nested mapping, in key order."""
+    rows = []
+    for key in sorted(mapping):
+        value = mapping[key]
+        if isinstance(value, dict) and value:
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
+
+
+def _cell(value) -> str:
+    text = _fmt(value) if isinstance(value, (int, float, bool)) or value is None else (
+        value if isinstance(value, str) else json.dumps(value))
+    return text.replace("|", "\\|")
+
+
+def _ranges_table(family, metadata) -> str:
+    """The simulator options and the parameter ranges that apply to this preset (``family.card_ranges``), as a table."""
+    data = metadata["data"]
+    ranges = family.card_ranges(metadata) if family.card_ranges else data.get("parameter_ranges")
+    rows = [(f"option: {k}", v) for k, v in _flatten(data.get("options") or {})]
+    rows += _flatten(ranges) if isinstance(ranges, dict) else [("parameters", ranges or "see the simulator module")]
+    return "\n".join(["| simulator setting | value |", "|---|---|"] + [f"| {k} | {_cell(v)} |" for k, v in rows])
+
+
 def _fmt(value) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
@@ -207,10 +234,11 @@ model = zoo.load("{spec.name}")
 
 ## Training data
 
-Simulator `{data['simulator']}`, options `{json.dumps(data['options'])}`, {data['n_train']} training samples
-(seed {data['train_seed']}), validation seed {data['validation_seed']}. Evaluation: {data['n_evaluation']} samples
-from seed {data['evaluation_seed']}, which training never used. Parameter ranges:
-`{json.dumps(data.get('parameter_ranges', 'see the simulator module'))}`.
+Simulator `{data['simulator']}`, {data['n_train']} training samples (seed {data['train_seed']}), validation seed
+{data['validation_seed']}. Evaluation: {data['n_evaluation']} samples from seed {data['evaluation_seed']}, which
+training never used.
+
+{_ranges_table(family, metadata)}
 
 ## Training procedure
 

@@ -156,6 +156,9 @@ class Family:
         pretrained_dir: where this family's preset folders live (None: ``zoo/pretrained``).
         bibtex: the BibTeX entry of the family's paper (cards and ``zoo cite``).
         task: what the models do, for the card's Hub metadata (``phase-classification``).
+        card_ranges: optional ``metadata -> dict``: the recorded simulator parameter ranges
+            that apply to one preset (a simulator with several modes records them all);
+            None shows every recorded range.
     """
 
     name: str
@@ -169,6 +172,7 @@ class Family:
     pretrained_dir: Any = None
     bibtex: str = ""
     task: str = ""
+    card_ranges: Callable | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "tiny_overrides", MappingProxyType(dict(self.tiny_overrides)))

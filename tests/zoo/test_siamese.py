@@ -91,3 +91,20 @@ def test_export_has_an_embed_signature(tmp_path):
     pairs = {"first": x, "second": x[::-1].copy()}
     served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in pairs.items()})["same"].numpy()
     np.testing.assert_allclose(served, model.predict(pairs, verbose=0), atol=1e-6)
+
+
+def test_each_siamese_card_shows_only_the_simulator_ranges_of_its_own_mode():
+    """The Kepler simulator records three modes and the Lorentz one events and fields; a card shows its own,
+    as a table, and its limitations name nothing that does not apply."""
+    from zoo import cards
+
+    kepler = cards.render_card("siamese-kepler")
+    assert "| angular_momentum.abs_angular_momentum | [0.4, 1.0] |" in kepler
+    assert "| both." not in kepler and "| energy." not in kepler
+    fields = cards.render_card("siamese-em-field")
+    assert "| field_components |" in fields and "event_components" not in fields
+    events = cards.render_card("siamese-minkowski")
+    assert "| event_components |" in events and "field_components" not in events
+    for card in (kepler, fields, events):
+        assert "boosts" not in card.split("## Limitations")[1].split("##")[0]
+        assert "ranges below" not in card

@@ -201,6 +201,28 @@ class SiameseNet(ZooModel):
 # Presets
 # --------------------------------------------------------------------------
 
+# recorded simulator ranges that belong to one mode only, by the option that picks the mode
+_MODE_RANGES = {
+    "conserved": ("angular_momentum", "energy", "both"),
+    "kind": {"events": ("event_components", "time_reversal_of_events"),
+             "fields": ("field_components", "fixed_e2_minus_b2_field_magnitude_B")},
+}
+
+
+def applicable_ranges(metadata) -> dict:
+    """The simulator ranges of this preset's mode: the Kepler simulator records the ranges of its three
+    ``conserved`` modes and the Lorentz simulator those of events and of fields; a card shows its own."""
+    data = metadata.get("data", {})
+    ranges, options = dict(data.get("parameter_ranges") or {}), data.get("options") or {}
+    if options.get("conserved") in _MODE_RANGES["conserved"]:
+        ranges = {k: v for k, v in ranges.items()
+                  if k not in _MODE_RANGES["conserved"] or k == options["conserved"]}
+    if options.get("kind") in _MODE_RANGES["kind"]:
+        other = [key for kind, keys in _MODE_RANGES["kind"].items() if kind != options["kind"] for key in keys]
+        ranges = {k: v for k, v in ranges.items() if k not in other}
+    return ranges
+
+
 _RECIPES = "training.recipes.siamese"
 _KEPLER = ("x", "y", "v_x", "v_y")
 _EVENT = ("t", "x", "y", "z")
@@ -266,14 +288,15 @@ FAMILY = Family(
         "Reproducing the siamese-network experiments of Wetzel et al.: deciding whether two points are related "
         "by a symmetry (Lorentz transformations) or lie on the same trajectory (Kepler orbits), and reading "
         "the invariant or conserved quantity off the embedding `model.embed(x)` with the polynomial read-out of "
-        "`training.evaluation.readout`. Inputs should come from the parameter ranges below."
+        "`training.evaluation.readout`. Inputs should come from the simulator ranges in the Training data table."
     ),
     limitations=(
         "The embedding is a monotonic function of the invariant only on the training distribution: outside "
-        "the parameter ranges below (larger boosts, unbound or other-energy orbits, fields with another "
-        "E^2 - B^2) it is an extrapolation. Each preset learns the one invariant that decides in its data set "
-        "(the Kepler presets fix E or L_z, the field preset fixes E^2 - B^2); pairs whose invariants differ by "
-        "less than the network's resolution are misclassified, which bounds the pair accuracy."
+        "the simulator ranges in the Training data table above it is an extrapolation. A preset learns the one "
+        "invariant that decides in its own data set (what its simulator holds fixed is in the same table); "
+        "pairs whose invariants differ by less than the network's resolution are misclassified, which bounds "
+        "the pair accuracy."
     ),
+    card_ranges=applicable_ranges,
     tiny_overrides={"units": [8], "head_units": [4]},
 )
