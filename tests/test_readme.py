@@ -38,3 +38,63 @@ def test_the_preset_table_has_no_blank_line_inside():
     table = text[text.index("| preset | what it learns | card |"):]
     table = table[: table.index("\n\n")]
     assert all(zoo_name in table for zoo_name in ("scinet-pendulum", "ising-cnn", "rbm-ising-L8", "siamese-em-field"))
+
+
+# ----------------------------------------------------------------------------- shell commands
+
+SHELL_BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
+
+
+def shell_commands(containing: str) -> list:
+    """The commands (continuation lines joined, comments and [--optional] arguments dropped) of the README's
+    bash block that contains ``containing``, with .venv/bin/ pointing at this interpreter's folder."""
+    text = (REPO / "README.md").read_text()
+    block = next(b for b in SHELL_BLOCK.findall(text) if containing in b)
+    commands = []
+    for line in block.replace("\\\n", " ").splitlines():
+        line = re.sub(r"\s+#.*$", "", re.sub(r"\[--[^\]]*\]", "", line)).strip()
+        if line:
+            commands.append(line.replace(".venv/bin/", str(Path(sys.executable).parent) + "/"))
+    return commands
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_readme_serving_commands_run_as_written(tmp_path):
+    """Export, inspect, serve, then every curl of the serving section against the served model (no network:
+    the server listens on a free port of 127.0.0.1)."""
+    import shutil
+    import time
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    export, inspect, serve = shell_commands("zoo serve models")
+    port = str(free_port())
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    for command in (export, inspect):
+        result = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
+    server = subprocess.Popen(serve.replace("8501", port), shell=True, cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/v1/models/scinet-heliocentric"],
+                             capture_output=True).returncode != 0:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the server did not answer within 120 s"
+            time.sleep(0.5)
+        for command in shell_commands("curl http://127.0.0.1:8501"):
+            result = subprocess.run(command.replace("8501", port).replace("curl ", "curl -sf ", 1), shell=True,
+                                    capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0 and result.stdout.strip().startswith("{"), f"{command}\n{result.stdout}"
+    finally:
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -198,6 +198,28 @@ def _retired(folder: Path) -> Path:
     return folder.with_name(f".{folder.name}.retired")
 
 
+def replace_files(folder, files: dict) -> dict:
+    """Replace or add files (name -> bytes) of a verified preset folder, e.g. a figure redrawn by newer code,
+    keeping every other file byte for byte; metadata.json records the new sha256s. The folder changes in one
+    swap, so a reader sees the old or the new folder, complete. Returns the new metadata."""
+    folder = Path(folder)
+    metadata = verify_preset(folder)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging."))
+    try:
+        shutil.copytree(folder, staging, dirs_exist_ok=True)
+        for name, data in files.items():
+            if Path(name).name != name or name == METADATA_FILE:
+                raise ArtifactError(f"replace_files takes plain file names other than {METADATA_FILE}; received {name!r}.")
+            (staging / name).write_bytes(data)
+        recorded = dict(metadata["files"], **{name: sha256_file(staging / name) for name in files})
+        write_json(staging / METADATA_FILE, dict(metadata, files=recorded))
+        _swap_into_place(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return verify_preset(folder)
+
+
 def _swap_into_place(staging: Path, folder: Path) -> None:
     """Replace ``folder`` by ``staging``: retire the old one, rename the new one in, delete the retired one.
 

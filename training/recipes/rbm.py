@@ -222,11 +222,20 @@ def observables_section(metrics: dict, recipe) -> dict:
     return {"title": "Thermodynamics of RBM samples against Monte Carlo", "markdown": text}
 
 
+def level_bins(values, step: float) -> np.ndarray:
+    """Histogram edges halfway between the levels of a discrete observable spaced by ``step``, one level a bin."""
+    low, high = np.min(values), np.max(values)
+    return np.arange(low - step / 2, high + step, step)
+
+
 def draw_histograms(axes, rbm_spins, mc_spins, recipe) -> None:
-    for axis, observable, label in ((axes[0], ising.energy_per_spin, "energy per spin"),
-                                    (axes[1], lambda s: np.abs(ising.magnetisation(s)), "|m|")):
+    """On N = L^2 sites E/N moves in steps of 4/N (a flip changes four bonds by 2) and |m| in steps of 2/N."""
+    sites = mc_spins.shape[1] * mc_spins.shape[2]
+    for axis, observable, label, step in (
+            (axes[0], ising.energy_per_spin, "energy per spin E / (N J)", 4.0 / sites),
+            (axes[1], lambda s: np.abs(ising.magnetisation(s)), "|m| = |sum of spins| / N", 2.0 / sites)):
         values_mc, values_rbm = observable(mc_spins), observable(rbm_spins)
-        bins = np.linspace(min(values_mc.min(), values_rbm.min()), max(values_mc.max(), values_rbm.max()), 40)
+        bins = level_bins(np.concatenate([values_mc, values_rbm]), step)
         axis.hist(values_mc, bins, histtype="step", density=True, label="Monte Carlo (held out)")
         axis.hist(values_rbm, bins, histtype="step", density=True, label="RBM samples")
         axis.set(xlabel=label, ylabel="density", title=f"{recipe.preset}")
@@ -241,6 +250,10 @@ def render_figure(recipe, model, data, scan=None) -> bytes:
 
 # ----------------------------------------------------------------------------- all presets side by side
 
+OBSERVABLE_UNITS = {"energy": "energy per spin E / (N J)", "abs_magnetisation": "<|m|> per spin",
+                    "specific_heat": "specific heat per spin C / (N k_B)", "susceptibility": "susceptibility per spin (1 / J)"}
+
+
 def draw_observables_against_temperature(axes, metadata_by_temperature: dict) -> None:
     temperatures = sorted(metadata_by_temperature)
     for axis, key in zip(axes, OBSERVABLES):
@@ -250,7 +263,7 @@ def draw_observables_against_temperature(axes, metadata_by_temperature: dict) ->
             axis.errorbar(temperatures, values, errors, fmt=marker, ms=4, capsize=2,
                           label="Monte Carlo (held out)" if source == "monte_carlo" else "RBM samples")
         axis.axvline(ising.T_CRITICAL, color="k", ls="--", lw=0.8)
-        axis.set(xlabel="T", title=key.replace("_", " "))
+        axis.set(xlabel="temperature T (J / k_B)", ylabel=OBSERVABLE_UNITS.get(key, key), title=key.replace("_", " "))
     axes[0].legend(fontsize=7)
 
 

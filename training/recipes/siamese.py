@@ -387,9 +387,10 @@ def _draw(axes, recipe, model, data) -> None:
     points, invariant = points_and_invariant(recipe, data, 3000)
     embedding = model.embed(points)[:, 0]
     probability = np.asarray(model.predict(pair_inputs(model, data), batch_size=4096, verbose=0))[:, 0]
+    rho = readout.spearman(embedding, invariant)  # the card's metric is |rho|: the sign of f is arbitrary
     axes[0].scatter(invariant, embedding, s=2, alpha=0.5)
     axes[0].set(xlabel=f"true {INVARIANT_FORMULAS[recipe.invariant]}", ylabel="embedding f(x)",
-                title=f"Spearman rho = {readout.spearman(embedding, invariant):+.4f}")
+                title=f"|Spearman rho| = {abs(rho):.4f} (embedding {'de' if rho < 0 else 'in'}creasing)")
     bins = np.linspace(0, 1, 41)
     axes[1].hist(probability[data.label > 0.5], bins=bins, alpha=0.6, label="related pairs")
     axes[1].hist(probability[data.label < 0.5], bins=bins, alpha=0.6, label="unrelated pairs")
