@@ -114,11 +114,19 @@ num_batch_threads { value: 2 }
 
 
 def export(names, out_dir, version: int | None = None, base_path: str | None = None,
-           batching_parameters: bool = False) -> list:
-    """Export several presets and (re)write ``out_dir/models.config`` (and batching_parameters.txt)."""
+           batching_parameters: bool = False, progress=None) -> list:
+    """Export several presets and (re)write ``out_dir/models.config`` (and batching_parameters.txt).
+
+    ``progress(done, total, name)`` is called before each preset and once at the end (name None)."""
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise NotADirectoryError(f"--out {out_dir} is a file; give a folder (new, or one `zoo export` wrote).")
-    paths = [export_preset(name, out_dir, version) for name in names]
+    names, paths = list(names), []
+    for done, name in enumerate(names):
+        if progress:
+            progress(done, len(names), name)
+        paths.append(export_preset(name, out_dir, version))
+    if progress:
+        progress(len(names), len(names), None)
     atomic_write_text(Path(out_dir) / "models.config", models_config(out_dir, base_path))
     if batching_parameters:
         atomic_write_text(Path(out_dir) / "batching_parameters.txt", BATCHING_PARAMETERS)

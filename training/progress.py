@@ -1,4 +1,5 @@
-"""Progress of long work on stderr: a bar with rate and ETA on a terminal, a line every few seconds otherwise.
+"""Progress of long work on stderr: a bar with rate and ETA on a terminal; elsewhere (a log file, a pipe) one
+summary line when the work is done, so logs stay short.
 
     progress = Progress("W jets", total=30000, unit="jets")
     progress.update(500)          # after each piece of work
@@ -11,7 +12,6 @@ from __future__ import annotations
 import sys
 import time
 
-LOG_INTERVAL_S = 10.0  # seconds between lines when stderr is not a terminal
 BAR_WIDTH = 28
 
 
@@ -30,7 +30,7 @@ class Progress:
         self.done = self._start = int(done)
         self.stream = stream or sys.stderr
         self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._t0 = self._last = time.monotonic()
+        self._t0 = time.monotonic()
         self._finished = False
 
     @property
@@ -48,16 +48,14 @@ class Progress:
 
     def update(self, n: int = 1):
         self.done += int(n)
-        now = time.monotonic()
         if self.quiet:
             return
         if self.terminal:
             self.stream.write("\r" + self.line())
             self.stream.flush()
-        elif now - self._last >= LOG_INTERVAL_S or (self.done >= self.total and not self._finished):
+        elif self.done >= self.total and not self._finished:
             self.stream.write(self.line() + "\n")
             self.stream.flush()
-            self._last = now
         self._finished = self.done >= self.total
 
     def close(self):

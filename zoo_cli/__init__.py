@@ -149,6 +149,7 @@ def _cmd_evaluate(args) -> int:
     print(json.dumps(report, indent=2, allow_nan=False))
     if args.plot:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        say(f"drawing {args.plot} (the figure may simulate curves of its own)")
         scan = artifacts.read_metadata(source.folder).get("latent_scan", {}) if source.folder else {}
         Path(args.plot).write_bytes(module.render_figure(recipe, model, data, {int(k): v for k, v in scan.items()}))
         print(f"Figure written to {args.plot}")
@@ -199,7 +200,12 @@ def _families():
 def _cmd_export(args) -> int:
     from serving.export import export
 
-    for path in export(args.names, args.out, args.version, args.base_path, args.batching_parameters):
+    def progress(done, total, name):
+        if not args.quiet:
+            print(f"[{done}/{total}] " + (f"exporting {name} (tracing every endpoint)" if name else "done"),
+                  file=sys.stderr, flush=True)
+
+    for path in export(args.names, args.out, args.version, args.base_path, args.batching_parameters, progress):
         print(f"exported {path}")
     print(f"wrote {Path(args.out) / 'models.config'}")
     return 0
@@ -312,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int, default=None, help="version number (default: one above the newest)")
     p.add_argument("--base-path", default=None, help="folder path to write in models.config (e.g. /models in a container)")
     p.add_argument("--batching-parameters", action="store_true", help="also write batching_parameters.txt")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_export)
     p = sub.add_parser("serve", help="serve exported models with TF Serving's REST API")
     p.add_argument("dir", help="the folder `zoo export --out` wrote")
