@@ -20,7 +20,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import keras
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -127,6 +126,8 @@ def check_destination(folder, force: bool = False) -> None:
 
 def model_config(model) -> dict:
     """What config.json holds: the registered class name and the constructor arguments."""
+    import keras  # here, not at the top: verifying and reading folders needs no TensorFlow
+
     return {"class_name": keras.saving.get_registered_name(type(model)), "config": _constructor_config(model)}
 
 
@@ -293,6 +294,8 @@ def model_class(folder, saved: dict, metadata: dict):
     from zoo.models.base import ZooModel
 
     ensure_built()  # every installed family registers its classes before any lookup
+    import keras
+
     cls = keras.saving.get_registered_object(saved["class_name"])
     if cls is None or not (isinstance(cls, type) and issubclass(cls, ZooModel)):
         import zoo

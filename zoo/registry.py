@@ -104,6 +104,7 @@ def register_family(family: Family) -> Family:
 
 
 INDEX_FILE = Path(__file__).resolve().parent / "presets_index.json"
+INFO_FILE = Path(__file__).resolve().parent / "presets_info.json"
 
 
 def index_rows() -> list:
@@ -111,18 +112,57 @@ def index_rows() -> list:
     return [[spec.name, spec.family, spec.summary] for spec in list_specs()]
 
 
+def _tensors(specs) -> list:
+    return [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "description": t.description} for t in specs]
+
+
+def info_records() -> dict:
+    """Name -> what ``zoo info`` prints of a registered preset: spec fields and every declared endpoint."""
+    records = {}
+    package = Path(__file__).resolve().parent
+    for spec in list_specs():
+        model = spec.model_class(**spec.config)  # constructed, never built: no weights are read
+        base = Path(get_family(spec.family).pretrained_dir or package / "pretrained").resolve()
+        records[spec.name] = {
+            "pretrained_dir": str(base.relative_to(package)) if base.is_relative_to(package) else str(base),
+            "family": spec.family, "model_class": spec.model_class.__name__, "summary": spec.summary,
+            "paper": spec.paper, "recipe": spec.recipe, "config": json.loads(json.dumps(dict(spec.config))),
+            "descriptions": spec.descriptions(),
+            "endpoints": [{"name": e.name, "description": e.description, "inputs": _tensors(e.inputs),
+                           "outputs": _tensors(e.outputs)} for e in model.endpoints()],
+        }
+    return records
+
+
 def write_index() -> Path:
-    """Write zoo/presets_index.json, which lets ``zoo list`` answer without importing TensorFlow."""
+    """Write zoo/presets_index.json (``zoo list``) and zoo/presets_info.json (``zoo info``), which let those
+    commands answer without importing TensorFlow."""
     INDEX_FILE.write_text(json.dumps(index_rows(), indent=1) + "\n")
+    INFO_FILE.write_text(json.dumps(info_records(), indent=1, sort_keys=True) + "\n")
     return INDEX_FILE
+
+
+def shipped_folder(name: str, record: dict) -> Path | None:
+    """The preset folder of a cached :func:`info_records` entry, or None when no weights are shipped."""
+    base = Path(record["pretrained_dir"])
+    folder = (base if base.is_absolute() else Path(__file__).resolve().parent / base) / name
+    return folder if (folder / "metadata.json").exists() else None
+
+
+def _cache_usable(path: Path) -> bool:
+    """Whether a cache file can stand for the registry: it exists and no third-party family is installed."""
+    return path.exists() and not importlib_metadata.entry_points(group=ENTRY_POINT_GROUP)
 
 
 def cached_index() -> list | None:
     """The preset index without importing any family, or None when it cannot stand for the registry:
     a third-party family is installed (entry points) or the file is missing."""
-    if importlib_metadata.entry_points(group=ENTRY_POINT_GROUP) or not INDEX_FILE.exists():
-        return None
-    return json.loads(INDEX_FILE.read_text())
+    return json.loads(INDEX_FILE.read_text()) if _cache_usable(INDEX_FILE) else None
+
+
+def cached_info() -> dict | None:
+    """:func:`info_records` as written by ``zoo card``, or None when it cannot stand for the registry."""
+    return json.loads(INFO_FILE.read_text()) if _cache_usable(INFO_FILE) else None
 
 
 def unregister_family(name: str) -> None:

@@ -50,29 +50,27 @@ def _unbuilt_model(source):
 
 
 def _cmd_info(args) -> int:
-    import zoo
-    from zoo import artifacts
+    """From the cached declarations (no TensorFlow) for a registered preset; otherwise from the built model."""
+    from zoo import artifacts, registry
 
-    source = zoo.locate(args.name)
-    spec, model = source.spec, _unbuilt_model(source)
-    if spec is not None:
-        print(f"{args.name} ({spec.family}, {type(model).__name__})\n  {spec.summary}\n  paper: {spec.paper}")
+    cached = registry.cached_info() or {}
+    if args.name in cached:
+        record = cached[args.name]
+        folder = registry.shipped_folder(args.name, record)
     else:
-        print(f"{args.name} ({type(model).__name__})")
-    described = spec.descriptions() if spec is not None else {}
-    for endpoint in model.endpoints():
-        print(f"  endpoint {endpoint.name}: {endpoint.description}")
-        for kind, tensors in (("input", endpoint.inputs), ("output", endpoint.outputs)):
-            for t in tensors:
-                text = described.get(t.name) if endpoint.name == "serving_default" and described.get(t.name) else t.description
-                print(f"    {kind} {t.name} {tuple(t.shape)} {t.dtype}: {text}")
-    if source.folder is None:
-        print(f"  config: {json.dumps(dict(spec.config))}\n  no pretrained weights shipped")
+        import zoo
+
+        source = zoo.locate(args.name)
+        record = _describe(source)
+        folder = source.folder
+    _print_info(args.name, record)
+    if folder is None:
+        print(f"  config: {json.dumps(record['config'])}\n  no pretrained weights shipped")
         return 0
-    metadata = artifacts.verify_preset(source.folder)
-    print(f"  folder: {source.folder}\n  config: {json.dumps(artifacts.read_config(source.folder)['config'])}")
-    if spec is not None:
-        print(f"  recipe: {spec.recipe}")
+    metadata = artifacts.verify_preset(folder)
+    print(f"  folder: {folder}\n  config: {json.dumps(artifacts.read_config(folder)['config'])}")
+    if record.get("recipe"):
+        print(f"  recipe: {record['recipe']}")
     if metadata.get("parent"):
         print(f"  fine-tuned from {metadata['parent']['preset']}: " + ", ".join(
             f"{k} = {v:.4g}" for k, v in metadata.get("metrics", {}).items()))
@@ -82,6 +80,34 @@ def _cmd_info(args) -> int:
         print(f"    {target['metric']} = {target['measured']:.4g} (target {target['comparison']} {target['target']}: "
               f"{'met' if target['met'] else 'MISSED'})")
     return 0
+
+
+def _describe(source) -> dict:
+    """What :func:`registry.info_records` caches, for a located folder or Hub name (built from its config)."""
+    from zoo.registry import _tensors
+
+    spec, model = source.spec, _unbuilt_model(source)
+    return {"family": spec.family if spec else None, "model_class": type(model).__name__,
+            "summary": spec.summary if spec else None, "paper": spec.paper if spec else None,
+            "recipe": spec.recipe if spec else None, "config": dict(spec.config) if spec else {},
+            "descriptions": spec.descriptions() if spec else {},
+            "endpoints": [{"name": e.name, "description": e.description, "inputs": _tensors(e.inputs),
+                           "outputs": _tensors(e.outputs)} for e in model.endpoints()]}
+
+
+def _print_info(name: str, record: dict) -> None:
+    if record.get("family"):
+        print(f"{name} ({record['family']}, {record['model_class']})\n  {record['summary']}\n  paper: {record['paper']}")
+    else:
+        print(f"{name} ({record['model_class']})")
+    described = record.get("descriptions") or {}
+    for endpoint in record["endpoints"]:
+        print(f"  endpoint {endpoint['name']}: {endpoint['description']}")
+        for kind in ("inputs", "outputs"):
+            for t in endpoint[kind]:
+                text = described.get(t["name"]) if endpoint["name"] == "serving_default" and described.get(
+                    t["name"]) else t["description"]
+                print(f"    {kind[:-1]} {t['name']} {tuple(t['shape'])} {t['dtype']}: {text}")
 
 
 def _cmd_train(args) -> int:

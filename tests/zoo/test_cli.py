@@ -143,6 +143,16 @@ def test_the_list_index_matches_the_registry():
     from zoo import registry
 
     assert json.loads(registry.INDEX_FILE.read_text()) == registry.index_rows(), "run `zoo card` to rewrite the index"
+    assert json.loads(registry.INFO_FILE.read_text()) == json.loads(json.dumps(registry.info_records())), (
+        "run `zoo card` to rewrite zoo/presets_info.json")
+
+
+def test_zoo_info_of_a_registered_preset_does_not_import_tensorflow():
+    script = ("import sys; from zoo_cli import main; main(['info', 'jet-cnn-w-vs-qcd']); "
+              "print('tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip().endswith("False"), result.stderr[-1000:]
+    assert "endpoint constituents:" in result.stdout and "rejection_ratio_vs_mass_tau21" in result.stdout
 
 
 def test_zoo_list_does_not_import_tensorflow():
