@@ -116,8 +116,22 @@ def _tensors(specs) -> list:
     return [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "description": t.description} for t in specs]
 
 
+def describe(model, spec: PresetSpec | None = None) -> dict:
+    """What ``zoo info`` prints of a constructed model: its spec's fields (None without a registered preset)
+    and every declared endpoint with its tensors, as plain JSON types."""
+    return {
+        "family": spec.family if spec else None, "model_class": type(model).__name__,
+        "summary": spec.summary if spec else None, "paper": spec.paper if spec else None,
+        "recipe": spec.recipe if spec else None,
+        "config": json.loads(json.dumps(dict(spec.config))) if spec else {},
+        "descriptions": spec.descriptions() if spec else {},
+        "endpoints": [{"name": e.name, "description": e.description, "inputs": _tensors(e.inputs),
+                       "outputs": _tensors(e.outputs)} for e in model.endpoints()],
+    }
+
+
 def info_records() -> dict:
-    """Name -> what ``zoo info`` prints of a registered preset: spec fields and every declared endpoint."""
+    """Name -> :func:`describe` of every registered preset, with where its weights folder lives."""
     records = {}
     package = Path(__file__).resolve().parent
     for spec in list_specs():
@@ -125,12 +139,7 @@ def info_records() -> dict:
         base = Path(get_family(spec.family).pretrained_dir or package / "pretrained").resolve()
         records[spec.name] = {
             "pretrained_dir": str(base.relative_to(package)) if base.is_relative_to(package) else str(base),
-            "family": spec.family, "model_class": spec.model_class.__name__, "summary": spec.summary,
-            "paper": spec.paper, "recipe": spec.recipe, "config": json.loads(json.dumps(dict(spec.config))),
-            "descriptions": spec.descriptions(),
-            "endpoints": [{"name": e.name, "description": e.description, "inputs": _tensors(e.inputs),
-                           "outputs": _tensors(e.outputs)} for e in model.endpoints()],
-        }
+            **describe(model, spec)}
     return records
 
 

@@ -8,6 +8,12 @@ def _describe(array) -> str:
     return f"shape {tuple(np.shape(array))} and dtype {getattr(array, 'dtype', type(array).__name__)}"
 
 
+def first_rows(indices) -> str:
+    """The first five of the ``indices`` of offending rows, for an error message: ``[0, 3, 7, 8, 9]...``."""
+    indices = np.asarray(indices)
+    return f"{indices[:5].tolist()}{'...' if indices.size > 5 else ''}"
+
+
 def _matches(shape, feature_shape) -> bool:
     """Whether ``shape`` equals ``feature_shape``, where None in ``feature_shape`` matches any size."""
     return len(shape) == len(feature_shape) and all(d is None or d == s for s, d in zip(shape, feature_shape))
@@ -166,8 +172,8 @@ class AwayFromOriginCheck(InputCheck):
             at_origin = np.flatnonzero((arrays[name][:, 0] == 0) & (arrays[name][:, 1] == 0))
             if at_origin.size:
                 raise ValueError(
-                    f"Input {name!r} has {at_origin.size} point(s) at r = 0 (rows {at_origin[:5].tolist()}"
-                    f"{'...' if at_origin.size > 5 else ''}), where the 1/r potential is singular; "
+                    f"Input {name!r} has {at_origin.size} point(s) at r = 0 (rows {first_rows(at_origin)}), "
+                    "where the 1/r potential is singular; "
                     "every point needs (x, y) != (0, 0)."
                 )
         return arrays

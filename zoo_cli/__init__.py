@@ -61,7 +61,7 @@ def _cmd_info(args) -> int:
         import zoo
 
         source = zoo.locate(args.name)
-        record = _describe(source)
+        record = registry.describe(_unbuilt_model(source), source.spec)
         folder = source.folder
     _print_info(args.name, record)
     if folder is None:
@@ -80,19 +80,6 @@ def _cmd_info(args) -> int:
         print(f"    {target['metric']} = {target['measured']:.4g} (target {target['comparison']} {target['target']}: "
               f"{'met' if target['met'] else 'MISSED'})")
     return 0
-
-
-def _describe(source) -> dict:
-    """What :func:`registry.info_records` caches, for a located folder or Hub name (built from its config)."""
-    from zoo.registry import _tensors
-
-    spec, model = source.spec, _unbuilt_model(source)
-    return {"family": spec.family if spec else None, "model_class": type(model).__name__,
-            "summary": spec.summary if spec else None, "paper": spec.paper if spec else None,
-            "recipe": spec.recipe if spec else None, "config": dict(spec.config) if spec else {},
-            "descriptions": spec.descriptions() if spec else {},
-            "endpoints": [{"name": e.name, "description": e.description, "inputs": _tensors(e.inputs),
-                           "outputs": _tensors(e.outputs)} for e in model.endpoints()]}
 
 
 def _print_info(name: str, record: dict) -> None:
@@ -195,8 +182,8 @@ def compare_with_card(targets: list, metrics: dict) -> list:
             verdict = "not measured on this sample"
         elif COMPARISONS[target["comparison"]](measured, target["target"]):
             verdict = "met"
-        elif error is not None and COMPARISONS[target["comparison"]](measured + 2 * error, target["target"]) or (
-                error is not None and COMPARISONS[target["comparison"]](measured - 2 * error, target["target"])):
+        elif error is not None and any(COMPARISONS[target["comparison"]](measured + shift, target["target"])
+                                       for shift in (2 * error, -2 * error)):
             verdict = "missed, but within 2 statistical errors: a larger --samples tells"
         else:
             verdict = "MISSED"

@@ -172,16 +172,24 @@ def _summary(signal: dict, background: dict) -> dict:
     return out
 
 
+def tagger_scores(model, data: dict, baselines: Baselines) -> dict:
+    """Tagger name -> score of every jet in ``data``: the network and every baseline."""
+    return {"network": network_scores(model, data), **baselines.scores(data)}
+
+
 def task_metrics(recipe, model, data: dict, baselines: Baselines | None = None, resamples: int | None = None) -> dict:
     """AUC and rejection at eps_sig = 50 % of the network and every baseline on ``data``, with bootstrap errors.
 
     ``baselines`` are fitted on training jets (by default those recorded with the preset)."""
-    baselines = baselines or Baselines.of_model(recipe, model)
-    scores = {"network": network_scores(model, data), **baselines.scores(data)}
+    scores = tagger_scores(model, data, baselines or Baselines.of_model(recipe, model))
+    return metrics_of_scores(scores, data, resamples or recipe.bootstrap)
+
+
+def metrics_of_scores(scores: dict, data: dict, resamples: int) -> dict:
     signal = data["label"] == 1
     sig, bkg = {k: v[signal] for k, v in scores.items()}, {k: v[~signal] for k, v in scores.items()}
     metrics = _summary(sig, bkg)
-    errors = taggers.bootstrap(_summary, sig, bkg, resamples or recipe.bootstrap)
+    errors = taggers.bootstrap(_summary, sig, bkg, resamples)
     metrics.update({f"{k}_error": v for k, v in errors.items()})
     metrics["n_jets_per_class"] = int(signal.sum())
     metrics["output_mass_correlation_qcd"] = float(np.corrcoef(scores["network"][~signal], data["mass"][~signal])[0, 1])
@@ -238,7 +246,8 @@ def train_and_evaluate(recipe: JetTaggerRecipe, workdir, epochs: int | None = No
                                      workdir, verbose=verbose)
     baselines = Baselines.fit(train)
     evaluation = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
-    metrics = task_metrics(recipe, model, evaluation, baselines)
+    scores = tagger_scores(model, evaluation, baselines)  # once, for the metrics and the figure
+    metrics = metrics_of_scores(scores, evaluation, recipe.bootstrap)
     selection = simulator.JetSelection()
     metadata = common.run_metadata(
         dataclasses.replace(recipe, epochs=epochs), metrics, common.check_targets(TARGETS, metrics), history,
@@ -250,7 +259,7 @@ def train_and_evaluate(recipe: JetTaggerRecipe, workdir, epochs: int | None = No
         training={"strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync},
         card_sections=[roc_section(metrics)],
     )
-    figure = render_evaluation(model, evaluation, baselines)
+    figure = render_evaluation(scores, evaluation)
     folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
     return zoo.artifacts.verify_preset(folder)
 
@@ -295,8 +304,8 @@ def draw_evaluation(axes, curves: dict, mean_images: tuple, profile: tuple) -> N
     axes[3].legend(fontsize=7)
 
 
-def render_evaluation(model, data: dict, baselines: Baselines) -> bytes:
-    scores = {"network": network_scores(model, data), **baselines.scores(data)}
+def render_evaluation(scores: dict, data: dict) -> bytes:
+    """ROC curves, mean W and QCD images, and the network output against mass, from :func:`tagger_scores`."""
     signal = data["label"] == 1
     curves = {k: taggers.roc_curve(v[signal], v[~signal]) for k, v in scores.items()}
     mean_images = (data["images"][signal].mean(0), data["images"][~signal].mean(0))
@@ -314,4 +323,4 @@ def render_evaluation(model, data: dict, baselines: Baselines) -> bytes:
 
 def render_figure(recipe, model, data, scan=None) -> bytes:
     """Figure of ``zoo evaluate --plot``: ROC of the network and the baselines, mean images, output against mass."""
-    return render_evaluation(model, data, Baselines.of_model(recipe, model))
+    return render_evaluation(tagger_scores(model, data, Baselines.of_model(recipe, model)), data)

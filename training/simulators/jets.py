@@ -224,6 +224,7 @@ class ChunkStore:
     """The part files of one run, ``<out>.parts/<process>-<chunk>.h5``, and the settings they were made with."""
 
     def __init__(self, out: Path, settings: dict):
+        self._counts = {}  # (process, chunk) -> jets, of part files already read: a written part never changes
         self.folder = out.with_name(out.name + ".parts")
         self.folder.mkdir(parents=True, exist_ok=True)
         record = self.folder / "run.json"
@@ -242,15 +243,19 @@ class ChunkStore:
     def jets_in(self, process: str, chunk: int) -> int | None:
         import h5py
 
-        path = self.path(process, chunk)
-        if not path.exists():
-            return None
-        with h5py.File(path, "r") as f:
-            return int(f["label"].shape[0])
+        key = (process, chunk)
+        if key not in self._counts:
+            path = self.path(process, chunk)
+            if not path.exists():
+                return None
+            with h5py.File(path, "r") as f:
+                self._counts[key] = int(f["label"].shape[0])
+        return self._counts[key]
 
     def save(self, result: dict):
         _write_h5_atomically(self.path(result["process"], result["chunk"]), result["arrays"],
                              {"events": result["events"], "seconds": result["seconds"]})
+        self._counts[(result["process"], result["chunk"])] = len(result["arrays"]["label"])
 
     def load(self, process: str, chunk: int) -> dict:
         data = read_jets(self.path(process, chunk))
@@ -379,10 +384,7 @@ def _fill(store, runner, process, n_jets, seed, selection, chunk_events, workers
 def _merge(store: ChunkStore, out: Path, processes, n_jets: int, settings: dict, compact: bool = False):
     pieces = []
     for process in processes:
-        chunks, total = [], 0
-        for chunk in range(_chunks_needed(store, process, n_jets)[1]):
-            chunks.append(store.load(process, chunk))
-            total += len(chunks[-1]["label"])
+        chunks = [store.load(process, chunk) for chunk in range(_chunks_needed(store, process, n_jets)[1])]
         pieces.append({k: np.concatenate([c[k] for c in chunks])[:n_jets] for k in chunks[0]})
     merged = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
     if compact:  # drop the constituent slots that no jet fills

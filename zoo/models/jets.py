@@ -38,7 +38,7 @@ from keras import ops
 
 from zoo.models.base import ZooModel
 from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
-from zoo.validation import InputCheck
+from zoo.validation import InputCheck, first_rows
 
 PAPER = (
     "L. de Oliveira, M. Kagan, L. Mackey, B. Nachman, A. Schwartzman, Jet-images — deep learning edition, "
@@ -67,13 +67,12 @@ class ConstituentCheck(InputCheck):
             raise ValueError(f"Input {self.name!r} has shape {c.shape}; expected (batch, m >= 1, 3).")
         negative = np.flatnonzero((c[..., 0] < 0).any(axis=1))
         if negative.size:
-            raise ValueError(f"Input {self.name!r} has negative p_T in jet(s) {negative[:5].tolist()}"
-                             f"{'...' if negative.size > 5 else ''}; p_T (column 0, GeV) must be >= 0, with 0 "
-                             "marking padding rows.")
+            raise ValueError(f"Input {self.name!r} has negative p_T in jet(s) {first_rows(negative)}; p_T "
+                             "(column 0, GeV) must be >= 0, with 0 marking padding rows.")
         empty = np.flatnonzero(~(c[..., 0] > 0).any(axis=1))
         if empty.size:
             raise ValueError(f"Input {self.name!r} has {empty.size} jet(s) with no constituent of p_T > 0 (rows "
-                             f"{empty[:5].tolist()}{'...' if empty.size > 5 else ''}); every jet needs at least one.")
+                             f"{first_rows(empty)}); every jet needs at least one.")
         return arrays
 
     def graph(self, tensors: dict) -> dict:
@@ -86,7 +85,7 @@ class ConstituentCheck(InputCheck):
 
 
 class ImageCheck(InputCheck):
-    """Jet images: non-negative pixel intensities (p_T fractions)."""
+    """Jet images: non-negative pixel intensities (L2-normalised p_T)."""
 
     def __init__(self, name: str = "images"):
         self.name = name
@@ -94,7 +93,7 @@ class ImageCheck(InputCheck):
     def numpy(self, arrays: dict) -> dict:
         negative = np.flatnonzero((arrays[self.name] < 0).any(axis=(1, 2)))
         if negative.size:
-            raise ValueError(f"Input {self.name!r} has negative pixels in image(s) {negative[:5].tolist()}; jet "
+            raise ValueError(f"Input {self.name!r} has negative pixels in image(s) {first_rows(negative)}; jet "
                              "images hold p_T, which is >= 0 (make them with model.preprocess(constituents)).")
         return arrays
 
@@ -146,10 +145,9 @@ def kt_subjets(pt, eta, phi, radius: float = SUBJET_RADIUS):
         keep, absorbed = tf.one_hot(tf.minimum(a, b), k, dtype=p.dtype), tf.one_hot(tf.maximum(a, b), k, dtype=p.dtype)
         absorbed_p = tf.reduce_sum(p * absorbed[..., None], axis=1)
         p = p + tf.where(merge[:, None, None], keep[..., None] * absorbed_p[:, None, :], tf.zeros_like(p))
-        leaving = (merge[:, None] & (absorbed > 0)) | (to_beam[:, None] & tf.one_hot(beam, k, on_value=True,
-                                                                                      off_value=False))
-        final = final | (to_beam[:, None] & tf.one_hot(beam, k, on_value=True, off_value=False))
-        return i + 1, p, active & ~leaving, final
+        becomes_subjet = to_beam[:, None] & tf.one_hot(beam, k, on_value=True, off_value=False)
+        leaving = (merge[:, None] & (absorbed > 0)) | becomes_subjet
+        return i + 1, p, active & ~leaving, final | becomes_subjet
 
     _, p, _, final = tf.while_loop(lambda i, p, active, final: (i < k) & tf.reduce_any(active),
                                    step, (tf.constant(0), p, active, final))
@@ -197,11 +195,13 @@ def jet_images(constituents, pixels: int = IMAGE_PIXELS, pixel_size: float = PIX
     angle = _direction_angle(tf.where(has_second, second_x[:, 0], centroid[0]),
                              tf.where(has_second, second_y[:, 0], centroid[1]))
     turn = (-math.pi / 2 - angle)[:, None]
-    x = dx * tf.cos(turn) - dy * tf.sin(turn)
-    y = dx * tf.sin(turn) + dy * tf.cos(turn)
-    third_x, third_y = offsets(subjets[:, 2:3, 1], subjets[:, 2:3, 2])
-    third_rotated = (third_x * tf.cos(turn) - third_y * tf.sin(turn))[:, 0]
-    side = tf.where(n_subjets >= 3, third_rotated, tf.reduce_sum(weight * x, axis=1))
+
+    def rotated(dx_, dy_):
+        return dx_ * tf.cos(turn) - dy_ * tf.sin(turn), dx_ * tf.sin(turn) + dy_ * tf.cos(turn)
+
+    x, y = rotated(dx, dy)
+    third_x = rotated(*offsets(subjets[:, 2:3, 1], subjets[:, 2:3, 2]))[0][:, 0]
+    side = tf.where(n_subjets >= 3, third_x, tf.reduce_sum(weight * x, axis=1))
     x = x * tf.where(side < 0, -tf.ones_like(side), tf.ones_like(side))[:, None]
     half = pixels * pixel_size / 2.0
     column = tf.cast(tf.floor((x + half) / pixel_size), tf.int32)
@@ -248,19 +248,34 @@ class JetImageTagger(ZooModel):
 
     Endpoints: ``serving_default`` (images -> p_w), ``constituents`` (raw constituents ->
     p_w, the preprocessing in the graph) and ``preprocess`` (constituents -> images).
-    Subclasses give ``features`` (layers on the image) and ``head`` (dense layers to the logit)."""
+    Subclasses give ``features`` and ``feature_layers`` (the layers on the image); the dense head
+    (``dense_units`` ReLU layers with ``dropout``, then the logit) is shared."""
 
     training_spec = TrainingSpec(loss="binary_crossentropy")
     fine_tuning = FineTuning(groups=("features", "head"), loss="binary_crossentropy",
                              error_name="held-out RMS error of P(W)")
 
-    def __init__(self, output_name: str = "p_w", subjet_constituents: int = SUBJET_CONSTITUENTS, **kwargs):
+    def __init__(self, dense_units=(64,), dropout: float = 0.2, output_name: str = "p_w",
+                 subjet_constituents: int = SUBJET_CONSTITUENTS, **kwargs):
         super().__init__(**kwargs)
+        self.dense_units, self.dropout = [int(u) for u in dense_units], float(dropout)
         self.output_name, self.subjet_constituents = output_name, int(subjet_constituents)
+        self.head_layers = [layer for i, u in enumerate(self.dense_units) for layer in (
+            keras.layers.Dense(u, activation="relu", name=f"head_dense_{i}"),
+            keras.layers.Dropout(self.dropout, name=f"head_dropout_{i}"))] + [keras.layers.Dense(1, name="head_logit")]
 
     # the network
     def features(self, images, training=False):
         raise NotImplementedError
+
+    def feature_layers(self) -> list:
+        """The trainable layers of :meth:`features` (the ``features`` group of fine-tuning)."""
+        raise NotImplementedError
+
+    def layer_groups(self) -> dict:
+        """``features``: the layers on the image; ``head``: the dense layers to the logit."""
+        return {"features": self.feature_layers(),
+                "head": [layer for layer in self.head_layers if not isinstance(layer, keras.layers.Dropout)]}
 
     def call(self, inputs, training=False):
         images = inputs["images"] if isinstance(inputs, dict) else inputs
@@ -315,8 +330,8 @@ class JetImageTagger(ZooModel):
         return {"constituents": constituents}
 
     def get_config(self):
-        return {**super().get_config(), "output_name": self.output_name,
-                "subjet_constituents": self.subjet_constituents}
+        return {**super().get_config(), "dense_units": self.dense_units, "dropout": self.dropout,
+                "output_name": self.output_name, "subjet_constituents": self.subjet_constituents}
 
 
 def toy_jets(n: int, seed: int = 0, constituents: int = 30) -> np.ndarray:
@@ -343,21 +358,17 @@ class JetCNN(JetImageTagger):
 
     def __init__(self, filters=(32, 32, 32), kernel_sizes=(11, 3, 3), pool_sizes=(2, 2, 2), dropout: float = 0.2,
                  dense_units=(64,), **kwargs):
-        super().__init__(**kwargs)
         if not (len(filters) == len(kernel_sizes) == len(pool_sizes)) or not filters:
             raise ValueError(f"filters, kernel_sizes and pool_sizes need one entry per block; received {filters}, "
                              f"{kernel_sizes}, {pool_sizes}.")
+        super().__init__(dense_units=dense_units, dropout=dropout, **kwargs)
         self.filters, self.kernel_sizes = [int(f) for f in filters], [int(k) for k in kernel_sizes]
-        self.pool_sizes, self.dropout, self.dense_units = [int(p) for p in pool_sizes], float(dropout), [
-            int(u) for u in dense_units]
+        self.pool_sizes = [int(p) for p in pool_sizes]
         self.blocks = [
             [keras.layers.Conv2D(f, k, padding="same", activation="relu", name=f"conv_{i}"),
              keras.layers.MaxPooling2D(p, name=f"pool_{i}"), keras.layers.Dropout(self.dropout, name=f"dropout_{i}")]
             for i, (f, k, p) in enumerate(zip(self.filters, self.kernel_sizes, self.pool_sizes))]
         self.flatten = keras.layers.Flatten(name="flatten")
-        self.head_layers = [layer for i, u in enumerate(self.dense_units) for layer in (
-            keras.layers.Dense(u, activation="relu", name=f"head_dense_{i}"),
-            keras.layers.Dropout(self.dropout, name=f"head_dropout_{i}"))] + [keras.layers.Dense(1, name="head_logit")]
 
     def features(self, images, training=False):
         x = ops.expand_dims(images, -1)
@@ -365,14 +376,13 @@ class JetCNN(JetImageTagger):
             x = dropout(pool(conv(x)), training=training)
         return self.flatten(x)
 
-    def layer_groups(self) -> dict:
-        """``features``: the convolution blocks; ``head``: the dense layers."""
-        return {"features": [block[0] for block in self.blocks],
-                "head": [layer for layer in self.head_layers if not isinstance(layer, keras.layers.Dropout)]}
+    def feature_layers(self) -> list:
+        """The convolutions."""
+        return [block[0] for block in self.blocks]
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_sizes": self.kernel_sizes,
-                "pool_sizes": self.pool_sizes, "dropout": self.dropout, "dense_units": self.dense_units}
+                "pool_sizes": self.pool_sizes}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -386,16 +396,12 @@ class JetMaxOut(JetImageTagger):
 
     def __init__(self, maxout_units=(256, 128), pieces: int = 5, dense_units=(64, 25), dropout: float = 0.2,
                  **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(dense_units=dense_units, dropout=dropout, **kwargs)
         self.maxout_units, self.pieces = [int(u) for u in maxout_units], int(pieces)
-        self.dense_units, self.dropout = [int(u) for u in dense_units], float(dropout)
         self.flatten = keras.layers.Flatten(name="flatten")
         self.maxouts = [MaxOut(u, self.pieces, name=f"maxout_{i}") for i, u in enumerate(self.maxout_units)]
         self.maxout_dropouts = [keras.layers.Dropout(self.dropout, name=f"maxout_dropout_{i}")
                                 for i in range(len(self.maxouts))]
-        self.head_layers = [layer for i, u in enumerate(self.dense_units) for layer in (
-            keras.layers.Dense(u, activation="relu", name=f"head_dense_{i}"),
-            keras.layers.Dropout(self.dropout, name=f"head_dropout_{i}"))] + [keras.layers.Dense(1, name="head_logit")]
 
     def features(self, images, training=False):
         x = self.flatten(images)
@@ -403,14 +409,12 @@ class JetMaxOut(JetImageTagger):
             x = dropout(maxout(x), training=training)
         return x
 
-    def layer_groups(self) -> dict:
-        """``features``: the MaxOut layers; ``head``: the dense layers."""
-        return {"features": list(self.maxouts),
-                "head": [layer for layer in self.head_layers if not isinstance(layer, keras.layers.Dropout)]}
+    def feature_layers(self) -> list:
+        """The MaxOut layers."""
+        return list(self.maxouts)
 
     def get_config(self):
-        return {**super().get_config(), "maxout_units": self.maxout_units, "pieces": self.pieces,
-                "dense_units": self.dense_units, "dropout": self.dropout}
+        return {**super().get_config(), "maxout_units": self.maxout_units, "pieces": self.pieces}
 
 
 def sample_section(metadata) -> str:
