@@ -41,7 +41,7 @@ def _signature(endpoint):
 def export_model(model, directory) -> Path:
     """Write ``model``'s SavedModel with its signatures to ``directory`` (created, must not exist)."""
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive.track(model.serving_layers())
     for name, (fn, specs) in signatures(model).items():
         archive.add_endpoint(name=name, fn=fn, input_signature=specs)
     archive.write_out(str(directory), verbose=False)

@@ -19,8 +19,9 @@ def _matches(shape, feature_shape) -> bool:
     return len(shape) == len(feature_shape) and all(d is None or d == s for s, d in zip(shape, feature_shape))
 
 
-def check_array(value, name: str, feature_shape: tuple, allow_unbatched: bool = False) -> np.ndarray:
-    """Return ``value`` as a float32 array of shape ``(batch, *feature_shape)``.
+def check_array(value, name: str, feature_shape: tuple, allow_unbatched: bool = False,
+                dtype: str = "float32") -> np.ndarray:
+    """Return ``value`` as a ``dtype`` (float32 unless an input declares integers) array of shape ``(batch, *feature_shape)``.
 
     Args:
         value: array-like from the user.
@@ -51,6 +52,8 @@ def check_array(value, name: str, feature_shape: tuple, allow_unbatched: bool = 
         if array.ndim == len(feature_shape) + 2 and 1 in (array.shape[1], array.shape[-1]):
             hint = " Drop the channel axis of size 1 (x[..., 0] or x[:, 0]): the model adds its own."
         raise ValueError(f"Input {name!r} has shape {array.shape}; expected {expected}.{hint}")
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        return _as_integers(array, name, dtype)
     array = array.astype("float32", copy=False)
     if not np.all(np.isfinite(array)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
@@ -60,11 +63,22 @@ def check_array(value, name: str, feature_shape: tuple, allow_unbatched: bool = 
     return array
 
 
-def check_inputs(value, specs: dict) -> dict:
+def _as_integers(array: np.ndarray, name: str, dtype: str) -> np.ndarray:
+    """An integer input (seeds, indices): whole numbers only, never silently rounded."""
+    if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
+        return array.astype(dtype, copy=False)
+    whole = np.isfinite(array) & (np.floor(array) == array)
+    if not np.all(whole):
+        raise ValueError(f"Input {name!r} must hold whole numbers ({dtype}); received e.g. "
+                         f"{array[~whole].ravel()[:3].tolist()}.")
+    return array.astype(dtype)
+
+
+def check_inputs(value, specs: dict, dtypes: dict | None = None) -> dict:
     """Validate a dict (or a tuple/list in the order of ``specs``) of named inputs.
 
-    ``specs`` maps each input name to its feature shape. A single array is
-    accepted when the model has exactly one input.
+    ``specs`` maps each input name to its feature shape, ``dtypes`` (optional) to its
+    dtype (float32 by default). A single array is accepted when the model has exactly one input.
     """
     names = list(specs)
     if isinstance(value, dict):
@@ -89,7 +103,8 @@ def check_inputs(value, specs: dict) -> dict:
             f"This model takes {len(names)} inputs {names}; pass a dict with those keys, "
             f"received a single {type(value).__name__}."
         )
-    arrays = {n: check_array(v, n, specs[n]) for n, v in zip(names, items)}
+    dtypes = dtypes or {}
+    arrays = {n: check_array(v, n, specs[n], dtype=dtypes.get(n, "float32")) for n, v in zip(names, items)}
     batch_sizes = {n: a.shape[0] for n, a in arrays.items()}
     if len(set(batch_sizes.values())) > 1:
         raise ValueError(f"Inputs disagree on the batch size: {batch_sizes}.")

@@ -89,7 +89,8 @@ class ZooModel(keras.Model):
     def checked_inputs(self, inputs, endpoint: str = "serving_default") -> dict:
         """Named numpy inputs after the shape, dtype and finiteness checks and the endpoint's own check."""
         declared = self.endpoint(endpoint)
-        arrays = check_inputs(inputs, {t.name: t.feature_shape for t in declared.inputs})
+        arrays = check_inputs(inputs, {t.name: t.feature_shape for t in declared.inputs},
+                              {t.name: t.dtype for t in declared.inputs})
         return declared.check.numpy(arrays) if declared.check is not None else arrays
 
     def run_endpoint(self, name: str, inputs, batch_size: int | None = None) -> dict:
@@ -127,6 +128,11 @@ class ZooModel(keras.Model):
             "; fresh weights" if info else "")
         size = f"; {self.count_params():,} parameters" if self.built else ""
         return f"<{type(self).__name__}{what}: endpoints {names}{size}{weights}>"
+
+    def serving_layers(self):
+        """The layers whose weights an export carries: the whole model, unless a family needs less (a GAN's
+        generator)."""
+        return self
 
     def save_to_preset(self, folder, metadata: dict | None = None, force: bool = False, card=None) -> dict:
         """Write this model as a verified preset folder (config, weights, metadata, README card), as training

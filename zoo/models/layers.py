@@ -66,11 +66,21 @@ class LocallyConnected2D(keras.layers.Layer):
                                     name="bias") if self.use_bias else None
 
     def call(self, x):
-        patches = ops.image.extract_patches(x, self.kernel_size, strides=self.strides, padding="valid")
-        y = ops.einsum("bhwk,hwkf->bhwf", patches, self.kernel)
+        y = ops.einsum("bhwk,hwkf->bhwf", self.patches(x), self.kernel)
         if self.use_bias:
             y = y + self.bias
         return self.activation(y) if self.activation is not None else y
+
+    def patches(self, x):
+        """(batch, H_out, W_out, k_h k_w C): each output position's input window, (a k_w + c) C + k ordered.
+
+        Built from k_h k_w strided slices, which cost no arithmetic (an identity convolution,
+        as ``ops.image.extract_patches`` does it, costs (k_h k_w C)^2 per position)."""
+        (k_h, k_w), (s_h, s_w) = self.kernel_size, self.strides
+        out_rows, out_columns = self.output_grid(x.shape)
+        windows = [x[:, a:a + s_h * (out_rows - 1) + 1:s_h, c:c + s_w * (out_columns - 1) + 1:s_w, :]
+                   for a in range(k_h) for c in range(k_w)]
+        return ops.concatenate(windows, axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.output_grid(input_shape), self.filters)

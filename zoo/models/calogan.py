@@ -1,0 +1,321 @@
+"""CaloGAN: a GAN that generates electromagnetic and hadronic showers in a three-layer calorimeter.
+
+Paganini, de Oliveira, Nachman, "Accelerating science with generative adversarial
+networks: an application to 3D particle showers in multilayer calorimeters", PRL 120,
+042003 (2018), and "CaloGAN", PRD 97, 014021 (2018). Full simulation (Geant4) of a
+shower costs seconds; a generator that has learned the distribution of cell energies
+given the incident energy costs a millisecond.
+
+The calorimeter is the paper's lead / liquid-argon stack, read out in three layers of
+3 x 96, 12 x 12 and 12 x 6 cells (``training/simulators/calorimeter.py``). The
+generator turns a latent vector z ~ N(0, 1), scaled by E / 100 GeV (and, here, by a
+learned embedding of the particle, the reference code's conditional mode), into the
+three images; the networks are in :mod:`zoo.models.calogan_networks`.
+
+Each preset (``calogan-eplus``, ``calogan-gamma``, ``calogan-piplus``) is its own
+network, as in the paper. The model also takes several ``particles`` (the reference
+code's conditional mode: the latent vector is multiplied by a learned particle
+embedding and the discriminator classifies the particle, ACGAN-style); trained for as
+many steps, one conditional network for all three came out clearly worse than
+separate ones (see the CaloGAN note in the repository's history), so none ships.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from zoo.models.base import ZooModel
+from zoo.models.calogan_networks import (LAYER_NAMES, LAYER_SHAPES, adversarial_loss, build_discriminator,
+                                         build_generator)
+from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
+from zoo.validation import InputCheck, first_rows
+
+PAPER = (
+    "M. Paganini, L. de Oliveira, B. Nachman, CaloGAN: Simulating 3D high energy particle showers in multilayer "
+    "electromagnetic calorimeters with generative adversarial networks, Phys. Rev. D 97, 014021 (2018), "
+    "arXiv:1712.10321; PRL 120, 042003 (2018), arXiv:1705.02355"
+)
+PARTICLES = ("eplus", "gamma", "piplus")
+PARTICLE_NAMES = {"eplus": "positrons (e+)", "gamma": "photons", "piplus": "charged pions (pi+)"}
+ENERGY_RANGE_GEV = (1.0, 100.0)  # the paper's incident energies, E ~ U[1, 100] GeV
+MAX_SEED = 2**63 - 1
+
+
+class ShowerRequestCheck(InputCheck):
+    """Incident energies in GeV (> 0; outside the trained range with a warning) and integer seeds >= 0."""
+
+    def __init__(self, energy_range=ENERGY_RANGE_GEV):
+        self.low, self.high = (float(e) for e in energy_range)
+
+    def numpy(self, arrays: dict) -> dict:
+        energies, seeds = arrays["energies"], arrays["seed"]
+        bad = np.flatnonzero(energies <= 0)
+        if bad.size:
+            raise ValueError(f"Input 'energies' must be incident energies > 0 GeV; rows {first_rows(bad)} hold "
+                             f"{energies[bad[:5]].tolist()}. This network was trained on {self.low:g} to "
+                             f"{self.high:g} GeV.")
+        outside = np.flatnonzero((energies < self.low) | (energies > self.high))
+        if outside.size:
+            warnings.warn(f"{outside.size} incident energies lie outside the trained range {self.low:g} to "
+                          f"{self.high:g} GeV (rows {first_rows(outside)}); the showers there are extrapolations.",
+                          stacklevel=4)
+        if np.any(seeds < 0):
+            raise ValueError(f"Input 'seed' must hold integers >= 0; rows {first_rows(np.flatnonzero(seeds < 0))} "
+                             "are negative.")
+        return arrays
+
+    def graph(self, tensors: dict) -> dict:
+        tf.debugging.Assert(tf.reduce_all(tensors["energies"] > 0), ["energies must be > 0 GeV"])
+        tf.debugging.Assert(tf.reduce_all(tensors["seed"] >= 0), ["seed must be >= 0"])
+        return tensors
+
+
+def shower_seeds(n: int, seed: int | None) -> np.ndarray:
+    """``n`` independent per-shower seeds (int64) drawn from one user seed (fresh entropy for None)."""
+    state = np.random.SeedSequence(seed).generate_state(max(int(n), 1), dtype=np.uint64)[:n]
+    return (state & np.uint64(MAX_SEED)).astype(np.int64)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class CaloGAN(ZooModel):
+    """The CaloGAN generator and discriminator with the paper's adversarial training.
+
+    ``generate(energies, seed)`` draws one shower per incident energy: a dict of cell
+    energies in GeV, ``layer_0`` (n, 3, 96), ``layer_1`` (n, 12, 12), ``layer_2`` (n, 12, 6),
+    every cell >= 0. Each shower's latent vector comes from its own stateless seed, so
+    the same (energy, seed) pair gives the same shower in any batch, here and in the
+    exported ``generate`` signature.
+
+    Training (``fit`` on showers; the paper's loop): per batch, the discriminator takes
+    one step on simulated showers and one on generated ones (never mixed: minibatch
+    discrimination and batch normalisation see whole batches), then the generator two
+    steps; Adam with beta_1 = 0.5 and learning rates 2e-4 (generator), 2e-5
+    (discriminator); the loss adds lambda_E = 0.05 times |E_total - E_requested|.
+
+    Args:
+        particle: the particle this preset generates (one of ``particles``).
+        particles: the classes of the conditional network (one class: unconditional).
+        latent_size: dimension of z (the paper used 1024; see the card for this preset's).
+        discriminator_filters: filters of each layer's first convolution (paper: 64).
+        energy_range: incident energies of the training data in GeV; others get a warning.
+        attention: the layer-to-layer in-painting connections.
+        generator_learning_rate, discriminator_learning_rate, beta_1: Adam settings.
+
+    Example:
+        >>> gan = zoo.load("calogan-eplus")
+        >>> showers = gan.generate(np.full(1000, 50.0), seed=1)   # 1000 showers of 50 GeV positrons
+        >>> showers["layer_1"].shape
+        (1000, 12, 12)
+
+    Paganini, de Oliveira, Nachman, PRD 97, 014021 (2018).
+    """
+
+    training_spec = TrainingSpec(loss=None, multiworker_refusal=(
+        "CaloGAN trains with its own two-optimizer train_step through Keras fit, which fails under "
+        "MultiWorkerMirroredStrategy (keras-team/keras#20585); use --strategy cpu, auto, mirrored or tpu."))
+    fine_tuning = FineTuning(refusal=(
+        "`zoo finetune` feeds a model's serving inputs and a target; a GAN learns from showers instead. Fine-tune "
+        "in Python, with both networks' pretrained weights: model = zoo.load(NAME); model.compile(); "
+        "model.fit({'layer_0': ..., 'layer_1': ..., 'layer_2': ... (GeV), 'energy': (n, 1) GeV, 'particle': (n,) "
+        "class index}, batch_size=256, epochs=...)."))
+
+    def __init__(self, particle: str = "eplus", particles=PARTICLES, latent_size: int = 1024,
+                 discriminator_filters: int = 64, energy_range=ENERGY_RANGE_GEV, attention: bool = True,
+                 generator_learning_rate: float = 2e-4, discriminator_learning_rate: float = 2e-5,
+                 beta_1: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.particles = tuple(particles)
+        if particle not in self.particles:
+            raise ValueError(f"particle must be one of {self.particles}; received {particle!r}.")
+        low, high = (float(e) for e in energy_range)
+        if not 0 < low < high:
+            raise ValueError(f"energy_range must be (low, high) with 0 < low < high GeV; received {energy_range!r}.")
+        self.particle, self.energy_range = particle, (low, high)
+        self.latent_size, self.discriminator_filters = int(latent_size), int(discriminator_filters)
+        self.attention = bool(attention)
+        self.generator_learning_rate = float(generator_learning_rate)
+        self.discriminator_learning_rate = float(discriminator_learning_rate)
+        self.beta_1 = float(beta_1)
+        self.generator = build_generator(self.latent_size, len(self.particles), self.attention)
+        self.discriminator = build_discriminator(self.discriminator_filters, len(self.particles))
+        self.generator_optimizer = self.discriminator_optimizer = None
+        self.training_seed = keras.random.SeedGenerator(0)
+
+    @property
+    def particle_index(self) -> int:
+        return self.particles.index(self.particle)
+
+    # ------------------------------------------------------------------ endpoints
+
+    def endpoints(self) -> tuple:
+        inputs = (TensorSpec("energies", (None,), "incident energies (GeV)"),
+                  TensorSpec("seed", (None,), "one seed per shower (integer >= 0): equal (energy, seed) give "
+                             "equal showers", dtype="int64"))
+        outputs = tuple(TensorSpec(name, (None, *shape), f"cell energies of calorimeter layer {i} (GeV)")
+                        for i, (name, shape) in enumerate(zip(LAYER_NAMES, LAYER_SHAPES)))
+        check = ShowerRequestCheck(self.energy_range)
+        what = f"incident energies and seeds -> {PARTICLE_NAMES.get(self.particle, self.particle)} showers"
+        return tuple(Endpoint(name, self._generate_graph, inputs, outputs, check=check, description=what)
+                     for name in ("serving_default", "generate"))
+
+    def serving_layers(self):
+        """A SavedModel needs the generator alone."""
+        return self.generator
+
+    def random_inputs(self, batch_size: int = 2, seed: int = 0, endpoint: str = "serving_default") -> dict:
+        rng = np.random.default_rng(seed)
+        return {"energies": rng.uniform(*self.energy_range, batch_size).astype("float32"),
+                "seed": rng.integers(0, 2**31, batch_size).astype("int64")}
+
+    def call(self, inputs, training=False):
+        return self._generate_graph(inputs["energies"], inputs["seed"])
+
+    def _generate_graph(self, energies, seed):
+        noise = self.latent_noise(seed)
+        return self.showers_from_noise(noise, energies, ops.full(ops.shape(energies), self.particle_index))
+
+    def latent_noise(self, seeds):
+        """z ~ N(0, 1) of each shower from its own seed (stateless: independent of the batch it is in)."""
+        seeds = tf.cast(seeds, tf.int64)
+        return tf.map_fn(lambda s: tf.random.stateless_normal((self.latent_size,), tf.stack([s, tf.constant(7919, tf.int64)])),
+                         seeds, fn_output_signature=tf.float32)
+
+    def showers_from_noise(self, noise, energies, particle, training=False) -> dict:
+        """The generator's three layers (batch, rows, columns) in GeV for latent vectors and energies (GeV)."""
+        images = self.generator([noise, ops.reshape(energies, (-1, 1)), particle], training=training)
+        return {name: ops.squeeze(image, -1) for name, image in zip(LAYER_NAMES, images)}
+
+    def generate(self, energies, seed: int | None = None, batch_size: int = 1024) -> dict:
+        """Showers (dict of numpy (n, rows, columns) in GeV) for incident energies (n,) in GeV; same seed, same showers."""
+        energies = np.asarray(energies, dtype=np.float64)
+        if energies.ndim == 0 or (energies.ndim == 2 and energies.shape[1] == 1):
+            energies = energies.reshape(-1)
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be an integer >= 0 or None; received {seed!r}.")
+        inputs = {"energies": energies, "seed": shower_seeds(len(energies), seed)}
+        return self.run_endpoint("generate", inputs, batch_size=batch_size)
+
+    # ------------------------------------------------------------------ training
+
+    def compile(self, optimizer=None, loss=None, **kwargs):
+        """Adam for each network with the paper's settings (an ``optimizer`` given here trains the generator)."""
+        super().compile(**kwargs)
+        self.generator_optimizer = optimizer or keras.optimizers.Adam(self.generator_learning_rate, beta_1=self.beta_1)
+        self.discriminator_optimizer = keras.optimizers.Adam(self.discriminator_learning_rate, beta_1=self.beta_1)
+
+    def optimizers_to_checkpoint(self) -> dict:
+        return {"generator": (self.generator_optimizer, self.generator.trainable_variables),
+                "discriminator": (self.discriminator_optimizer, self.discriminator.trainable_variables)}
+
+    def _random_requests(self, n):
+        low, high = self.energy_range
+        energy = keras.random.uniform((n, 1), low, high, seed=self.training_seed)
+        particle = keras.random.randint((n,), 0, len(self.particles), seed=self.training_seed)
+        noise = keras.random.normal((n, self.latent_size), seed=self.training_seed)
+        return noise, energy, particle
+
+    def _discriminator_step(self, images, energy, particle, target: float) -> dict:
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, parts = adversarial_loss(self.discriminator([*images, energy], training=True), target, energy,
+                                           particle)
+        self.discriminator_optimizer.apply(tape.gradient(loss, variables), variables)
+        return parts
+
+    def _generator_step(self, n) -> dict:
+        noise, energy, particle = self._random_requests(n)
+        variables = self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            fake = self.generator([noise, energy, particle], training=True)
+            loss, parts = adversarial_loss(self.discriminator([*fake, energy], training=True), 1.0, energy, particle)
+        self.generator_optimizer.apply(tape.gradient(loss, variables), variables)
+        return parts
+
+    def train_step(self, data):
+        data = data[0] if isinstance(data, tuple) else data
+        real = [ops.expand_dims(data[name], -1) for name in LAYER_NAMES]
+        energy, n = ops.reshape(data["energy"], (-1, 1)), ops.shape(data["energy"])[0]
+        particle = data.get("particle", ops.full((n,), self.particle_index))
+        real_parts = self._discriminator_step(real, energy, particle, 1.0)
+        noise, fake_energy, fake_particle = self._random_requests(n)
+        fake = self.generator([noise, fake_energy, fake_particle], training=False)
+        fake_parts = self._discriminator_step(fake, fake_energy, fake_particle, 0.0)
+        generator_parts = [self._generator_step(n) for _ in range(2)]
+        return {"d_real": real_parts["adversarial"], "d_fake": fake_parts["adversarial"],
+                "g_loss": sum(p["adversarial"] for p in generator_parts) / 2.0,
+                "g_energy": sum(p["energy"] for p in generator_parts) / 2.0}
+
+    def layer_groups(self) -> dict:
+        return {"generator": self.generator.layers, "discriminator": self.discriminator.layers}
+
+    def get_config(self):
+        return {**super().get_config(), "particle": self.particle, "particles": list(self.particles),
+                "latent_size": self.latent_size, "discriminator_filters": self.discriminator_filters,
+                "energy_range": list(self.energy_range), "attention": self.attention,
+                "generator_learning_rate": self.generator_learning_rate,
+                "discriminator_learning_rate": self.discriminator_learning_rate, "beta_1": self.beta_1}
+
+
+# ---------------------------------------------------------------------------- presets
+
+PRESET_LATENT_SIZE = 32  # the paper's 1024 makes a 120 MB generator; see the card
+PRESET_DISCRIMINATOR_FILTERS = 32
+
+
+def _preset(particle: str) -> PresetSpec:
+    return PresetSpec(
+        name=f"calogan-{particle}",
+        model_class=CaloGAN,
+        config=dict(particle=particle, particles=[particle], latent_size=PRESET_LATENT_SIZE,
+                    discriminator_filters=PRESET_DISCRIMINATOR_FILTERS, energy_range=list(ENERGY_RANGE_GEV)),
+        recipe=f"training.recipes.calogan:recipe_{particle}",
+        summary=f"CaloGAN showers of {PARTICLE_NAMES[particle]} of 1-100 GeV in the three-layer Pb/LAr "
+                "calorimeter: generate(energies, seed).",
+        inputs=(TensorSpec("energies", (None,), "incident energies (GeV)"),
+                TensorSpec("seed", (None,), "one seed per shower", dtype="int64")),
+        outputs=tuple(TensorSpec(name, (None, *shape), f"cell energies of layer {i} (GeV)")
+                      for i, (name, shape) in enumerate(zip(LAYER_NAMES, LAYER_SHAPES))),
+        paper=PAPER,
+    )
+
+
+BIBTEX = """@article{paganini2018calogan,
+  title = {CaloGAN: Simulating 3D high energy particle showers in multilayer electromagnetic calorimeters
+           with generative adversarial networks},
+  author = {Paganini, Michela and de Oliveira, Luke and Nachman, Benjamin},
+  journal = {Phys. Rev. D},
+  volume = {97},
+  pages = {014021},
+  year = {2018},
+  doi = {10.1103/PhysRevD.97.014021},
+  eprint = {1712.10321},
+  archivePrefix = {arXiv}
+}"""
+
+FAMILY = Family(
+    name="calogan",
+    module=__name__,
+    bibtex=BIBTEX,
+    task="shower-generation",
+    presets=tuple(_preset(p) for p in PARTICLES),
+    intended_use=(
+        "Fast simulation of showers in the CaloGAN calorimeter (Pb/LAr, three layers of 3 x 96, 12 x 12 and 12 x 6 "
+        "cells) for positrons, photons and charged pions of 1-100 GeV at normal incidence: "
+        "`model.generate(energies, seed)` gives the cell energies in GeV, and the exported `generate` signature "
+        "serves them. A starting point for fine-tuning on the public Geant4 CaloGAN data set (same HDF5 layout) "
+        "or on one's own showers; the preset ships the discriminator for that."
+    ),
+    limitations=(
+        "Trained on the zoo's parametrised (GFlash-style) shower simulation, not on Geant4: the showers it "
+        "imitates are smoother than Geant4's, and pion showers come from an approximate hadronic model. Normal "
+        "incidence at the centre of the calorimeter only; energies outside 1-100 GeV are extrapolations (a "
+        "warning says so). A GAN matches distributions, not individual showers; the tables above say how well "
+        "each shower-shape variable is reproduced, and the classifier test how distinguishable the showers are."
+    ),
+    tiny_overrides={"latent_size": 4, "discriminator_filters": 2},
+)
