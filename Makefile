@@ -38,6 +38,8 @@ benchmarks: install
 	$(BIN)/python -m pip install -q -e '.[jets,ray]'
 	$(BIN)/python benchmarks/jet_generation.py
 	$(BIN)/python benchmarks/jet_tagger_speed.py
+	$(BIN)/python benchmarks/calogan_speed.py
+	$(BIN)/python benchmarks/calogan_training.py
 
 # the documentation site from README.md and model_cards/ into build/site (MkDocs, strict; fails on a broken link or missing figure)
 docs: install

@@ -31,11 +31,22 @@ def endpoint_inputs(model, endpoint, n=3, seed=0):
     return model.random_inputs(n, seed=seed, endpoint=endpoint.name)
 
 
+def as_numpy(outputs):
+    return {k: np.asarray(v) for k, v in outputs.items()} if isinstance(outputs, dict) else np.asarray(outputs)
+
+
 def declared_shape_matches(shape, declared):
     return len(shape) == len(declared) and all(d is None or d == s for s, d in zip(shape, declared))
 
 
 def close(a, b, atol=1e-5):
+    """a == b to float32 arithmetic, for arrays or for dicts of named outputs (multi-output models)."""
+    if isinstance(b, dict):
+        assert sorted(a) == sorted(b)
+        for key in b:
+            close(a[key], b[key], atol)
+        return
+    a, b = np.asarray(a), np.asarray(b)
     scale = max(1.0, float(np.max(np.abs(b))) if np.size(b) else 1.0)
     np.testing.assert_allclose(a, b, atol=atol * scale, rtol=1e-5)
 
@@ -61,7 +72,7 @@ def test_predict_is_the_serving_default_endpoint_and_keras_call(name):
     x = model.random_inputs(4, seed=1)
     feed = x if len(x) > 1 else next(iter(x.values()))
     predicted = model.predict(feed)
-    close(predicted, np.asarray(model(feed, training=False)))
+    close(predicted, as_numpy(model(feed, training=False)))
     close(predicted, keras.Model.predict(model, feed, verbose=0))
 
 
@@ -81,7 +92,7 @@ def test_keras_file_round_trip(name, tmp_path):
     model.save(path)
     restored = keras.saving.load_model(path, safe_mode=True)
     feed = x if len(x) > 1 else next(iter(x.values()))
-    np.testing.assert_allclose(np.asarray(restored(feed)), np.asarray(model(feed)), atol=1e-6)
+    close(as_numpy(restored(feed)), as_numpy(model(feed)), atol=1e-6)
 
 
 @pytest.fixture(scope="module")

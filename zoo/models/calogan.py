@@ -119,7 +119,8 @@ class CaloGAN(ZooModel):
         "CaloGAN trains with its own two-optimizer train_step through Keras fit, which fails under "
         "MultiWorkerMirroredStrategy (keras-team/keras#20585); use --strategy cpu, auto, mirrored or tpu."))
     fine_tuning = FineTuning(refusal=(
-        "`zoo finetune` feeds a model's serving inputs and a target; a GAN learns from showers instead. Fine-tune "
+        "`zoo finetune` does not apply to a GAN: it feeds a model's serving inputs and a target, and a GAN learns "
+        "from showers instead. Fine-tune "
         "in Python, with both networks' pretrained weights: model = zoo.load(NAME); model.compile(); "
         "model.fit({'layer_0': ..., 'layer_1': ..., 'layer_2': ... (GeV), 'energy': (n, 1) GeV, 'particle': (n,) "
         "class index}, batch_size=256, epochs=...)."))
@@ -224,7 +225,7 @@ class CaloGAN(ZooModel):
         with tf.GradientTape() as tape:
             loss, parts = adversarial_loss(self.discriminator([*images, energy], training=True), target, energy,
                                            particle)
-        self.discriminator_optimizer.apply(tape.gradient(loss, variables), variables)
+        self.discriminator_optimizer.apply(tape.gradient(loss / _replicas(), variables), variables)
         return parts
 
     def _generator_step(self, n) -> dict:
@@ -233,7 +234,7 @@ class CaloGAN(ZooModel):
         with tf.GradientTape() as tape:
             fake = self.generator([noise, energy, particle], training=True)
             loss, parts = adversarial_loss(self.discriminator([*fake, energy], training=True), 1.0, energy, particle)
-        self.generator_optimizer.apply(tape.gradient(loss, variables), variables)
+        self.generator_optimizer.apply(tape.gradient(loss / _replicas(), variables), variables)
         return parts
 
     def train_step(self, data):
@@ -259,6 +260,11 @@ class CaloGAN(ZooModel):
                 "energy_range": list(self.energy_range), "attention": self.attention,
                 "generator_learning_rate": self.generator_learning_rate,
                 "discriminator_learning_rate": self.discriminator_learning_rate, "beta_1": self.beta_1}
+
+
+def _replicas() -> int:
+    """Replicas in sync: their gradients are summed, so each replica's loss is divided by their number."""
+    return tf.distribute.get_replica_context().num_replicas_in_sync
 
 
 # ---------------------------------------------------------------------------- presets

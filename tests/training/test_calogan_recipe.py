@@ -1,0 +1,74 @@
+"""The CaloGAN recipe: data in GeV, the evaluation's metrics and card sections, installing a JAX run's weights."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+import zoo
+from training.recipes import calogan as recipe_module
+from training.simulators import calorimeter
+
+TINY = {"latent_size": 4, "discriminator_filters": 2}
+
+
+@pytest.fixture(scope="module")
+def small_recipe():
+    return dataclasses.replace(recipe_module.recipe_gamma(), n_evaluation=300, classifier_epochs=2)
+
+
+def test_simulated_showers_are_in_gev(small_recipe):
+    data = recipe_module.simulate(small_recipe, 50, seed=3)
+    total = sum(layer.sum(axis=(1, 2)) for layer in data.layers.values())
+    assert len(data) == 50 and np.all(total <= data.energies * (1 + 1e-6))
+    assert np.all(total > 0.5 * data.energies)  # photons in ~30 X0 deposit most of their energy
+    arrays = recipe_module.fit_arrays(data, 0)
+    assert arrays["energy"].shape == (50, 1) and arrays["particle"].shape == (50,)
+
+
+def test_the_simulator_against_an_independent_sample_of_itself(small_recipe):
+    """Two seeds of the simulator: the classifier cannot tell them apart and the mean response agrees."""
+    data = recipe_module.simulate(small_recipe, 600, seed=4)
+    raw = calorimeter.simulate("gamma", 600, seed=5, energies=data.energies)
+    other = {k: raw[k] / 1000.0 for k in data.layers}
+    metrics, table = recipe_module.compare(small_recipe, data, other, seed=4)
+    assert metrics["worst_mean_response_deviation"] < 0.02
+    assert abs(metrics["classifier_auc"] - 0.5) < 5 * metrics["classifier_auc_error"] + 0.02
+    assert metrics["ks/depth"] < 0.15 and len(table["mean_ratio"]) == len(recipe_module.ENERGY_BINS_GEV) - 1
+
+
+def test_install_from_a_jax_run(tmp_path, small_recipe, monkeypatch):
+    """A calogan_jax run folder (generator, discriminator, history.json) becomes a verified preset folder."""
+    monkeypatch.setattr(recipe_module, "recipe_gamma", lambda: small_recipe)
+    trained = zoo.load("calogan-gamma", pretrained=False, **TINY)
+    trained.build_with_examples()
+    run = tmp_path / "run"
+    run.mkdir()
+    trained.generator.save_weights(run / "generator.weights.h5")
+    trained.discriminator.save_weights(run / "discriminator.weights.h5")
+    (run / "history.json").write_text(json.dumps({"steps": 3, "epochs": 0.1, "train_seconds": 1.5,
+                                                  "device": "cpu", "particles": ["gamma"], "g_loss": [0.7]}))
+    original_load = zoo.load
+    monkeypatch.setattr(zoo, "load", lambda name, pretrained=True, **kw: original_load(name, pretrained, **{**TINY, **kw}))
+    metadata = recipe_module.install_from_run(small_recipe, run, tmp_path / "work")
+    folder = tmp_path / "work" / "artifact"
+    assert (folder / "evaluation.png").stat().st_size > 10_000
+    assert metadata["training"]["steps"] == 3 and metadata["training"]["device"] == "cpu"
+    assert {t["metric"] for t in metadata["targets"]} == {"classifier_auc", "worst_mean_response_deviation",
+                                                          "worst_resolution_deviation"}
+    titles = [s["title"] for s in metadata["card_sections"]]
+    assert titles == ["Shower shapes: simulator against generated", "Energy response and resolution",
+                      "Generation speed", "Training"]
+    loaded = zoo.load(str(folder))
+    expected = trained.generate(np.array([5.0, 50.0]), seed=9)
+    got = loaded.generate(np.array([5.0, 50.0]), seed=9)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name])
+
+
+def test_a_run_of_another_particle_is_refused(tmp_path, small_recipe):
+    (tmp_path / "history.json").write_text(json.dumps({"particles": ["eplus"], "steps": 1}))
+    with pytest.raises(ValueError, match="calogan-gamma needs"):
+        recipe_module.install_from_run(small_recipe, tmp_path, tmp_path / "work")
