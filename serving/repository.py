@@ -78,6 +78,8 @@ class Signature:
             if not leaf_types <= {int, float}:
                 received = sorted(t.__name__ for t in leaf_types - {int, float})
                 raise BadRequest(f"input '{key}' must hold numbers; received {received} values")
+        if spec.dtype.is_integer:
+            _refuse_fractions(key, value, spec.dtype.name)
         try:
             with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
                 array = np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
@@ -106,6 +108,21 @@ class Signature:
         except tf.errors.InvalidArgumentError as e:  # a check inside the model's graph, as TF Serving reports it
             raise BadRequest(_assertion_message(e.message)) from None
         return {k: v.numpy() for k, v in outputs.items()}
+
+
+def _refuse_fractions(key: str, value, dtype: str) -> None:
+    """An integer input (seeds, indices) takes whole numbers only, never rounded (as the zoo's checks do)."""
+    try:
+        given = np.asarray(value)
+    except (TypeError, ValueError):
+        return  # ragged: the cast in _array reports it
+    if given.dtype.kind != "f":
+        return
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(given) & (np.floor(given) == given) & (np.abs(given) < 2.0**63)
+    if not np.all(whole):
+        raise BadRequest(f"input '{key}' must hold whole numbers ({dtype}); received e.g. "
+                         f"{given[~whole].ravel()[:3].tolist()}")
 
 
 def _leaf_types(value, rank: int):

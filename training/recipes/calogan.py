@@ -169,7 +169,7 @@ def generation_speed(recipe, model, seed: int) -> dict:
     speed = {}
     for batch in SPEED_BATCHES:
         energies = rng.uniform(1, 100, batch)
-        speed[f"gan_batch_{batch}"] = 1000 * time_per_shower(lambda: model.generate(energies, seed=seed)) / batch
+        speed[f"gan_batch_{batch}"] = 1000 * time_per_shower(lambda e=energies: model.generate(e, seed=seed)) / batch
     n_simulated = 200
     speed["simulator"] = 1000 * time_per_shower(lambda: calorimeter.simulate(recipe.particle, n_simulated, seed),
                                                 repeats=1) / n_simulated
@@ -316,7 +316,8 @@ def train_and_evaluate(recipe: CaloGANRecipe, workdir, epochs: int | None = None
                                      epochs, recipe.batch_size, workdir, verbose=verbose)
     steps = epochs * (len(train) // recipe.batch_size)
     training = _training_record(model, "Keras fit (TensorFlow train_step)", common.machine(), steps, epochs,
-                                len(train), recipe.batch_size, loop.training_seconds(workdir))
+                                len(train), recipe.batch_size, loop.training_seconds(workdir),
+                                (history.get("g_loss") or [None])[-1])
     return evaluate_and_write(dataclasses.replace(recipe, epochs=epochs), model, workdir, training, history)
 
 
@@ -334,9 +335,11 @@ def install_from_run(recipe: CaloGANRecipe, run_dir, workdir, discriminator_step
     model.generator.load_weights(run_dir / "generator.weights.h5")
     training = _training_record(model, "the JAX loop (training/recipes/calogan_jax.py)", record["device"],
                                 record["steps"], record["epochs"], recipe.n_train, recipe.batch_size,
-                                record["train_seconds"])
+                                record["train_seconds"], (record.get("g_loss") or [None])[-1])
     if (run_dir / "discriminator.weights.h5").exists():
         model.discriminator.load_weights(run_dir / "discriminator.weights.h5")
+        if "discriminator_note" in record:  # a discriminator trained after the run (train_discriminator)
+            training["discriminator"] = record["discriminator_note"]
     else:
         training["discriminator"] = train_discriminator(recipe, model, discriminator_steps)
     history = {k: v for k, v in record.items() if isinstance(v, list) and k != "particles"}
@@ -370,10 +373,13 @@ def train_discriminator(recipe, model, steps: int) -> str:
             f"({time.time() - start:.0f} s, final fake-batch loss {float(loss):.3f}): the run's own was not kept")
 
 
-def _training_record(model, method, device, steps, epochs, n_train, batch_size, seconds) -> dict:
-    return {"method": method, "device": device, "steps": int(steps), "epochs": float(epochs), "n_train": int(n_train),
-            "batch_size": int(batch_size), "train_seconds": float(seconds), "latent_size": model.latent_size,
-            "discriminator_filters": model.discriminator_filters}
+def _training_record(model, method, device, steps, epochs, n_train, batch_size, seconds, final_loss=None) -> dict:
+    """The training entry of metadata.json; ``machine``, ``epochs`` and ``train_seconds_final_model`` are the
+    fields the generic card text reads (the device may be an accelerator, not this machine)."""
+    return {"method": method, "device": device, "steps": int(steps), "epochs": round(float(epochs), 1),
+            "n_train": int(n_train), "batch_size": int(batch_size), "train_seconds": float(seconds),
+            "train_seconds_final_model": float(seconds), "machine": device, "final_loss": final_loss,
+            "latent_size": model.latent_size, "discriminator_filters": model.discriminator_filters}
 
 
 def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 2000) -> list:

@@ -225,7 +225,7 @@ def main(argv=None) -> int:
             break
     history["epochs"] = step * args.batch_size / n
     history["train_seconds"] = history.get("train_seconds", 0.0) + time.time() - train_start
-    history["device"] = str(jax.devices()[0])
+    history["device"] = f"{jax.devices()[0].device_kind} ({jax.devices()[0]}, JAX {jax.__version__})"
     history["particles"] = list(particles)
     save(args.out, state, networks, step, history)
     print(f"done: {step} steps, {history['epochs']:.1f} epochs, {history['train_seconds']:.0f} s", flush=True)

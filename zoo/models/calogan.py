@@ -21,7 +21,6 @@ separate ones (see the CaloGAN note in the repository's history), so none ships.
 """
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import keras
@@ -30,8 +29,13 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.models.base import ZooModel
-from zoo.models.calogan_networks import (LAYER_NAMES, LAYER_SHAPES, adversarial_loss, build_discriminator,
-                                         build_generator)
+from zoo.models.calogan_networks import (
+    LAYER_NAMES,
+    LAYER_SHAPES,
+    adversarial_loss,
+    build_discriminator,
+    build_generator,
+)
 from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import InputCheck, first_rows
 
@@ -225,7 +229,8 @@ class CaloGAN(ZooModel):
         with tf.GradientTape() as tape:
             loss, parts = adversarial_loss(self.discriminator([*images, energy], training=True), target, energy,
                                            particle)
-        self.discriminator_optimizer.apply(tape.gradient(loss / _replicas(), variables), variables)
+            scaled = loss / _replicas()
+        self.discriminator_optimizer.apply(tape.gradient(scaled, variables), variables)
         return parts
 
     def _generator_step(self, n) -> dict:
@@ -234,7 +239,8 @@ class CaloGAN(ZooModel):
         with tf.GradientTape() as tape:
             fake = self.generator([noise, energy, particle], training=True)
             loss, parts = adversarial_loss(self.discriminator([*fake, energy], training=True), 1.0, energy, particle)
-        self.generator_optimizer.apply(tape.gradient(loss / _replicas(), variables), variables)
+            scaled = loss / _replicas()
+        self.generator_optimizer.apply(tape.gradient(scaled, variables), variables)
         return parts
 
     def train_step(self, data):
