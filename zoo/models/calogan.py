@@ -74,8 +74,10 @@ class ShowerRequestCheck(InputCheck):
         return arrays
 
     def graph(self, tensors: dict) -> dict:
-        tf.debugging.Assert(tf.reduce_all(tensors["energies"] > 0), ["energies must be > 0 GeV"])
-        tf.debugging.Assert(tf.reduce_all(tensors["seed"] >= 0), ["seed must be >= 0"])
+        energies, seeds = tensors["energies"], tensors["seed"]
+        tf.debugging.Assert(tf.reduce_all(energies > 0), ["energies must be > 0 GeV; received",
+                                                          tf.boolean_mask(energies, energies <= 0)[:5]])
+        tf.debugging.Assert(tf.reduce_all(seeds >= 0), ["seed must be >= 0; received", tf.boolean_mask(seeds, seeds < 0)[:5]])
         return tensors
 
 
