@@ -40,6 +40,7 @@ benchmarks: install
 	$(BIN)/python benchmarks/jet_tagger_speed.py
 	$(BIN)/python benchmarks/calogan_speed.py
 	$(BIN)/python benchmarks/calogan_training.py
+	$(BIN)/python benchmarks/flow_sampling.py
 
 # the documentation site from README.md and model_cards/ into build/site (MkDocs, strict; fails on a broken link or missing figure)
 docs: install
