@@ -336,7 +336,10 @@ FAMILY = Family(
         "Sampling 2D lattice phi^4 theory at the preset's couplings without a Markov chain: `sample(n, seed)` "
         "draws fields with their exact log density, which importance weights or an independence Metropolis "
         "step turn into exact samples of exp(-S) / Z; `log_prob`, `action`, `encode` and `decode` expose the "
-        "flow. A starting point for flows at nearby couplings (continue the reverse-KL training in Python)."
+        "flow. A starting point for flows at nearby couplings (continue the reverse-KL training in Python). "
+        "tensorflow-probability supplies the prior (a `Normal` whose `log_prob` returns tensors inside the model); "
+        "the couplings are Keras layers rather than tfp bijectors, so that Keras tracks, saves and exports their "
+        "networks' weights like any other layer's."
     ),
     limitations=(
         "One lattice size and one point (m2, lam) per preset; the flow is trained by reverse KL, which can miss "
