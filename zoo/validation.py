@@ -148,6 +148,28 @@ class InputCheck:
         return tensors
 
 
+class SeedCheck(InputCheck):
+    """Per-row seeds of a seeded endpoint (``sample``, ``generate``): integers >= 0 (whole numbers are checked
+    before, by the input's int64 dtype)."""
+
+    def __init__(self, name: str = "seed"):
+        self.name = name
+
+    def numpy(self, arrays: dict) -> dict:
+        negative = np.flatnonzero(arrays[self.name] < 0)
+        if negative.size:
+            raise ValueError(f"Input {self.name!r} must hold integers >= 0; rows {first_rows(negative)} are negative.")
+        return arrays
+
+    def graph(self, tensors: dict) -> dict:
+        import tensorflow as tf
+
+        seeds = tensors[self.name]
+        tf.debugging.Assert(tf.reduce_all(seeds >= 0), [f"{self.name} must be >= 0; received",
+                                                       tf.boolean_mask(seeds, seeds < 0)[:5]])
+        return tensors
+
+
 class SpinCheck(InputCheck):
     """Square lattices of spins +-1 with L >= ``min_size``; 0/1 occupations are converted with s = 2 n - 1."""
 

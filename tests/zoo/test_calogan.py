@@ -7,7 +7,8 @@ import pytest
 import zoo
 from training import loop
 from training.recipes import calogan as recipe_module
-from zoo.models.calogan import CaloGAN, shower_seeds
+from zoo.models.base import row_seeds
+from zoo.models.calogan import CaloGAN
 from zoo.models.calogan_networks import InpaintingAttention, MinibatchDiscrimination
 
 SHAPES = {"layer_0": (3, 96), "layer_1": (12, 12), "layer_2": (12, 6)}
@@ -30,7 +31,7 @@ def test_same_seed_same_showers_in_any_batch(tiny):
     energies = np.linspace(5, 95, 7)
     first, again = tiny.generate(energies, seed=11), tiny.generate(energies, seed=11)
     other = tiny.generate(energies, seed=12)
-    seeds = shower_seeds(7, 11)
+    seeds = row_seeds(7, 11)
     alone = tiny.run_endpoint("generate", {"energies": energies[3:4], "seed": seeds[3:4]})
     chunked = tiny.generate(energies, seed=11, batch_size=2)
     for name in SHAPES:
@@ -40,11 +41,11 @@ def test_same_seed_same_showers_in_any_batch(tiny):
         assert not np.allclose(first[name], other[name])
 
 
-def test_shower_seeds_are_distinct_and_reproducible():
-    seeds = shower_seeds(1000, 5)
+def test_row_seeds_are_distinct_and_reproducible():
+    seeds = row_seeds(1000, 5)
     assert len(set(seeds.tolist())) == 1000 and np.all(seeds >= 0)
-    np.testing.assert_array_equal(seeds, shower_seeds(1000, 5))
-    np.testing.assert_array_equal(shower_seeds(10, 5), seeds[:10])
+    np.testing.assert_array_equal(seeds, row_seeds(1000, 5))
+    np.testing.assert_array_equal(row_seeds(10, 5), seeds[:10])
 
 
 @pytest.mark.parametrize("energies, message", [

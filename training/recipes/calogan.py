@@ -124,9 +124,14 @@ def generated_like(model, data: Showers, seed: int) -> dict:
     return model.generate(data.energies, seed=int(seed))
 
 
+def _seed_of(recipe, data: Showers) -> int:
+    """The generator's seed for ``data``: the simulator's seed of the showers, else the evaluation seed."""
+    return recipe.evaluation_seed if data.seed is None else data.seed
+
+
 def task_metrics(recipe, model, data: Showers, seed: int | None = None) -> dict:
     """Shape distances, classifier AUC and response of generated against simulated showers at the same energies."""
-    seed = recipe.evaluation_seed if seed is None and data.seed is None else (data.seed if seed is None else seed)
+    seed = _seed_of(recipe, data) if seed is None else seed
     generated = generated_like(model, data, seed)
     return compare(recipe, data, generated, seed)[0]
 
@@ -270,7 +275,7 @@ def render_evaluation(data: Showers, generated: dict) -> bytes:
 
 def render_figure(recipe, model, data: Showers, scan=None) -> bytes:
     """Figure of ``zoo evaluate --plot``: shape histograms and average images, simulator against generated."""
-    return render_evaluation(data, generated_like(model, data, data.seed or recipe.evaluation_seed))
+    return render_evaluation(data, generated_like(model, data, _seed_of(recipe, data)))
 
 
 # ----------------------------------------------------------------------------- training and installing
@@ -359,11 +364,7 @@ def train_discriminator(recipe, model, steps: int) -> str:
 
     @tf.function(autograph=False)
     def step(batch):
-        real = [tf.expand_dims(batch[name], -1) for name in shapes.LAYERS]
-        model._discriminator_step(real, batch["energy"], batch["particle"], 1.0)
-        noise, energy, particle = model._random_requests(tf.shape(batch["energy"])[0])
-        fake = model.generator([noise, energy, particle], training=False)
-        return model._discriminator_step(fake, energy, particle, 0.0)["adversarial"]
+        return model.discriminator_steps(batch)[1]["adversarial"]
 
     start = time.time()
     for _ in range(steps):

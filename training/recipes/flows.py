@@ -115,11 +115,11 @@ def observables(fields: np.ndarray, recipe) -> dict:
 def flow_chain(recipe, model, n: int, seed: int) -> dict:
     """Flow proposals at ``seed``, their Metropolis chain and its statistics."""
     phi, log_q = model.sample(n, seed=seed)
-    log_w = -lattice.phi4_action(phi, recipe.m2, recipe.lam) - log_q.astype(np.float64)
+    action = lattice.phi4_action(phi, recipe.m2, recipe.lam)
+    log_w = -action - log_q.astype(np.float64)
     index, acceptance = metropolis_chain(log_w, seed)
     chain = phi[index]
-    volume = recipe.L * recipe.L
-    tau = lattice.integrated_autocorrelation_time(lattice.phi4_action(chain, recipe.m2, recipe.lam) / volume)
+    tau = lattice.integrated_autocorrelation_time(action[index] / (recipe.L * recipe.L))
     return {"chain": chain, "proposals": phi, "log_w": log_w, "acceptance": acceptance,
             "ess": effective_sample_size(log_w), "tau_action": tau}
 

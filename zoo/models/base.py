@@ -253,6 +253,33 @@ def _is_dataset(x) -> bool:
     return type(x).__name__ in {"DatasetV2", "_PrefetchDataset", "PyDataset"} or hasattr(x, "element_spec")
 
 
+MAX_SEED = 2**63 - 1
+
+
+def replicas_in_sync() -> int:
+    """Replicas of the current distribution strategy: their gradients are summed, so a model's own
+    ``train_step`` divides each replica's loss by their number (1 outside any strategy)."""
+    return tf.distribute.get_replica_context().num_replicas_in_sync
+
+
+def row_seeds(n: int, seed: int | None) -> np.ndarray:
+    """``n`` independent per-row seeds (int64 >= 0) expanded from one user seed (fresh entropy for None).
+
+    Seeded endpoints take one seed per row, so a row's output depends on its seed alone, never on
+    the batch it is computed in; the first k seeds of ``row_seeds(n, s)`` are those of ``row_seeds(k, s)``."""
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ValueError(f"seed must be an integer >= 0 or None; received {seed!r}.")
+    state = np.random.SeedSequence(seed).generate_state(max(int(n), 1), dtype=np.uint64)[:n]
+    return (state & np.uint64(MAX_SEED)).astype(np.int64)
+
+
+def stateless_normal_rows(seeds, shape, salt: int):
+    """N(0, 1) draws of ``shape`` for each row, from the row's seed and a family's ``salt`` (stateless)."""
+    salt = tf.constant(salt, tf.int64)
+    return tf.map_fn(lambda s: tf.random.stateless_normal(shape, tf.stack([s, salt])), tf.cast(seeds, tf.int64),
+                     fn_output_signature=tf.float32)
+
+
 def dense_stack(units, output_size: int, name: str, activation: str = "elu") -> list:
     """Fully connected layers: ``activation`` on the hidden ones, linear output."""
     layers = [keras.layers.Dense(u, activation=activation, name=f"{name}_hidden_{i}") for i, u in enumerate(units)]

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from zoo.models.base import ZooModel
+from zoo.models.base import ZooModel, replicas_in_sync, row_seeds, stateless_normal_rows
 from zoo.models.calogan_networks import (
     LAYER_NAMES,
     LAYER_SHAPES,
@@ -37,7 +37,7 @@ from zoo.models.calogan_networks import (
     build_generator,
 )
 from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
-from zoo.validation import InputCheck, first_rows
+from zoo.validation import SeedCheck, first_rows
 
 PAPER = (
     "M. Paganini, L. de Oliveira, B. Nachman, CaloGAN: Simulating 3D high energy particle showers in multilayer "
@@ -47,17 +47,17 @@ PAPER = (
 PARTICLES = ("eplus", "gamma", "piplus")
 PARTICLE_NAMES = {"eplus": "positrons (e+)", "gamma": "photons", "piplus": "charged pions (pi+)"}
 ENERGY_RANGE_GEV = (1.0, 100.0)  # the paper's incident energies, E ~ U[1, 100] GeV
-MAX_SEED = 2**63 - 1
 
 
-class ShowerRequestCheck(InputCheck):
+class ShowerRequestCheck(SeedCheck):
     """Incident energies in GeV (> 0; outside the trained range with a warning) and integer seeds >= 0."""
 
     def __init__(self, energy_range=ENERGY_RANGE_GEV):
+        super().__init__("seed")
         self.low, self.high = (float(e) for e in energy_range)
 
     def numpy(self, arrays: dict) -> dict:
-        energies, seeds = arrays["energies"], arrays["seed"]
+        energies = arrays["energies"]
         bad = np.flatnonzero(energies <= 0)
         if bad.size:
             raise ValueError(f"Input 'energies' must be incident energies > 0 GeV; rows {first_rows(bad)} hold "
@@ -68,23 +68,13 @@ class ShowerRequestCheck(InputCheck):
             warnings.warn(f"{outside.size} incident energies lie outside the trained range {self.low:g} to "
                           f"{self.high:g} GeV (rows {first_rows(outside)}); the showers there are extrapolations.",
                           stacklevel=4)
-        if np.any(seeds < 0):
-            raise ValueError(f"Input 'seed' must hold integers >= 0; rows {first_rows(np.flatnonzero(seeds < 0))} "
-                             "are negative.")
-        return arrays
+        return super().numpy(arrays)
 
     def graph(self, tensors: dict) -> dict:
-        energies, seeds = tensors["energies"], tensors["seed"]
+        energies = tensors["energies"]
         tf.debugging.Assert(tf.reduce_all(energies > 0), ["energies must be > 0 GeV; received",
                                                           tf.boolean_mask(energies, energies <= 0)[:5]])
-        tf.debugging.Assert(tf.reduce_all(seeds >= 0), ["seed must be >= 0; received", tf.boolean_mask(seeds, seeds < 0)[:5]])
-        return tensors
-
-
-def shower_seeds(n: int, seed: int | None) -> np.ndarray:
-    """``n`` independent per-shower seeds (int64) drawn from one user seed (fresh entropy for None)."""
-    state = np.random.SeedSequence(seed).generate_state(max(int(n), 1), dtype=np.uint64)[:n]
-    return (state & np.uint64(MAX_SEED)).astype(np.int64)
+        return super().graph(tensors)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -188,9 +178,7 @@ class CaloGAN(ZooModel):
 
     def latent_noise(self, seeds):
         """z ~ N(0, 1) of each shower from its own seed (stateless: independent of the batch it is in)."""
-        seeds = tf.cast(seeds, tf.int64)
-        return tf.map_fn(lambda s: tf.random.stateless_normal((self.latent_size,), tf.stack([s, tf.constant(7919, tf.int64)])),
-                         seeds, fn_output_signature=tf.float32)
+        return stateless_normal_rows(seeds, (self.latent_size,), salt=7919)
 
     def showers_from_noise(self, noise, energies, particle, training=False) -> dict:
         """The generator's three layers (batch, rows, columns) in GeV for latent vectors and energies (GeV)."""
@@ -202,9 +190,7 @@ class CaloGAN(ZooModel):
         energies = np.asarray(energies, dtype=np.float64)
         if energies.ndim == 0 or (energies.ndim == 2 and energies.shape[1] == 1):
             energies = energies.reshape(-1)
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"seed must be an integer >= 0 or None; received {seed!r}.")
-        inputs = {"energies": energies, "seed": shower_seeds(len(energies), seed)}
+        inputs = {"energies": energies, "seed": row_seeds(len(energies), seed)}
         return self.run_endpoint("generate", inputs, batch_size=batch_size)
 
     # ------------------------------------------------------------------ training
@@ -231,7 +217,7 @@ class CaloGAN(ZooModel):
         with tf.GradientTape() as tape:
             loss, parts = adversarial_loss(self.discriminator([*images, energy], training=True), target, energy,
                                            particle)
-            scaled = loss / _replicas()
+            scaled = loss / replicas_in_sync()
         self.discriminator_optimizer.apply(tape.gradient(scaled, variables), variables)
         return parts
 
@@ -241,20 +227,26 @@ class CaloGAN(ZooModel):
         with tf.GradientTape() as tape:
             fake = self.generator([noise, energy, particle], training=True)
             loss, parts = adversarial_loss(self.discriminator([*fake, energy], training=True), 1.0, energy, particle)
-            scaled = loss / _replicas()
+            scaled = loss / replicas_in_sync()
         self.generator_optimizer.apply(tape.gradient(scaled, variables), variables)
         return parts
 
-    def train_step(self, data):
-        data = data[0] if isinstance(data, tuple) else data
+    def discriminator_steps(self, data: dict) -> tuple:
+        """The paper's two discriminator steps on a batch of showers (the ``fit`` dict): one on the simulated
+        showers, one on as many generated ones (the generator in inference mode, as the paper's
+        ``generator.predict``). Returns the loss parts of each."""
         real = [ops.expand_dims(data[name], -1) for name in LAYER_NAMES]
         energy, n = ops.reshape(data["energy"], (-1, 1)), ops.shape(data["energy"])[0]
         particle = data.get("particle", ops.full((n,), self.particle_index))
         real_parts = self._discriminator_step(real, energy, particle, 1.0)
         noise, fake_energy, fake_particle = self._random_requests(n)
         fake = self.generator([noise, fake_energy, fake_particle], training=False)
-        fake_parts = self._discriminator_step(fake, fake_energy, fake_particle, 0.0)
-        generator_parts = [self._generator_step(n) for _ in range(2)]
+        return real_parts, self._discriminator_step(fake, fake_energy, fake_particle, 0.0)
+
+    def train_step(self, data):
+        data = data[0] if isinstance(data, tuple) else data
+        real_parts, fake_parts = self.discriminator_steps(data)
+        generator_parts = [self._generator_step(ops.shape(data["energy"])[0]) for _ in range(2)]
         return {"d_real": real_parts["adversarial"], "d_fake": fake_parts["adversarial"],
                 "g_loss": sum(p["adversarial"] for p in generator_parts) / 2.0,
                 "g_energy": sum(p["energy"] for p in generator_parts) / 2.0}
@@ -268,11 +260,6 @@ class CaloGAN(ZooModel):
                 "energy_range": list(self.energy_range), "attention": self.attention,
                 "generator_learning_rate": self.generator_learning_rate,
                 "discriminator_learning_rate": self.discriminator_learning_rate, "beta_1": self.beta_1}
-
-
-def _replicas() -> int:
-    """Replicas in sync: their gradients are summed, so each replica's loss is divided by their number."""
-    return tf.distribute.get_replica_context().num_replicas_in_sync
 
 
 # ---------------------------------------------------------------------------- presets

@@ -29,9 +29,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import ops
 
-from zoo.models.base import ZooModel
+from zoo.models.base import ZooModel, replicas_in_sync, row_seeds, stateless_normal_rows
 from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
-from zoo.validation import InputCheck, first_rows
+from zoo.validation import SeedCheck
 
 PAPER = ("M. S. Albergo, G. Kanwar, P. E. Shanahan, Flow-based generative models for Markov chain Monte Carlo in "
          "lattice field theory, Phys. Rev. D 100, 034515 (2019), arXiv:1904.12072")
@@ -101,10 +101,6 @@ class AffineCoupling(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "L": self.L, "parity": self.parity,
                 "hidden_channels": list(self.hidden_channels), "kernel_size": self.kernel_size}
-
-
-class FieldCheck(InputCheck):
-    """Fields of the flow's lattice: (batch, L, L) finite real numbers (shape and finiteness are checked before)."""
 
 
 def phi4_action(phi, m2: float, lam: float):
@@ -223,9 +219,7 @@ class RealNVPFlow(ZooModel):
 
     def prior_noise(self, seeds):
         """z ~ N(0, 1) on every site of each field, from its own stateless seed."""
-        seeds = tf.cast(seeds, tf.int64)
-        return tf.map_fn(lambda s: tf.random.stateless_normal((self.L, self.L), tf.stack([s, tf.constant(104729, tf.int64)])),
-                         seeds, fn_output_signature=tf.float32)
+        return stateless_normal_rows(seeds, (self.L, self.L), salt=104729)
 
     def _sample_graph(self, seed):
         z = self.prior_noise(seed)
@@ -238,11 +232,7 @@ class RealNVPFlow(ZooModel):
         """``n`` fields (n, L, L) and their log q (n,) as numpy; the same seed gives the same fields."""
         if int(n) < 1:
             raise ValueError(f"sample needs n >= 1; received {n}.")
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"seed must be an integer >= 0 or None; received {seed!r}.")
-        state = np.random.SeedSequence(seed).generate_state(int(n), dtype=np.uint64)
-        seeds = (state & np.uint64(2**63 - 1)).astype(np.int64)
-        out = self.run_endpoint("sample", {"seed": seeds}, batch_size=batch_size)
+        out = self.run_endpoint("sample", {"seed": row_seeds(n, seed)}, batch_size=batch_size)
         return out["fields"], out["log_q"]
 
     def log_prob(self, fields, batch_size: int = 4096) -> np.ndarray:
@@ -264,7 +254,7 @@ class RealNVPFlow(ZooModel):
             log_q = self.prior_log_prob(z) - log_det
             action = self.action_tensor(phi)
             loss = ops.mean(log_q + action)  # KL(q || p) - log Z: the variational free energy
-            scaled = loss / tf.distribute.get_replica_context().num_replicas_in_sync
+            scaled = loss / replicas_in_sync()
         self.optimizer.apply(tape.gradient(scaled, self.trainable_variables), self.trainable_variables)
         log_w = -action - log_q
         ess = ops.exp(2 * ops.logsumexp(log_w) - ops.logsumexp(2 * log_w)) / ops.cast(n, "float32")
@@ -282,20 +272,6 @@ class RealNVPFlow(ZooModel):
         return {**super().get_config(), "L": self.L, "m2": self.m2, "lam": self.lam,
                 "coupling_layers": self.coupling_layers, "hidden_channels": list(self.hidden_channels),
                 "kernel_size": self.kernel_size}
-
-
-class SeedCheck(InputCheck):
-    """Seeds are integers >= 0."""
-
-    def numpy(self, arrays: dict) -> dict:
-        bad = np.flatnonzero(arrays["seed"] < 0)
-        if bad.size:
-            raise ValueError(f"Input 'seed' must hold integers >= 0; rows {first_rows(bad)} are negative.")
-        return arrays
-
-    def graph(self, tensors: dict) -> dict:
-        tf.debugging.Assert(tf.reduce_all(tensors["seed"] >= 0), ["seed must be >= 0"])
-        return tensors
 
 
 # ---------------------------------------------------------------------------- presets

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from zoo.models.base import SpinLatticeInputs, ZooModel
+from zoo.models.base import SpinLatticeInputs, ZooModel, replicas_in_sync
 from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import SpinCheck
 
@@ -160,10 +160,9 @@ class IsingRBM(SpinLatticeInputs, ZooModel):
     def train_step(self, data):
         spins = data[0] if isinstance(data, tuple) else data
         v_data = self.to_visible(spins)
-        replicas = tf.distribute.get_replica_context().num_replicas_in_sync  # gradients are summed over replicas
         with tf.GradientTape() as tape:
             loss = self.contrastive_loss(v_data)
-            scaled = loss / replicas
+            scaled = loss / replicas_in_sync()
         gradients = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return {"loss": loss, "free_energy": ops.mean(self.free_energy(v_data))}
