@@ -67,7 +67,8 @@ def _as_integers(array: np.ndarray, name: str, dtype: str) -> np.ndarray:
     """An integer input (seeds, indices): whole numbers only, never silently rounded."""
     if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
         return array.astype(dtype, copy=False)
-    whole = np.isfinite(array) & (np.floor(array) == array)
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(array) & (np.floor(array) == array) & (np.abs(array) < 2.0**63)  # int64's range
     if not np.all(whole):
         raise ValueError(f"Input {name!r} must hold whole numbers ({dtype}); received e.g. "
                          f"{array[~whole].ravel()[:3].tolist()}.")

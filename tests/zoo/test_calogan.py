@@ -69,6 +69,8 @@ def test_bad_seeds_are_refused(tiny):
         tiny.generate(np.array([10.0]), seed=-1)
     with pytest.raises(ValueError, match="whole numbers"):
         tiny.run_endpoint("generate", {"energies": np.array([10.0]), "seed": np.array([1.5])})
+    with pytest.raises(ValueError, match="whole numbers"):  # beyond int64: never wrapped around
+        tiny.run_endpoint("generate", {"energies": np.array([10.0]), "seed": np.array([1e30])})
 
 
 def test_unknown_particle_is_refused():
