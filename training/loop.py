@@ -134,7 +134,7 @@ class KLWarmup(keras.callbacks.Callback):
 
 
 def fit_resumable(model, optimizer, loss, train, validation, epochs: int, batch_size: int, workdir,
-                  callbacks=(), verbose: int = 2) -> dict:
+                  callbacks=(), verbose: int = 2, jit_compile="auto") -> dict:
     """Compile and fit ``model`` on ``train = (x, y)``, resuming from ``workdir``'s checkpoint.
 
     ``loss`` is the model's declared loss, or None for a model with its own
@@ -142,9 +142,10 @@ def fit_resumable(model, optimizer, loss, train, validation, epochs: int, batch_
     ``model.optimizers_to_checkpoint()`` names.
 
     Returns the history of every epoch, those before a resume included, with
-    ``epoch_seconds`` (the wall time of each epoch).
+    ``epoch_seconds`` (the wall time of each epoch). ``jit_compile`` goes to ``compile`` (Keras' "auto" leaves
+    XLA off for a model with its own ``train_step``; True compiles the whole step).
     """
-    model.compile(optimizer=optimizer, loss=loss)
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=jit_compile)
     done, history = restore_checkpoint(workdir, model)
     if done >= epochs:
         return history

@@ -81,14 +81,16 @@ def _fmt(value) -> str:
         return str(value)
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return str(value)
 
 
 def _front_matter(spec, metadata, task: str) -> str:
     metrics = metadata.get("metrics", {})
-    results = "\n".join(
+    results = "\n".join(  # the Hub's model-index takes one number per metric; lists stay in the card's table
         f"      - type: {key}\n        name: {key}\n        value: {float(value):.6g}"
-        for key, value in sorted(metrics.items())
+        for key, value in sorted(metrics.items()) if isinstance(value, (int, float)) and not isinstance(value, bool)
     )
     return (
         "---\n"

@@ -251,3 +251,47 @@ def test_diverging_trajectories_are_rejected_not_raised():
     force = lambda f: lt._phi4_force(f, -4.0, 8.0)
     samples, acceptance = lt.hmc(action, force, phi0, n_samples=5, step_size=0.6, n_steps=10, seed=13)
     assert acceptance == 0.0 and np.array_equal(samples[-1], phi0)
+
+
+def test_swendsen_wang_energy_matches_the_exact_partition_function():
+    """<E> / V = -(1/V) d ln Z / dK on a 4 x 4 torus near T_c, within five standard errors."""
+    L, K = 4, 0.4
+    spins = lt.ising_swendsen_wang(L, K, 2000, seed=0, n_chains=8).astype(float)
+    bonds = (spins * (np.roll(spins, -1, axis=2) + np.roll(spins, -1, axis=3))).sum(axis=(2, 3)) / (L * L)
+    h = 1e-5
+    exact = (lt.ising_log_z_exact(L, K + h) - lt.ising_log_z_exact(L, K - h)) / (2 * h) / (L * L)
+    mean, error = lt.mean_with_error(bonds)
+    assert abs(mean - exact) < 5 * error
+
+
+def test_continuous_fields_from_spins_have_the_exact_mean_action():
+    """<S> of x | s ~ N(M s, M) over exact Ising spins equals -d ln Z_cont / d(scale) at scale 1, computed here
+    as the exact identity <x^T M^{-1} x> = N + <s^T M s> checked on enumerated 2 x 2 spins."""
+    L, K = 2, 0.3
+    configurations = np.array(np.meshgrid(*[[-1, 1]] * 4, indexing="ij")).reshape(4, -1).T.reshape(-1, 2, 2)
+    spins = configurations.astype(float)
+    weights = np.exp(K * (spins * (np.roll(spins, -1, 1) + np.roll(spins, -1, 2))).sum(axis=(1, 2)))
+    picks = np.random.default_rng(0).choice(len(spins), size=40_000, p=weights / weights.sum())
+    x = lt.hs_ising_fields_from_spins(spins[picks], K, seed=1)
+    spectrum = K * lt.adjacency_eigenvalues(L) + lt.hs_default_offset(L, K)
+    minv_x = np.fft.ifft2(np.fft.fft2(x) / spectrum).real
+    quadratic = (x * minv_x).sum(axis=(1, 2))
+    m_s = np.fft.ifft2(np.fft.fft2(spins) * spectrum).real
+    expected = 4 + np.average((spins * m_s).sum(axis=(1, 2)), weights=weights)
+    assert abs(quadratic.mean() - expected) < 5 * quadratic.std() / np.sqrt(len(quadratic))
+
+
+@pytest.mark.parametrize("model, couplings, reference", [
+    ("hs_ising", {"K": 0.3}, lambda x: lt.hs_ising_action(x, 0.3)),
+    ("complex_phi4", {"kappa": 0.2, "lam": 1.0}, lambda x: lt.complex_phi4_action(x, 0.2, 1.0)),
+])
+def test_model_hmc_kernels_are_the_checked_actions_and_forces(model, couplings, reference):
+    action, force, components = lt._unchecked_kernels(model, 4, couplings)
+    shape = (3, 4, 4) + ((2,) if components == 2 else ())
+    x = np.random.default_rng(0).normal(size=shape)
+    np.testing.assert_allclose(action(x), reference(x), rtol=1e-12)
+    h, direction = 1e-6, np.random.default_rng(1).normal(size=shape)
+    numeric = (action(x + h * direction) - action(x - h * direction)) / (2 * h)
+    np.testing.assert_allclose((force(x) * direction).sum(axis=tuple(range(1, len(shape)))), numeric, rtol=1e-5)
+    samples, acceptance = lt.model_hmc(model, 4, couplings, 20, seed=0, n_chains=2, burn_in=5)
+    assert samples.shape == (20,) + (2,) + shape[1:] and 0.5 < acceptance <= 1

@@ -105,3 +105,162 @@ def test_metropolis_and_ess_on_known_weights():
     assert recipe_module.effective_sample_size(log_w) == pytest.approx(0.01)
     index, acceptance = recipe_module.metropolis_chain(log_w, seed=0)
     assert acceptance < 0.01 and np.all(index == 0)
+
+
+# ---------------------------------------------------------------------------- the hierarchical (NeuralRG) flow
+
+def small_hierarchy(L=4, action="hs_ising", couplings=None, z2_symmetric=False, seed=0):
+    from zoo.models.flows import NeuralRGFlow
+
+    keras.utils.set_random_seed(seed)
+    couplings = couplings or {"K": lattice.K_CRITICAL}
+    flow = NeuralRGFlow(L=L, action=action, couplings=couplings, block_couplings=3, hidden=(5,),
+                        z2_symmetric=z2_symmetric)
+    flow.build_with_examples()
+    rng = np.random.default_rng(seed)
+    for weight in flow.weights:  # the last layers start at zero (identity blocks): perturb every weight
+        weight.assign(weight.numpy() + 0.3 * rng.standard_normal(weight.shape).astype("float32"))
+    return flow
+
+
+@pytest.mark.parametrize("L, action, couplings", [(4, "hs_ising", None), (8, "hs_ising", None),
+                                                  (4, "complex_phi4", {"kappa": 0.3, "lam": 1.0})])
+def test_hierarchy_inverse_and_log_determinant(L, action, couplings):
+    flow = small_hierarchy(L, action, couplings)
+    shape = (L, L) if action == "hs_ising" else (L, L, 2)
+    z = tf.constant(np.random.default_rng(1).normal(size=(1,) + shape), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        phi, log_det = flow.decode(z)
+    back, log_det_inverse = flow.encode(phi)
+    np.testing.assert_allclose(np.asarray(back), z.numpy(), atol=1e-4)
+    np.testing.assert_allclose(float(log_det[0]) + float(log_det_inverse[0]), 0.0, atol=1e-4)
+    size = int(np.prod(shape))
+    jacobian = tape.jacobian(phi, z).numpy().reshape(size, size)
+    _, log_abs_det = np.linalg.slogdet(jacobian.astype(np.float64))
+    assert not np.allclose(jacobian, np.eye(size), atol=1e-2)  # a non-trivial bijection
+    np.testing.assert_allclose(float(log_det[0]), log_abs_det, atol=1e-3)
+
+
+def test_hierarchy_latent_variables_sit_where_they_were_decimated():
+    """Changing the coarsest latent variable (site (0, 0)) moves the whole lattice; a finest-level one only its
+    neighbourhood: the generator runs from coarse to fine."""
+    flow = small_hierarchy(8)
+    z = np.random.default_rng(2).normal(size=(1, 8, 8)).astype("float32")
+    base = np.asarray(flow.decode(tf.constant(z))[0])
+    coarse, fine = z.copy(), z.copy()
+    coarse[0, 0, 0] += 1.0
+    fine[0, 5, 5] += 1.0  # an odd site: decimated at the first level
+    moved_coarse = np.abs(np.asarray(flow.decode(tf.constant(coarse))[0]) - base) > 1e-6
+    moved_fine = np.abs(np.asarray(flow.decode(tf.constant(fine))[0]) - base) > 1e-6
+    assert moved_coarse.sum() == 64
+    assert 0 < moved_fine.sum() <= 16  # its decimator plaquette and the disentangler plaquettes around it
+
+
+def test_z2_symmetric_hierarchy_commutes_with_the_sign_flip():
+    flow = small_hierarchy(4, z2_symmetric=True)
+    z = np.random.default_rng(3).normal(size=(3, 4, 4)).astype("float32")
+    phi, log_det = flow.decode(tf.constant(z))
+    flipped, log_det_flipped = flow.decode(tf.constant(-z))
+    np.testing.assert_allclose(np.asarray(flipped), -np.asarray(phi), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(log_det_flipped), np.asarray(log_det), atol=1e-4)
+    fields = np.asarray(phi)
+    np.testing.assert_allclose(flow.log_prob(-fields), flow.log_prob(fields), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("action, couplings, reference", [
+    ("hs_ising", {"K": 0.4}, lambda x: lattice.hs_ising_action(x, 0.4)),
+    ("phi4", {"m2": -4.0, "lam": 8.0}, lambda x: lattice.phi4_action(x, -4.0, 8.0)),
+    ("complex_phi4", {"kappa": 0.3, "lam": 1.5}, lambda x: lattice.complex_phi4_action(x, 0.3, 1.5)),
+])
+def test_hierarchy_actions_are_the_simulators(action, couplings, reference):
+    flow = small_hierarchy(4, action, couplings)
+    shape = (4, 4, 2) if action == "complex_phi4" else (4, 4)
+    fields = np.random.default_rng(4).normal(size=(3,) + shape).astype("float32")
+    np.testing.assert_allclose(flow.action(fields), reference(fields), rtol=1e-5, atol=1e-3)
+
+
+def test_hierarchy_samples_carry_their_log_prob():
+    flow = small_hierarchy(4, "complex_phi4", {"kappa": 0.3, "lam": 1.0})
+    phi, log_q = flow.sample(5, seed=7)
+    assert phi.shape == (5, 4, 4, 2)
+    np.testing.assert_allclose(flow.log_prob(phi), log_q, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(flow.sample(5, seed=7)[0], phi)
+
+
+def test_hierarchy_refuses_bad_configurations_and_input():
+    from zoo.models.flows import NeuralRGFlow
+
+    with pytest.raises(ValueError, match="power of two"):
+        NeuralRGFlow(L=12)
+    with pytest.raises(ValueError, match="Unknown action"):
+        NeuralRGFlow(L=4, action="potts")
+    with pytest.raises(ValueError, match=r"\['K'\]"):
+        NeuralRGFlow(L=4, action="hs_ising", couplings={"kappa": 0.2})
+    flow = small_hierarchy(4)
+    with pytest.raises(ValueError, match="shape"):
+        flow.log_prob(np.zeros((2, 8, 8)))
+    with pytest.raises(ValueError, match="NaN"):
+        flow.log_prob(np.full((1, 4, 4), np.nan))
+
+
+def test_decimation_levels_count_the_hierarchys_latent_variables():
+    levels = recipe_module.decimation_levels(16)
+    assert [int((levels == level).sum()) for level in range(5)] == [192, 48, 12, 3, 1]
+    assert levels[0, 0] == 4 and levels[8, 8] == 3 and levels[4, 12] == 2 and levels[1, 0] == 0
+
+
+def test_bulk_statistics_of_independent_gaussians_through_the_identity_flow():
+    """The untrained hierarchical flow is the identity (its last layers start at zero): encoding i.i.d. N(0, 1)
+    fields gives unit spreads and correlations at the noise floor."""
+    from zoo.models.flows import NeuralRGFlow
+
+    flow = NeuralRGFlow(L=8, couplings={"K": 0.3}, block_couplings=2, hidden=(4,))
+    flow.build_with_examples()
+    fields = np.random.default_rng(0).standard_normal((4000, 8, 8)).astype("float32")
+    bulk = recipe_module.bulk_statistics(flow, fields)
+    assert bulk["levels"] == [0, 1, 2, 3] and bulk["count"] == [48, 12, 3, 1]
+    np.testing.assert_allclose(bulk["std"], 1.0, atol=0.05)
+    noise = np.sqrt(2 / np.pi / 4000)
+    assert np.nanmax(bulk["correlation_across_levels"]) < 2 * noise
+    # only the magnetisation's own building blocks correlate with it: 1/8 each, as 64 equal parts of m
+    np.testing.assert_allclose(bulk["correlation_with_m"], 1 / 8, atol=0.03)
+
+
+def test_symmetrized_flow_is_the_exact_mixture_and_samples_both_signs():
+    from zoo.models.flows import NeuralRGFlow
+
+    flow = small_hierarchy(4)
+    mixture = NeuralRGFlow.from_config({**flow.get_config(), "symmetrize": True})
+    mixture.build_with_examples()
+    mixture.set_weights(flow.get_weights())
+    phi = np.random.default_rng(5).normal(size=(4, 4, 4)).astype("float32")
+    expected = np.logaddexp(flow.log_prob(phi), flow.log_prob(-phi)) - np.log(2.0)
+    np.testing.assert_allclose(mixture.log_prob(phi), expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(mixture.log_prob(-phi), mixture.log_prob(phi), rtol=1e-5, atol=1e-4)
+    fields, log_q = mixture.sample(64, seed=3)
+    np.testing.assert_allclose(mixture.log_prob(fields), log_q, rtol=1e-4, atol=1e-3)
+    plain, _ = flow.sample(64, seed=3)
+    same = np.all(np.isclose(fields, plain, atol=1e-5), axis=(1, 2))
+    flipped = np.all(np.isclose(fields, -plain, atol=1e-5), axis=(1, 2))
+    assert np.all(same | flipped) and 16 < flipped.sum() < 48  # a fair coin per row (binomial, 4 sigma)
+
+
+def test_observable_errors_of_interleaved_chains_follow_each_chains_autocorrelation():
+    """16 AR(1) chains (rho = 0.9) interleaved time-major, as HMC returns them: the error of a mean must be
+    sqrt(2 tau var / N) with each chain's tau, not the naive one of the interleaved (apparently uncorrelated) series."""
+    import dataclasses
+
+    rng = np.random.default_rng(0)
+    T, chains, rho = 4000, 16, 0.9
+    x = np.zeros((T, chains))
+    for t in range(1, T):
+        x[t] = rho * x[t - 1] + np.sqrt(1 - rho**2) * rng.standard_normal(chains)
+    fields = np.broadcast_to(x.reshape(-1)[:, None, None], (T * chains, 2, 2)).copy()  # constant fields: m = x
+    recipe = dataclasses.replace(recipe_module.recipe_phi4_L8(), L=2)
+    _, error = recipe_module.observables(fields, recipe, chains)["abs_magnetisation"]
+    tau = lattice.integrated_autocorrelation_time(np.abs(x))  # per chain: (T, chains)
+    assert tau > 3
+    np.testing.assert_allclose(error, np.sqrt(2 * tau * np.abs(x).var() / (T * chains)), rtol=1e-6)
+    _, naive = recipe_module.observables(fields, recipe, 1)["abs_magnetisation"]
+    assert naive < 0.6 * error  # read as one chain, the interleaving hides the autocorrelation
