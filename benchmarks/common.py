@@ -40,7 +40,10 @@ def record_preset_results(name: str, results: dict, script: str) -> None:
 
     path = Path(__file__).resolve().parent / "results" / "presets.json"
     table = json.loads(path.read_text()) if path.exists() else {}
-    table[name] = dict(results, script=script)
+    previous = table.get(name, {})
+    others = [s for s in previous.get("script", "").split(", ") if s and s != script]
+    kept = {k: v for k, v in previous.items() if k != "script"} if others else {}  # other scripts' numbers stay
+    table[name] = {**kept, **results, "script": ", ".join([*others, script])}
     artifacts.write_json(path, table)
     if zoo.has_weights(name):
         cards.write_card(name)

@@ -114,7 +114,8 @@ def main(argv=None) -> int:
         "training step, zoo (s)": results["zoo_median_s_per_step"],
         "training step, PyTorch NeuralRG (s)": results["peer_median_s_per_step"],
         "PyTorch / zoo": results["peer_over_zoo"],
-        "machine": f"{results['machine']}, {args.threads} threads, batch {args.batch}"}, "benchmarks/neuralrg_training.py")
+        "training step, machine": f"{results['machine']}, {args.threads} threads, batch {args.batch}"},
+        "benchmarks/neuralrg_training.py")
     return 0
 
 

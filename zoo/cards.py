@@ -168,9 +168,9 @@ def _benchmarks_section(name) -> str:
     if not bench:
         return "Not measured yet: run the family's speed benchmark in benchmarks/."
     bench = dict(bench)
-    script = bench.pop("script")
+    scripts = ", ".join(f"`{script}`" for script in bench.pop("script").split(", "))
     rows = ["| measurement | value |", "|---|---|"] + [f"| {key} | {_fmt(value)} |" for key, value in sorted(bench.items())]
-    return f"Measured by `{script}` (side by side in one run).\n\n" + "\n".join(rows)
+    return f"Measured by {scripts} (each side by side in one run).\n\n" + "\n".join(rows)
 
 
 def _training_time(training) -> str:
