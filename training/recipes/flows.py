@@ -392,12 +392,7 @@ def hmc_section(comparison: dict, recipe) -> dict:
                     f"+- {comparison[f'{name}_hmc_action_per_site_error']:.4f} |")
     rows.append(f"| {reference_sampler(recipe)} (reference) | | | {comparison['action_per_site_reference']:.4f} +- "
                 f"{comparison['action_per_site_reference_error']:.4f} |")
-    labels = COMPLEX_LABELS if recipe.action == "complex_phi4" else LABELS
-    rows += ["", f"| observable | latent-space HMC | {reference_sampler(recipe)} | pull (sigma) |", "|---|---|---|---|"]
-    for name in observable_names(recipe):
-        rows.append(f"| {labels[name]} | {comparison[f'{name}_latent_hmc']:.4f} +- "
-                    f"{comparison[f'{name}_latent_hmc_error']:.4f} | {comparison[f'{name}_reference']:.4f} +- "
-                    f"{comparison[f'{name}_reference_error']:.4f} | {comparison[f'{name}_latent_hmc_pull']:.2f} |")
+    rows += ["", observables_table(comparison, recipe, "latent-space HMC", "latent_hmc")]
     text = "\n".join(rows) + (
         f"\n\n16 chains x {n_samples} trajectories each, trajectory length 1 (latent: 5 steps of 0.2; field: 10 "
         "steps of 0.1, jittered by 20%), 50 (latent) and 200 (field) trajectories of burn-in. Latent-space HMC "
@@ -429,15 +424,20 @@ def free_energy_text(metrics: dict) -> str:
     return text + "."
 
 
-def observables_section(metrics: dict, recipe) -> dict:
-    sampler = reference_sampler(recipe)
-    rows = [f"| observable | flow + Metropolis | {sampler} | pull (sigma) |", "|---|---|---|---|"]
+def observables_table(metrics: dict, recipe, sampler: str, key: str) -> str:
+    """Markdown table of the observables of ``sampler`` (metric names ``{observable}_{key}``) against the reference."""
+    rows = [f"| observable | {sampler} | {reference_sampler(recipe)} | pull (sigma) |", "|---|---|---|---|"]
     labels = COMPLEX_LABELS if recipe.action == "complex_phi4" else LABELS
     for name in observable_names(recipe):
-        rows.append(f"| {labels[name]} | {metrics[f'{name}_flow']:.4f} +- {metrics[f'{name}_flow_error']:.4f} | "
-                    f"{metrics[f'{name}_reference']:.4f} +- {metrics[f'{name}_reference_error']:.4f} | "
-                    f"{metrics[f'{name}_pull']:.2f} |")
-    text = "\n".join(rows) + (
+        pull = metrics[f"{name}_pull" if key == "flow" else f"{name}_{key}_pull"]
+        rows.append(f"| {labels[name]} | {metrics[f'{name}_{key}']:.4f} +- {metrics[f'{name}_{key}_error']:.4f} | "
+                    f"{metrics[f'{name}_reference']:.4f} +- {metrics[f'{name}_reference_error']:.4f} | {pull:.2f} |")
+    return "\n".join(rows)
+
+
+def observables_section(metrics: dict, recipe) -> dict:
+    sampler = reference_sampler(recipe)
+    text = observables_table(metrics, recipe, "flow + Metropolis", "flow") + (
         f"\n\n{recipe.n_evaluation} flow proposals (seed {recipe.evaluation_seed}) through an independence "
         f"Metropolis chain: acceptance {metrics['acceptance']:.1%}, ESS / N of the importance weights "
         f"{metrics['ess_per_sample']:.3f}, integrated autocorrelation time of S {metrics['tau_int_action_metropolis']:.2f} "
