@@ -259,7 +259,7 @@ def decimation_levels(L: int) -> np.ndarray:
 
     Site (i, j) survives level l while both i and j are multiples of 2^(l+1); so its level is the 2-adic
     valuation min(v2(i), v2(j)), and site (0, 0), the last one left, gets log2 L."""
-    top = int(round(math.log2(L)))
+    top = round(math.log2(L))
     v2 = np.array([top if i == 0 else (i & -i).bit_length() - 1 for i in range(L)])
     return np.minimum(v2[:, None], v2[None, :])
 
