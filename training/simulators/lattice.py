@@ -233,8 +233,10 @@ def complex_phi4_action(phi, kappa: float, lam: float) -> np.ndarray:
     kappa is the hopping parameter, lam -> infinity pins |phi| = 1 (the XY model at
     coupling 2 kappa).
     """
-    phi = _as_field(phi, components=2)
-    kappa, lam = _check_scalar(kappa, "kappa"), _check_scalar(lam, "lam")
+    return _complex_phi4_action(_as_field(phi, components=2), _check_scalar(kappa, "kappa"), _check_scalar(lam, "lam"))
+
+
+def _complex_phi4_action(phi, kappa, lam):
     modulus2 = (phi * phi).sum(axis=-1)
     hopping = forward_bonds(phi).sum(axis=-1)
     return (modulus2 - 2.0 * kappa * hopping + lam * (modulus2 - 1.0) ** 2).sum(axis=(1, 2))
@@ -242,8 +244,10 @@ def complex_phi4_action(phi, kappa: float, lam: float) -> np.ndarray:
 
 def complex_phi4_force(phi, kappa: float, lam: float) -> np.ndarray:
     """dS/dphi_a = 2 phi_a - 2 kappa sum_mu (phi_{a,x+mu} + phi_{a,x-mu}) + 4 lam (|phi|^2 - 1) phi_a, (n, L, L, 2)."""
-    phi = _as_field(phi, components=2)
-    kappa, lam = _check_scalar(kappa, "kappa"), _check_scalar(lam, "lam")
+    return _complex_phi4_force(_as_field(phi, components=2), _check_scalar(kappa, "kappa"), _check_scalar(lam, "lam"))
+
+
+def _complex_phi4_force(phi, kappa, lam):
     modulus2 = (phi * phi).sum(axis=-1, keepdims=True)
     return 2.0 * phi - 2.0 * kappa * neighbour_sum(phi) + 4.0 * lam * (modulus2 - 1.0) * phi
 
@@ -320,16 +324,26 @@ def hs_ising_action(x, K: float, offset: float | None = None) -> np.ndarray:
     M^{-1} is applied in momentum space, where M = K A + offset I is diagonal.
     """
     x = _as_field(x, "x")
-    spectrum, _ = _hs_spectrum(x.shape[1], K, offset)
-    minv_x = np.fft.ifft2(np.fft.fft2(x) / spectrum).real
-    return 0.5 * (x * minv_x).sum(axis=(1, 2)) - _log_cosh(x).sum(axis=(1, 2))
+    return _hs_ising_action(x, _hs_spectrum(x.shape[1], K, offset)[0])
+
+
+def _hs_inverse_coupling(x, spectrum):
+    """M^{-1} x, with M diagonal in momentum space."""
+    return np.fft.ifft2(np.fft.fft2(x) / spectrum).real
+
+
+def _hs_ising_action(x, spectrum):
+    return 0.5 * (x * _hs_inverse_coupling(x, spectrum)).sum(axis=(1, 2)) - _log_cosh(x).sum(axis=(1, 2))
+
+
+def _hs_ising_force(x, spectrum):
+    return _hs_inverse_coupling(x, spectrum) - np.tanh(x)
 
 
 def hs_ising_force(x, K: float, offset: float | None = None) -> np.ndarray:
     """dS/dx = M^{-1} x - tanh x, (n, L, L): the Gaussian pull against the spins' mean field."""
     x = _as_field(x, "x")
-    spectrum, _ = _hs_spectrum(x.shape[1], K, offset)
-    return np.fft.ifft2(np.fft.fft2(x) / spectrum).real - np.tanh(x)
+    return _hs_ising_force(x, _hs_spectrum(x.shape[1], K, offset)[0])
 
 
 def hs_ising_log_z(L: int, K: float, offset: float | None = None) -> float:
@@ -486,23 +500,12 @@ def _unchecked_kernels(model: str, L: int, couplings: dict) -> tuple:
         return functools.partial(_phi4_action, m2=m2, lam=lam), functools.partial(_phi4_force, m2=m2, lam=lam), 1
     if model == "hs_ising":
         spectrum, _ = _hs_spectrum(L, couplings["K"], couplings.get("offset"))
-        def minv(x):
-            return np.fft.ifft2(np.fft.fft2(x) / spectrum).real
-
-        return (lambda x: 0.5 * (x * minv(x)).sum(axis=(1, 2)) - _log_cosh(x).sum(axis=(1, 2)),
-                lambda x: minv(x) - np.tanh(x), 1)
+        return (functools.partial(_hs_ising_action, spectrum=spectrum),
+                functools.partial(_hs_ising_force, spectrum=spectrum), 1)
     if model == "complex_phi4":
         kappa, lam = _check_scalar(couplings["kappa"], "kappa"), _check_scalar(couplings["lam"], "lam")
-
-        def action(phi):
-            modulus2 = (phi * phi).sum(axis=-1)
-            hopping = forward_bonds(phi).sum(axis=-1)
-            return (modulus2 - 2.0 * kappa * hopping + lam * (modulus2 - 1.0) ** 2).sum(axis=(1, 2))
-
-        def force(phi):
-            modulus2 = (phi * phi).sum(axis=-1, keepdims=True)
-            return 2.0 * phi - 2.0 * kappa * neighbour_sum(phi) + 4.0 * lam * (modulus2 - 1.0) * phi
-        return action, force, 2
+        return (functools.partial(_complex_phi4_action, kappa=kappa, lam=lam),
+                functools.partial(_complex_phi4_force, kappa=kappa, lam=lam), 2)
     raise ValueError(f"Unknown lattice model {model!r}; expected 'phi4', 'hs_ising' or 'complex_phi4'.")
 
 

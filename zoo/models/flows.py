@@ -184,12 +184,15 @@ class LatticeFlow(ZooModel):
         return self.prior_log_prob(z) + log_det
 
     def log_prob_tensor(self, phi):
-        """log q(phi), or with ``symmetrize`` the log density of the mixture (q(phi) + q(-phi)) / 2.
+        """log q(phi), or with ``symmetrize`` the log density of the mixture (q(phi) + q(-phi)) / 2."""
+        return self._mixture_log_prob(phi, self.flow_log_prob(phi))
+
+    def _mixture_log_prob(self, phi, log_q):
+        """Given log q(phi), the preset's log density: the same, or with ``symmetrize`` that of the mixture.
 
         The actions are even in phi, so exp(-S) / Z is too, and the mixture is never further from it
         (KL is convex); where q has learned one of two ordered phases (reverse KL's mode collapse at
         a Z2 transition), the mixture has both."""
-        log_q = self.flow_log_prob(phi)
         if not self.symmetrize:
             return log_q
         return ops.logaddexp(log_q, self.flow_log_prob(-phi)) - np.log(2.0)
@@ -238,12 +241,10 @@ class LatticeFlow(ZooModel):
     def _sample_graph(self, seed):
         z = self.prior_noise(seed)
         phi, log_det = self.decode(z)
-        log_q = self.prior_log_prob(z) - log_det
+        log_q = self._mixture_log_prob(phi, self.prior_log_prob(z) - log_det)
         if self.symmetrize:  # a fair coin per row, from the row's seed, picks phi or -phi
             coin = stateless_normal_rows(seed, (1,), salt=15485863)[:, 0]
-            sign = ops.reshape(ops.where(coin < 0, -1.0, 1.0), (-1,) + (1,) * len(self.field_shape))
-            log_q = ops.logaddexp(log_q, self.flow_log_prob(-phi)) - np.log(2.0)
-            phi = phi * sign
+            phi = phi * ops.reshape(ops.where(coin < 0, -1.0, 1.0), (-1,) + (1,) * len(self.field_shape))
         return {"fields": phi, "log_q": log_q}
 
     # ------------------------------------------------------------------ numpy entry points
@@ -271,9 +272,8 @@ class LatticeFlow(ZooModel):
         z = keras.random.normal((n,) + self.field_shape, seed=self._training_seed())
         with tf.GradientTape() as tape:
             phi, log_det = self.decode(z)
-            log_q = self.prior_log_prob(z) - log_det
-            if self.symmetrize:  # E over the mixture = E over q of the same integrand: S and q_mix are even
-                log_q = ops.logaddexp(log_q, self.flow_log_prob(-phi)) - np.log(2.0)
+            # with symmetrize, E over the mixture = E over q of the same integrand: S and the mixture are even
+            log_q = self._mixture_log_prob(phi, self.prior_log_prob(z) - log_det)
             action = self.action_tensor(phi)
             loss = ops.mean(log_q + action)  # KL(q || p) - log Z: the variational free energy
             scaled = loss / replicas_in_sync()
@@ -408,7 +408,7 @@ class PlaquetteRealNVP(keras.layers.Layer):
 
     def build(self, input_shape):
         width = 2 * self.components
-        for k, network in enumerate(self.networks):
+        for network in self.networks:
             size = width
             for layer in network:
                 layer.build((None, size))
