@@ -49,7 +49,8 @@ def test_install_from_a_jax_run(tmp_path, small_recipe, monkeypatch):
     trained.generator.save_weights(run / "generator.weights.h5")
     trained.discriminator.save_weights(run / "discriminator.weights.h5")
     (run / "history.json").write_text(json.dumps({"steps": 3, "epochs": 0.1, "train_seconds": 1.5,
-                                                  "device": "cpu", "particles": ["gamma"], "g_loss": [0.7]}))
+                                                  "device": "cpu", "particles": ["gamma"], "g_loss": [0.7],
+                                                  "response_head": trained.response_head}))
     original_load = zoo.load
     monkeypatch.setattr(zoo, "load", lambda name, pretrained=True, **kw: original_load(name, pretrained, **{**TINY, **kw}))
     metadata = recipe_module.install_from_run(small_recipe, run, tmp_path / "work")

@@ -9,7 +9,7 @@ from training import loop
 from training.recipes import calogan as recipe_module
 from zoo.models.base import row_seeds
 from zoo.models.calogan import CaloGAN
-from zoo.models.calogan_networks import InpaintingAttention, MinibatchDiscrimination
+from zoo.models.calogan_networks import InpaintingAttention, MinibatchDiscrimination, ScaleToResponse
 
 SHAPES = {"layer_0": (3, 96), "layer_1": (12, 12), "layer_2": (12, 6)}
 
@@ -123,6 +123,28 @@ def test_attention_starts_by_keeping_each_layers_own_image():
     out = np.asarray(InpaintingAttention()([primary.astype("float32"), carried.astype("float32")]))
     # bias -10 on the carried channel: weight e^-10 / (1 + e^-10) ~ 4.5e-5 plus the kernel's small contribution
     np.testing.assert_allclose(out, primary, atol=0.05 * np.abs(carried).max() + 1e-6)
+
+
+def test_response_head_sets_the_deposited_energy():
+    rng = np.random.default_rng(2)
+    images = [rng.uniform(0, 1, (3, *shape, 1)).astype("float32") for shape in SHAPES.values()]
+    images[0][2] = images[1][2] = images[2][2] = 0.0  # a shower with every cell empty
+    logit = np.array([[0.0], [2.0], [1.0]], "float32")
+    energy = np.array([[10.0], [50.0], [80.0]], "float32")
+    out = [np.asarray(x, np.float64) for x in ScaleToResponse()(images, logit, energy)]
+    totals = sum(x.reshape(3, -1).sum(axis=1) for x in out)
+    deposited = energy[:, 0] / (1.0 + np.exp(-logit[:, 0].astype(np.float64)))
+    np.testing.assert_allclose(totals[:2], deposited[:2], rtol=1e-5)  # float32 sums of 504 cells
+    assert totals[2] == 0.0
+    shares = [x[0] / (images[i][0] + 1e-30) for i, x in enumerate(out)]  # one common factor per shower
+    np.testing.assert_allclose(np.concatenate([s.ravel() for s in shares]), shares[0].ravel()[0], rtol=1e-5)
+
+
+def test_the_papers_generator_has_no_response_head():
+    model = zoo.load("calogan-piplus", pretrained=False, latent_size=4, discriminator_filters=2)
+    assert not model.response_head and "scale_to_response" not in [layer.name for layer in model.generator.layers]
+    showers = model.generate(np.array([5.0, 60.0]), seed=3)
+    assert all(np.all(showers[name] >= 0) and showers[name].shape == (2, *shape) for name, shape in SHAPES.items())
 
 
 def test_minibatch_discrimination_against_a_loop():

@@ -16,6 +16,7 @@ by 1000, as in the paper's code).
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from zoo.models.layers import LocallyConnected2D
@@ -26,6 +27,8 @@ STREAM_CHANNELS = 36  # channels of each stream's first image (paper)
 ENERGY_SCALE_GEV = 100.0  # the latent vector is multiplied by E / 100 GeV (paper)
 MBD_KERNELS, MBD_DIMENSIONS = 10, 10  # minibatch discrimination: 10 kernels of 10 dimensions (paper)
 TOO_FAR_GEV = 5.0  # the discriminator flags |E_total - E_incident| > 5 GeV (paper)
+INITIAL_RESPONSE = 0.95  # the response head's starting E_deposited / E_incident (an EM shower deposits nearly all)
+RESPONSE_HIDDEN = 64  # width of the response head's hidden layer
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -165,6 +168,48 @@ class LatentConditioning(layers.Layer):
         return {**super().get_config(), "latent_size": self.latent_size, "particles": self.particles}
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class ScaleToResponse(layers.Layer):
+    """Rescale the three images so that together they hold r * E_incident, r in (0, 1) a per-shower response.
+
+    The paper's generator makes E_total a sum of 504 independent ReLU outputs, which spreads by about
+    +-20% where a calorimeter's response to an electromagnetic shower spreads by well under 1%: the
+    showers' shapes can be right and their sum still plainly wrong. With this layer the streams set
+    only how the energy is shared among the cells, and a separate head sets how much is deposited.
+    Energy conservation bounds the response by 1, hence a sigmoid. A shower whose cells are all zero
+    stays zero."""
+
+    def call(self, images, response_logit, energy):
+        total = sum(ops.sum(image, axis=(1, 2, 3)) for image in images)[:, None, None, None]
+        deposited = (ops.sigmoid(response_logit) * energy)[:, :, None, None]
+        scale = deposited / ops.maximum(total, 1e-9)
+        return [image * scale for image in images]
+
+    def compute_output_shape(self, images_shape, response_logit_shape, energy_shape):
+        return list(images_shape)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ResponseInputs(layers.Layer):
+    """[z, ln(E / 100 GeV)]: what the response head sees."""
+
+    def call(self, noise, energy):
+        return ops.concatenate([noise, ops.log(energy / ENERGY_SCALE_GEV)], axis=-1)
+
+    def compute_output_shape(self, noise_shape, energy_shape):
+        return (noise_shape[0], noise_shape[1] + 1)
+
+
+def _response_logit(noise, energy):
+    """The response head: logit of E_deposited / E_incident from the noise and ln(E / 100 GeV)."""
+    x = ResponseInputs(name="response_inputs")(noise, energy)
+    x = layers.Dense(RESPONSE_HIDDEN, name="response_hidden")(x)
+    x = layers.LeakyReLU(0.3, name="response_hidden_act")(x)
+    initial = float(np.log(INITIAL_RESPONSE / (1.0 - INITIAL_RESPONSE)))
+    return layers.Dense(1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(initial),
+                        name="response_logit")(x)
+
+
 def _stream(h, rows: int, columns: int, name: str):
     """One LAGAN-style stream: dense -> (rows + 2, columns + 2, 36) -> conv -> two locally connected layers."""
     x = layers.Dense((rows + 2) * (columns + 2) * STREAM_CHANNELS, name=f"{name}_dense")(h)
@@ -177,12 +222,15 @@ def _stream(h, rows: int, columns: int, name: str):
     return LocallyConnected2D(1, (2, 2), use_bias=False, kernel_initializer="glorot_normal", name=f"{name}_lc_2")(x)
 
 
-def build_generator(latent_size: int, particles: int = 1, attention: bool = True) -> keras.Model:
+def build_generator(latent_size: int, particles: int = 1, attention: bool = True,
+                    response_head: bool = False) -> keras.Model:
     """Inputs noise (batch, latent), energy (batch, 1) GeV, particle (batch,) index; outputs three (r, c, 1) images.
 
     Each layer has its own stream from the shared conditioned latent vector; layer 1 then
     mixes in layer 0 (resampled 3 x 96 -> 12 x 12) and layer 2 mixes in layer 1
     (12 x 12 -> 12 x 6) through :class:`InpaintingAttention`; ReLU makes every cell >= 0.
+    ``response_head=True`` (not in the paper) adds :class:`ScaleToResponse`: a head predicts the
+    deposited fraction of the incident energy and the images are rescaled to hold it.
     """
     noise = keras.Input((latent_size,), name="noise")
     energy = keras.Input((1,), name="energy")
@@ -195,7 +243,12 @@ def build_generator(latent_size: int, particles: int = 1, attention: bool = True
         images[1] = InpaintingAttention(name="attention_1")([images[1], zero_on_one])
         one_on_two = layers.AveragePooling2D((1, 2), name="layer_1_to_2_pool")(images[1])
         images[2] = InpaintingAttention(name="attention_2")([images[2], one_on_two])
-    outputs = [layers.ReLU(name=name)(image) for name, image in zip(LAYER_NAMES, images)]
+    if response_head:
+        images = [layers.ReLU(name=f"{name}_cells")(image) for name, image in zip(LAYER_NAMES, images)]
+        images = ScaleToResponse(name="scale_to_response")(images, _response_logit(noise, energy), energy)
+        outputs = [layers.Identity(name=name)(image) for name, image in zip(LAYER_NAMES, images)]
+    else:
+        outputs = [layers.ReLU(name=name)(image) for name, image in zip(LAYER_NAMES, images)]
     return keras.Model([noise, energy, particle], outputs, name="generator")
 
 
