@@ -26,7 +26,7 @@ from pathlib import Path
 from zoo.spec import Family, PresetSpec
 
 FAMILY_MODULES = ("zoo.models.scinet", "zoo.models.classifiers", "zoo.models.rbm", "zoo.models.siamese",
-                  "zoo.models.jets", "zoo.models.calogan", "zoo.models.flows")
+                  "zoo.models.jets", "zoo.models.calogan", "zoo.models.flows", "zoo.models.translator")
 DEMO_FAMILY = "scinet"  # whose demo `zoo demo` runs when no family is named (the README's quick start)
 ENTRY_POINT_GROUP = "physics_model_zoo.families"
 
