@@ -41,6 +41,7 @@ benchmarks: install
 	$(BIN)/python benchmarks/calogan_speed.py
 	$(BIN)/python benchmarks/calogan_training.py
 	$(BIN)/python benchmarks/flow_sampling.py
+	$(BIN)/python benchmarks/translator_speed.py
 
 # the documentation site from README.md and model_cards/ into build/site (MkDocs, strict; fails on a broken link or missing figure)
 docs: install

@@ -244,6 +244,8 @@ def hidden_variance(translator, potentials: np.ndarray) -> float:
 
 def reconstruction_loss(model, potentials: np.ndarray, variance: float) -> float:
     """Held-out window loss over the hidden units' variance (0: perfect, 1: no better than their mean)."""
+    if not model.compiled:  # a loaded preset: evaluate needs a compiled model, not an optimizer
+        model.compile()
     return float(model.evaluate(potentials, batch_size=500, verbose=0)) / variance
 
 

@@ -241,7 +241,8 @@ class SchrodingerDistiller(ZooModel):
         "The distiller trains with its own train_step through Keras fit, which fails under "
         "MultiWorkerMirroredStrategy (keras-team/keras#20585); use --strategy cpu, auto or mirrored."))
     fine_tuning = FineTuning(refusal=(
-        "The distiller explains one translator; to distil another, train a new one in Python: "
+        "`zoo finetune` does not apply: the distiller explains one translator. To distil another, train a new one "
+        "in Python: "
         "model = zoo.load(NAME, pretrained=False); model.translator.set_weights(...); model.compile(...); "
         "model.fit(potentials, ...)."))
 
