@@ -109,6 +109,8 @@ import math
 
 import numpy as np
 
+from training.simulators.checks import check_scalar
+
 K_CRITICAL = 0.5 * math.log1p(math.sqrt(2.0))  # Onsager: sinh 2K_c = 1
 ALBERGO_POINT = {"L": 8, "m2": -4.0, "lam": 8.0}  # the benchmark point of Albergo, Kanwar & Shanahan (2019)
 HMC_DEFAULTS = {"step_size": 0.1, "n_steps": 10, "burn_in": 200, "n_chains": 16}  # tuned at ALBERGO_POINT
@@ -141,16 +143,6 @@ def _check_lattice_size(L) -> int:
     if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 2:
         raise ValueError(f"The lattice size L must be an integer >= 2, received {L!r}.")
     return int(L)
-
-
-def _check_scalar(value, name: str, positive: bool = False) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, received {value!r}.") from None
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{name} must be a finite{' positive' if positive else ''} number, received {value!r}.")
-    return value
 
 
 # ----------------------------------------------------------------------------- lattice helpers
@@ -190,7 +182,7 @@ def phi4_action(phi, m2: float, lam: float) -> np.ndarray:
     The hopping term -2 phi_x phi_{x+mu} couples each bond once; (4 + m2) phi^2 is
     the diagonal of the lattice Laplacian (2 d = 4) plus the bare mass.
     """
-    return _phi4_action(_as_field(phi), _check_scalar(m2, "m2"), _check_scalar(lam, "lam"))
+    return _phi4_action(_as_field(phi), check_scalar(m2, "m2"), check_scalar(lam, "lam"))
 
 
 def _phi4_action(phi, m2, lam):
@@ -204,7 +196,7 @@ def phi4_force(phi, m2: float, lam: float) -> np.ndarray:
     Each site sits on 4 bonds, hence both neighbours per direction; HMC moves
     the momenta by minus this.
     """
-    return _phi4_force(_as_field(phi), _check_scalar(m2, "m2"), _check_scalar(lam, "lam"))
+    return _phi4_force(_as_field(phi), check_scalar(m2, "m2"), check_scalar(lam, "lam"))
 
 
 def _phi4_force(phi, m2, lam):
@@ -218,7 +210,7 @@ def free_field_propagator(L: int, m2: float) -> np.ndarray:
     zero mode p = 0 is not damped and the Gaussian is not normalisable.
     """
     L = _check_lattice_size(L)
-    m2 = _check_scalar(m2, "m2", positive=True)
+    m2 = check_scalar(m2, "m2", positive=True)
     p1, p2 = lattice_momenta(L)
     p_hat2 = 4.0 * np.sin(p1 / 2) ** 2 + 4.0 * np.sin(p2 / 2) ** 2
     return np.fft.ifft2(1.0 / (2.0 * (p_hat2 + m2))).real
@@ -233,7 +225,7 @@ def complex_phi4_action(phi, kappa: float, lam: float) -> np.ndarray:
     kappa is the hopping parameter, lam -> infinity pins |phi| = 1 (the XY model at
     coupling 2 kappa).
     """
-    return _complex_phi4_action(_as_field(phi, components=2), _check_scalar(kappa, "kappa"), _check_scalar(lam, "lam"))
+    return _complex_phi4_action(_as_field(phi, components=2), check_scalar(kappa, "kappa"), check_scalar(lam, "lam"))
 
 
 def _complex_phi4_action(phi, kappa, lam):
@@ -244,7 +236,7 @@ def _complex_phi4_action(phi, kappa, lam):
 
 def complex_phi4_force(phi, kappa: float, lam: float) -> np.ndarray:
     """dS/dphi_a = 2 phi_a - 2 kappa sum_mu (phi_{a,x+mu} + phi_{a,x-mu}) + 4 lam (|phi|^2 - 1) phi_a, (n, L, L, 2)."""
-    return _complex_phi4_force(_as_field(phi, components=2), _check_scalar(kappa, "kappa"), _check_scalar(lam, "lam"))
+    return _complex_phi4_force(_as_field(phi, components=2), check_scalar(kappa, "kappa"), check_scalar(lam, "lam"))
 
 
 def _complex_phi4_force(phi, kappa, lam):
@@ -282,7 +274,7 @@ def ising_log_z_exact(L: int, K: float) -> float:
     transfer matrix with periodic and antiperiodic boundary conditions.
     """
     L = _check_lattice_size(L)
-    K = _check_scalar(K, "K", positive=True)
+    K = check_scalar(K, "K", positive=True)
     l = np.arange(2 * L)
     gamma = np.arccosh(np.cosh(2 * K) / np.tanh(2 * K) - np.cos(np.pi * l / L))
     gamma[0] = 2 * K + math.log(math.tanh(K))  # signed: negative above T_c
@@ -304,8 +296,8 @@ def hs_default_offset(L: int, K: float) -> float:
 
 def _hs_spectrum(L: int, K: float, offset) -> tuple:
     """Eigenvalues (L, L) of M = K A + offset I, checked positive (else the Gaussian identity fails), and the offset."""
-    K = _check_scalar(K, "K")
-    offset = hs_default_offset(L, K) if offset is None else _check_scalar(offset, "offset")
+    K = check_scalar(K, "K")
+    offset = hs_default_offset(L, K) if offset is None else check_scalar(offset, "offset")
     spectrum = K * adjacency_eigenvalues(L) + offset
     if spectrum.min() <= 0:
         raise ValueError(f"K A + offset I must be positive definite; with K = {K} and offset = {offset} its smallest "
@@ -383,7 +375,7 @@ def ising_swendsen_wang(L: int, K: float, n_samples: int, seed: int, n_chains: i
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    L, K = _check_lattice_size(L), _check_scalar(K, "K", positive=True)
+    L, K = _check_lattice_size(L), check_scalar(K, "K", positive=True)
     rng = np.random.default_rng(seed)
     site = np.arange(n_chains * L * L).reshape(n_chains, L, L)
     neighbours = (np.roll(site, -1, axis=1), np.roll(site, -1, axis=2))
@@ -452,8 +444,8 @@ def hmc(action, force, phi0, n_samples: int, step_size: float, n_steps: int, see
     for name, value in (("n_samples", n_samples), ("n_steps", n_steps), ("thin", thin)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, received {value!r}.")
-    step_size = _check_scalar(step_size, "step_size", positive=True)
-    step_jitter = _check_scalar(step_jitter, "step_jitter")
+    step_size = check_scalar(step_size, "step_size", positive=True)
+    step_jitter = check_scalar(step_jitter, "step_jitter")
     if not 0 <= step_jitter < 1:
         raise ValueError(f"step_jitter must be in [0, 1), received {step_jitter}.")
     rng = np.random.default_rng(seed)
@@ -496,14 +488,14 @@ def _unchecked_kernels(model: str, L: int, couplings: dict) -> tuple:
     """(action, force, field components) of a model, without input checks: a diverging HMC trajectory (inf / NaN
     fields) must be rejected by :func:`hmc`, not raise."""
     if model == "phi4":
-        m2, lam = _check_scalar(couplings["m2"], "m2"), _check_scalar(couplings["lam"], "lam")
+        m2, lam = check_scalar(couplings["m2"], "m2"), check_scalar(couplings["lam"], "lam")
         return functools.partial(_phi4_action, m2=m2, lam=lam), functools.partial(_phi4_force, m2=m2, lam=lam), 1
     if model == "hs_ising":
         spectrum, _ = _hs_spectrum(L, couplings["K"], couplings.get("offset"))
         return (functools.partial(_hs_ising_action, spectrum=spectrum),
                 functools.partial(_hs_ising_force, spectrum=spectrum), 1)
     if model == "complex_phi4":
-        kappa, lam = _check_scalar(couplings["kappa"], "kappa"), _check_scalar(couplings["lam"], "lam")
+        kappa, lam = check_scalar(couplings["kappa"], "kappa"), check_scalar(couplings["lam"], "lam")
         return (functools.partial(_complex_phi4_action, kappa=kappa, lam=lam),
                 functools.partial(_complex_phi4_force, kappa=kappa, lam=lam), 2)
     raise ValueError(f"Unknown lattice model {model!r}; expected 'phi4', 'hs_ising' or 'complex_phi4'.")

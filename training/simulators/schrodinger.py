@@ -135,6 +135,8 @@ import math
 
 import numpy as np
 
+from training.simulators.checks import check_scalar
+
 GRID_SPACING = 0.1  # a, in units where hbar^2 / 2m = 1
 PSI0 = 1.0  # psi(x_0)
 DPSI0 = 0.0  # psi'(x_0)
@@ -175,16 +177,6 @@ def _as_potentials(potentials, name: str = "potentials") -> np.ndarray:
     return potentials.astype(np.float64, copy=False)
 
 
-def _check_scalar(value, name: str, positive: bool = False) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, received {value!r}.") from None
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{name} must be a finite{' positive' if positive else ''} number, received {value!r}.")
-    return value
-
-
 def _check_count(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, received {value!r}.")
@@ -199,7 +191,7 @@ def _check_kind(kind) -> str:
 
 def _per_row(value, n: int, name: str) -> np.ndarray:
     """A scalar or an (n,) array of finite numbers as a float64 (n,) array (one value per potential)."""
-    array = np.asarray(value, dtype=np.float64) if np.ndim(value) else np.asarray(_check_scalar(value, name))
+    array = np.asarray(value, dtype=np.float64) if np.ndim(value) else np.asarray(check_scalar(value, name))
     if array.ndim > 1 or (array.ndim == 1 and array.shape[0] != n):
         raise ValueError(f"{name} must be a number or an array of shape ({n},), one per potential, "
                          f"received shape {array.shape}.")
@@ -212,7 +204,7 @@ def _per_row(value, n: int, name: str) -> np.ndarray:
 def grid(length: int, a: float = GRID_SPACING, x0: float = 0.0) -> np.ndarray:
     """Grid points x_i = x0 + i a, i = 0 .. length - 1, float64 (length,)."""
     length = _check_count(length, "length")
-    return _check_scalar(x0, "x0") + _check_scalar(a, "a", positive=True) * np.arange(length)
+    return check_scalar(x0, "x0") + check_scalar(a, "a", positive=True) * np.arange(length)
 
 
 def potential_range(kind: str) -> tuple:
@@ -345,7 +337,7 @@ def solve(potentials, a: float = GRID_SPACING, psi0=PSI0, dpsi0=DPSI0, energy=0.
         makes psi grow like exp(int sqrt(V)) and can overflow to inf.
     """
     V = _as_potentials(potentials)
-    a = _check_scalar(a, "a", positive=True)
+    a = check_scalar(a, "a", positive=True)
     substeps = _check_count(substeps, "substeps")
     n, N = V.shape
     q = V - _per_row(energy, n, "energy")[:, None]
@@ -375,7 +367,7 @@ def euler_transfer(potentials, a: float = GRID_SPACING, psi0=PSI0, dpsi0=DPSI0, 
     drifts); for comparison with :func:`solve`, not for data. Returns psi, dpsi (n, N).
     """
     V = _as_potentials(potentials)
-    a = _check_scalar(a, "a", positive=True)
+    a = check_scalar(a, "a", positive=True)
     n, N = V.shape
     q = np.ascontiguousarray((V - _per_row(energy, n, "energy")[:, None]).T)
     psi, dpsi = np.empty((N, n)), np.empty((N, n))
