@@ -16,8 +16,12 @@ potential, z_{i+1} = (A + V_{i+1} B) z_i: the most general first-order linear
 recursion, so what is learned can be read off and compared with the discretised
 Schroedinger equation, g_{i+1} = [[1, a], [a V_i, 1]] g_i for g = (psi, psi'),
 up to a change of basis z = P g. The reconstruction loss against k says how many
-numbers the translator needs: the knee sits at k = 2, a wave function and its
-derivative. With k = 3 the linear recursion can also carry (psi^2, psi psi',
+numbers the translator needs: the knee sits at k = 2. Which pair it is depends on
+what the translator tracks: a translator that reads out only the density need not
+know the sign of psi, and then the pair is the density's oscillating part
+w = (psi'^2 + V psi^2, 2 psi psi'), which obeys the Schroedinger equation with 4 V
+(w'' = 4 V w where V is constant); the shipped distiller's card says which rule its
+update matches. With k = 3 the linear recursion can carry (psi^2, psi psi',
 psi'^2), whose first entry is the density itself: the density formulation.
 """
 from __future__ import annotations
@@ -378,8 +382,8 @@ _PRESETS = (
         model_class=SchrodingerDistiller,
         config=dict(latent_size=2, translator=TRANSLATOR_CONFIG, units=[64, 64], rollout=25),
         recipe="training.recipes.translator:recipe_distiller_k2",
-        summary="Knowledge distiller of the translator through 2 latent numbers: the learned update is the "
-                "discretised Schroedinger equation up to a change of basis.",
+        summary="Knowledge distiller of the translator through 2 latent numbers, whose learned update is a "
+                "Schroedinger equation up to a change of basis (of the density's oscillating pair, w'' = 4 V w).",
         inputs=(_POTENTIALS,),
         outputs=(TensorSpec("densities", (None, None), "the translator's density of the distilled states"),),
         paper=PAPER,
