@@ -166,6 +166,18 @@ def resume(out: Path, networks) -> tuple:
     return int(history.pop("steps")), history
 
 
+def continue_from(run: Path, networks) -> tuple:
+    """(step, history) of a finished run whose weights are loaded into the networks; the optimizers start
+    afresh, and the history records at which step (Adam's moments are rebuilt within a few hundred steps)."""
+    generator, discriminator, *_ = networks
+    generator.load_weights(run / "generator.weights.h5")
+    discriminator.load_weights(run / "discriminator.weights.h5")
+    history = json.loads((run / "history.json").read_text())
+    steps = int(history.pop("steps"))
+    history["optimizers_restarted_at_step"] = steps
+    return steps, history
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=Path)
@@ -178,6 +190,9 @@ def main(argv=None) -> int:
     parser.add_argument("--filters", type=int, default=32)
     parser.add_argument("--response-head", action="store_true",
                         help="the generator's response head (not in the paper; see calogan_networks.ScaleToResponse)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="a finished run whose weights and step count to continue from, with fresh optimizers "
+                             "(for a run whose optimizer state was not kept; a run in --out resumes fully instead)")
     parser.add_argument("--snapshots", type=int, default=4, help="generator snapshots at equal fractions of the run")
     parser.add_argument("--particles", default=",".join(PARTICLES), help="comma-separated classes, in this order")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
@@ -196,6 +211,8 @@ def main(argv=None) -> int:
     networks = build(args.latent_size, args.filters, len(particles), args.response_head)
     step_fn = make_step(*networks, args.latent_size, len(particles))
     done, history = resume(args.out, networks)
+    if not done and args.init is not None:
+        done, history = continue_from(args.init, networks)
     state = _state_of(*networks)
     rng = np.random.default_rng(args.seed + done)
     key = jax.random.PRNGKey(args.seed + done)
