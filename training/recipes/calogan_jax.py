@@ -153,27 +153,29 @@ def save(out: Path, state, networks, step: int, history: dict, snapshot: str | N
 
 def resume(out: Path, networks) -> tuple:
     """(step, history) of a previous run in ``out`` loaded into the networks and optimizers, or (0, {})."""
-    generator, discriminator, g_opt, d_opt = networks
+    _, _, g_opt, d_opt = networks
     if not (out / "history.json").exists():
         return 0, {}
-    generator.load_weights(out / "generator.weights.h5")
-    discriminator.load_weights(out / "discriminator.weights.h5")
     for name, optimizer in (("generator", g_opt), ("discriminator", d_opt)):
         with np.load(out / f"optimizer-{name}.npz") as saved:
             for i, variable in enumerate(optimizer.variables):
                 variable.assign(saved[f"arr_{i}"])
-    history = json.loads((out / "history.json").read_text())
+    return load_run(out, networks)
+
+
+def load_run(run: Path, networks) -> tuple:
+    """(step, history) of the run in ``run``, whose generator and discriminator weights are loaded."""
+    generator, discriminator, *_ = networks
+    generator.load_weights(run / "generator.weights.h5")
+    discriminator.load_weights(run / "discriminator.weights.h5")
+    history = json.loads((run / "history.json").read_text())
     return int(history.pop("steps")), history
 
 
 def continue_from(run: Path, networks) -> tuple:
     """(step, history) of a finished run whose weights are loaded into the networks; the optimizers start
     afresh, and the history records at which step (Adam's moments are rebuilt within a few hundred steps)."""
-    generator, discriminator, *_ = networks
-    generator.load_weights(run / "generator.weights.h5")
-    discriminator.load_weights(run / "discriminator.weights.h5")
-    history = json.loads((run / "history.json").read_text())
-    steps = int(history.pop("steps"))
+    steps, history = load_run(run, networks)
     history["optimizers_restarted_at_step"] = steps
     return steps, history
 

@@ -275,32 +275,33 @@ def update_comparison(model) -> dict:
     result = {"A": a.tolist(), "B": b.tolist()}
     if model.latent_size == 2:
         for prefix, factor in PAIR_RULES.items():
-            a0, b0 = update_rules.euler_rule(spacing, factor)
-            fit = update_rules.basis_change_fit(a, b, a0, b0)
-            result[f"{prefix}euler"] = {"residual": fit["residual"], "A_reference": a0.tolist(),
-                                        "B_reference": b0.tolist(),
-                                        "A_in_reference_basis": fit["A_in_reference_basis"].tolist(),
-                                        "B_in_reference_basis": fit["B_in_reference_basis"].tolist()}
+            result[f"{prefix}euler"] = _fit_entry(a, b, *update_rules.euler_rule(spacing, factor))
             exact = update_rules.exact_basis_change_fit(a, b, spacing, potential_grid(), factor)
             result[f"{prefix}exact"] = {"residual": exact["residual"]}
     elif model.latent_size == 3:
-        a0, b0 = update_rules.density_rule(spacing)
-        fit = update_rules.basis_change_fit(a, b, a0, b0)
-        result["density"] = {"residual": fit["residual"], "A_reference": a0.tolist(), "B_reference": b0.tolist(),
-                             "A_in_reference_basis": fit["A_in_reference_basis"].tolist(),
-                             "B_in_reference_basis": fit["B_in_reference_basis"].tolist()}
+        result["density"] = _fit_entry(a, b, *update_rules.density_rule(spacing))
     return result
+
+
+def _fit_entry(a, b, a0, b0) -> dict:
+    """The residual of the best basis change onto (A0, B0), the reference and the learned pair in its basis."""
+    fit = update_rules.basis_change_fit(a, b, a0, b0)
+    return {"residual": fit["residual"], "A_reference": a0.tolist(), "B_reference": b0.tolist(),
+            "A_in_reference_basis": fit["A_in_reference_basis"].tolist(),
+            "B_in_reference_basis": fit["B_in_reference_basis"].tolist()}
+
+
+def residual_metrics(comparison: dict) -> dict:
+    """The card's basis-change residuals of one :func:`update_comparison`."""
+    return {f"basis_change_residual/{name}": comparison[name]["residual"]
+            for name in ("euler", "exact", "density_euler", "density_exact", "density") if name in comparison}
 
 
 def distiller_metrics(recipe, model, data: dict) -> dict:
     """Held-out reconstruction loss and the basis-change residuals of the shipped distiller."""
     variance = hidden_variance(model.translator, data["potentials"])
-    comparison = update_comparison(model)
-    metrics = {f"reconstruction_loss/k{model.latent_size}": reconstruction_loss(model, data["potentials"], variance)}
-    for name in ("euler", "exact", "density_euler", "density_exact", "density"):
-        if name in comparison:
-            metrics[f"basis_change_residual/{name}"] = comparison[name]["residual"]
-    return metrics
+    return {f"reconstruction_loss/k{model.latent_size}": reconstruction_loss(model, data["potentials"], variance),
+            **residual_metrics(update_comparison(model))}
 
 
 def state_windows(translator, potentials: np.ndarray, rollout: int) -> tuple:
@@ -343,9 +344,8 @@ def train_and_evaluate_distiller(recipe: DistillerRecipe, workdir, epochs: int |
         losses[k] = reconstruction_loss(models[k], evaluation["potentials"], variance)
         comparisons[k] = update_comparison(models[k])
     model = models[recipe.latent_size]
-    metrics = distiller_metrics(recipe, model, evaluation)
-    metrics.update({f"reconstruction_loss/k{k}": v for k, v in losses.items()})
-    metrics["knee_k"] = knee(losses)
+    metrics = {**{f"reconstruction_loss/k{k}": v for k, v in losses.items()},
+               **residual_metrics(comparisons[recipe.latent_size]), "knee_k": knee(losses)}
     if 3 in comparisons and "density" in comparisons[3]:
         metrics["basis_change_residual/density_k3"] = comparisons[3]["density"]["residual"]
     metrics.update({f"density_error/{kind}/N{recipe.sites}": value
@@ -354,15 +354,15 @@ def train_and_evaluate_distiller(recipe: DistillerRecipe, workdir, epochs: int |
         dataclasses.replace(recipe, epochs=epochs), metrics,
         common.check_targets((("knee_k", "==", 2),), metrics), histories[recipe.latent_size],
         data=_data_record(recipe, recipe.sites), training={"precision": "float32"},
-        update_rules=comparisons, translator=_translator_record(recipe.translator))
+        update_rules=comparisons, translator=_translator_record(recipe.translator, translator))
     metadata["card_sections"] = distiller_sections(recipe, metrics, comparisons, rollout)
     figure = common.render_to_png(_draw_distillation, recipe, model, evaluation, losses, panels=2, size=(10, 3.6))
     folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
     return zoo.artifacts.verify_preset(folder)
 
 
-def _translator_record(name: str) -> dict:
-    info = zoo.load(name).__dict__.get("preset")
+def _translator_record(name: str, translator) -> dict:
+    info = translator.__dict__.get("preset")
     return {"preset": name, "weights_sha256": getattr(info, "weights_sha256", None)}
 
 

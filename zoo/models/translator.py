@@ -62,18 +62,18 @@ class PotentialCheck(InputCheck):
     def __init__(self, name: str = "potentials", min_sites: int = 1):
         self.name, self.min_sites = name, int(min_sites)
 
-    def _message(self, sites) -> str:
-        return (f"Input {self.name!r} has {sites} site(s) per potential; expected at least {self.min_sites} "
-                "(shape (n, N) with N >= " + f"{self.min_sites}).")
+    def _expected(self) -> str:
+        return f"expected at least {self.min_sites} (shape (n, N) with N >= {self.min_sites})"
 
     def numpy(self, arrays: dict) -> dict:
-        if arrays[self.name].shape[1] < self.min_sites:
-            raise ValueError(self._message(arrays[self.name].shape[1]))
+        sites = arrays[self.name].shape[1]
+        if sites < self.min_sites:
+            raise ValueError(f"Input {self.name!r} has {sites} site(s) per potential; {self._expected()}.")
         return arrays
 
     def graph(self, tensors: dict) -> dict:
         tf.debugging.assert_greater_equal(tf.shape(tensors[self.name])[1], self.min_sites,
-                                          message=self._message(">= 0"))
+                                          message=f"{self.name} has too few sites per potential; {self._expected()}")
         return tensors
 
 
@@ -277,15 +277,8 @@ class SchrodingerDistiller(ZooModel):
         return apply_stack(self.decoder, ops.concatenate([z, v], axis=-1))
 
     def roll_out(self, z, potentials):
-        """Latent states (n, T, k) from z at the first site, stepping onto sites 1 .. T - 1 of ``potentials``."""
-        states = [z]
-        for i in range(1, potentials.shape[1]):
-            z = self.update(z, potentials[:, i])
-            states.append(z)
-        return ops.stack(states, axis=1)
-
-    def roll_out_graph(self, z, potentials):
-        """:meth:`roll_out` for a length known only at run time (a ``tf.scan`` over the sites)."""
+        """Latent states (n, T, k) from z at the first site, stepping onto sites 1 .. T - 1 of ``potentials``
+        (a ``tf.scan`` over the sites, so T may be known only at run time)."""
         steps = tf.transpose(potentials[:, 1:])
         later = tf.scan(lambda state, v: self.update(state, v), steps, initializer=z)
         return tf.concat([z[:, None], tf.transpose(later, (1, 0, 2))], axis=1)
@@ -294,7 +287,7 @@ class SchrodingerDistiller(ZooModel):
         """Latent trajectory (n, N, k) from the encoded hidden state of site 0."""
         potentials = ops.convert_to_tensor(potentials, "float32")
         _, hidden, _ = self.translator.run(potentials)
-        return self.roll_out_graph(apply_stack(self.encoder, hidden[:, 0]), potentials)
+        return self.roll_out(apply_stack(self.encoder, hidden[:, 0]), potentials)
 
     def call(self, potentials, training=False):
         potentials = ops.convert_to_tensor(potentials, "float32")
