@@ -16,7 +16,8 @@ TINY = {"latent_size": 4, "discriminator_filters": 2}
 
 @pytest.fixture(scope="module")
 def small_recipe():
-    return dataclasses.replace(recipe_module.recipe_gamma(), n_evaluation=300, classifier_epochs=2)
+    return dataclasses.replace(recipe_module.recipe_gamma(), n_evaluation=300, classifier_epochs=2, n_train=2000,
+                               head_epochs=2)
 
 
 def test_simulated_showers_are_in_gev(small_recipe):
@@ -40,17 +41,17 @@ def test_the_simulator_against_an_independent_sample_of_itself(small_recipe):
 
 
 def test_install_from_a_jax_run(tmp_path, small_recipe, monkeypatch):
-    """A calogan_jax run folder (generator, discriminator, history.json) becomes a verified preset folder."""
+    """A calogan_jax run folder (the paper's generator, the discriminator, history.json) becomes a verified preset
+    folder: the run's streams under an energy head fitted on the training showers."""
     monkeypatch.setattr(recipe_module, "recipe_gamma", lambda: small_recipe)
-    trained = zoo.load("calogan-gamma", pretrained=False, **TINY)
+    trained = zoo.load("calogan-gamma", pretrained=False, energy_head=False, **TINY)
     trained.build_with_examples()
     run = tmp_path / "run"
     run.mkdir()
     trained.generator.save_weights(run / "generator.weights.h5")
     trained.discriminator.save_weights(run / "discriminator.weights.h5")
     (run / "history.json").write_text(json.dumps({"steps": 3, "epochs": 0.1, "train_seconds": 1.5,
-                                                  "device": "cpu", "particles": ["gamma"], "g_loss": [0.7],
-                                                  "response_head": trained.response_head}))
+                                                  "device": "cpu", "particles": ["gamma"], "g_loss": [0.7]}))
     original_load = zoo.load
     monkeypatch.setattr(zoo, "load", lambda name, pretrained=True, **kw: original_load(name, pretrained, **{**TINY, **kw}))
     metadata = recipe_module.install_from_run(small_recipe, run, tmp_path / "work")
@@ -62,11 +63,23 @@ def test_install_from_a_jax_run(tmp_path, small_recipe, monkeypatch):
     titles = [s["title"] for s in metadata["card_sections"]]
     assert titles == ["Shower shapes: simulator against generated", "Energy response and resolution",
                       "Generation speed", "Training"]
+    head = metadata["training"]["energy_head"]
+    assert head["epochs"] == 2 and head["n_train"] == 2000 and np.isfinite(head["final_loss"])
     loaded = zoo.load(str(folder))
-    expected = trained.generate(np.array([5.0, 50.0]), seed=9)
-    got = loaded.generate(np.array([5.0, 50.0]), seed=9)
-    for name in expected:
-        np.testing.assert_array_equal(got[name], expected[name])
+    assert loaded.energy_head
+    for layer in trained.generator.layers:  # the run's streams, unchanged
+        for a, b in zip(layer.get_weights(), loaded.generator.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    showers = loaded.generate(np.array([5.0, 50.0]), seed=9)
+    again = zoo.load(str(folder)).generate(np.array([5.0, 50.0]), seed=9)
+    for name in showers:
+        np.testing.assert_array_equal(showers[name], again[name])
+
+
+def test_a_run_with_the_earlier_response_head_is_refused(tmp_path, small_recipe):
+    (tmp_path / "history.json").write_text(json.dumps({"particles": ["gamma"], "steps": 1, "response_head": True}))
+    with pytest.raises(ValueError, match="earlier response head"):
+        recipe_module.install_from_run(small_recipe, tmp_path, tmp_path / "work")
 
 
 def test_a_run_of_another_particle_is_refused(tmp_path, small_recipe):

@@ -1,6 +1,8 @@
 """CaloGAN: generator outputs, seeded generation, bad input, the adversarial train_step and its checkpoint."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,16 @@ from training import loop
 from training.recipes import calogan as recipe_module
 from zoo.models.base import row_seeds
 from zoo.models.calogan import CaloGAN
-from zoo.models.calogan_networks import InpaintingAttention, MinibatchDiscrimination, ScaleToResponse
+from zoo.models.calogan_networks import (
+    LEVEL_LIMIT,
+    InpaintingAttention,
+    LayerEnergyQuantiles,
+    MinibatchDiscrimination,
+    ScaleToLayerEnergies,
+    chain_variables,
+    energy_head,
+    shares_from_chain,
+)
 
 SHAPES = {"layer_0": (3, 96), "layer_1": (12, 12), "layer_2": (12, 6)}
 
@@ -90,11 +101,13 @@ def test_one_adversarial_step_changes_both_networks(tiny):
     model.build_with_examples()
     before_g = [w.copy() for w in model.generator.get_weights()]
     before_d = [w.copy() for w in model.discriminator.get_weights()]
+    before_head = [w.copy() for w in energy_head(model.generator).get_weights()]
     history = model.fit(data, batch_size=16, epochs=1, verbose=0)
     assert all(np.isfinite(v[-1]) for v in history.history.values())
     changed = lambda before, after: any(not np.array_equal(a, b) for a, b in zip(before, after))  # noqa: E731
     assert changed(before_g, model.generator.get_weights())
     assert changed(before_d, model.discriminator.get_weights())
+    assert not changed(before_head, energy_head(model.generator).get_weights())  # it learns from layer energies only
     assert int(model.generator_optimizer.iterations) == 2  # the generator steps twice per batch (paper)
     assert int(model.discriminator_optimizer.iterations) == 2  # one real and one generated batch
 
@@ -125,24 +138,114 @@ def test_attention_starts_by_keeping_each_layers_own_image():
     np.testing.assert_allclose(out, primary, atol=0.05 * np.abs(carried).max() + 1e-6)
 
 
-def test_response_head_sets_the_deposited_energy():
+def test_energy_head_sets_each_layers_energy():
     rng = np.random.default_rng(2)
     images = [rng.uniform(0, 1, (3, *shape, 1)).astype("float32") for shape in SHAPES.values()]
-    images[0][2] = images[1][2] = images[2][2] = 0.0  # a shower with every cell empty
-    logit = np.array([[0.0], [2.0], [1.0]], "float32")
+    carried = [rng.uniform(0, 1, (3, *shape, 1)).astype("float32") for shape in SHAPES.values()]
+    images[2][1] = images[0][0] = 0.0  # layers their streams left empty
+    shares = np.array([[0.1, 0.8, 0.05], [0.02, 0.5, 0.3], [0.2, 0.6, 0.0]], "float32")  # the head empties one
     energy = np.array([[10.0], [50.0], [80.0]], "float32")
-    out = [np.asarray(x, np.float64) for x in ScaleToResponse()(images, logit, energy)]
-    totals = sum(x.reshape(3, -1).sum(axis=1) for x in out)
-    deposited = energy[:, 0] / (1.0 + np.exp(-logit[:, 0].astype(np.float64)))
-    np.testing.assert_allclose(totals[:2], deposited[:2], rtol=1e-5)  # float32 sums of 504 cells
-    assert totals[2] == 0.0
-    shares = [x[0] / (images[i][0] + 1e-30) for i, x in enumerate(out)]  # one common factor per shower
-    np.testing.assert_allclose(np.concatenate([s.ravel() for s in shares]), shares[0].ravel()[0], rtol=1e-5)
+    out = [np.asarray(x, np.float64) for x in ScaleToLayerEnergies()(images, shares, energy, carried)]
+    for i, layer in enumerate(out):
+        totals = layer.reshape(3, -1).sum(axis=1)
+        np.testing.assert_allclose(totals, shares[:, i] * energy[:, 0], rtol=1e-5)  # float32 sums of cells
+        for row in range(3):
+            source = carried[i][row] if (i, row) in ((2, 1), (0, 0)) else images[i][row]  # empty: a neighbour's
+            if shares[row, i] > 0:  # one common factor per layer and shower: the shape is kept
+                ratio = layer[row] / source
+                np.testing.assert_allclose(ratio.ravel(), ratio.ravel()[0], rtol=1e-5)
+    assert np.all(out[2][2] == 0.0)
 
 
-def test_the_papers_generator_has_no_response_head():
-    model = zoo.load("calogan-piplus", pretrained=False, latent_size=4, discriminator_filters=2)
-    assert not model.response_head and "scale_to_response" not in [layer.name for layer in model.generator.layers]
+def test_chain_variables_invert():
+    rng = np.random.default_rng(3)
+    shares = rng.dirichlet([1, 5, 1, 2], size=50)[:, :3]  # three layers and what leaks out
+    chain = np.asarray(chain_variables(shares))
+    assert np.all((chain >= 0) & (chain <= 1))
+    np.testing.assert_allclose(chain[:, 0], shares.sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(shares_from_chain(chain)), shares, rtol=1e-10, atol=1e-15)
+
+
+def test_pinball_loss_against_numpy():
+    """The layer's loss against a direct computation: levels u = Phi(z), targets the observed chain
+    variables' logits, each network fed the observed earlier logits; and its minimum over a constant
+    prediction is the u-quantile (the property the fit relies on)."""
+    head = LayerEnergyQuantiles(hidden=4)
+    head.build((None, 4))
+    rng = np.random.default_rng(4)
+    n = 500
+    shares = (rng.uniform(0.2, 0.6, (n, 1)) * rng.dirichlet([1, 4, 1], n)).astype("float32")
+    normals = rng.standard_normal((n, 3)).astype("float32")
+    energy = rng.uniform(1, 100, (n, 1)).astype("float32")
+    chain = np.asarray(chain_variables(shares), np.float64)
+    observed = np.log(chain) - np.log1p(-chain)
+    log_energy = np.log(energy / 100.0)
+    expected = 0.0
+    for i in range(3):
+        inputs = np.concatenate([normals[:, i:i + 1], log_energy, observed[:, :i]], axis=1).astype("float32")
+        predicted = np.asarray(head.networks[i](inputs), np.float64)[:, 0]
+        u = 0.5 * (1 + np.vectorize(math.erf)(normals[:, i] / np.sqrt(2)))
+        error = observed[:, i] - predicted
+        expected += np.mean(np.maximum(u * error, (u - 1) * error)) / 3
+    np.testing.assert_allclose(float(head.pinball_loss(normals, energy, shares)), expected, rtol=1e-4)
+    values, level = rng.normal(size=20_001), 0.3
+    candidates = np.linspace(-2, 2, 401)
+    losses = [np.mean(np.maximum(level * (values - c), (level - 1) * (values - c))) for c in candidates]
+    assert abs(candidates[int(np.argmin(losses))] - np.quantile(values, level)) < 0.02
+
+
+def test_the_head_draws_no_rarer_levels_than_it_can_learn():
+    """Latent components beyond +-LEVEL_LIMIT draw the quantiles at +-LEVEL_LIMIT."""
+    head = LayerEnergyQuantiles(hidden=4)
+    head.build((None, 4))
+    energy = np.full((4, 1), 50.0, "float32")
+    noise = np.zeros((4, 4), "float32")
+    noise[:, :3] = np.array([[LEVEL_LIMIT], [LEVEL_LIMIT + 5], [-LEVEL_LIMIT], [-LEVEL_LIMIT - 5]])
+    shares = np.asarray(head(noise, energy))
+    # equal inputs after the clip; rows of a batch may round differently (a few float32 ulps)
+    np.testing.assert_allclose(shares[0], shares[1], rtol=1e-6)
+    np.testing.assert_allclose(shares[2], shares[3], rtol=1e-6)
+
+
+def test_fit_energy_head_learns_a_known_distribution():
+    """Layer energies with R ~ U[0.3, 0.9] and a fixed share per layer: after the fit, the head's draws have
+    R's mean (0.6) and spread (0.6 / sqrt(12) = 0.173), and the layers' mean shares, to a few per cent."""
+    model = zoo.load("calogan-eplus", pretrained=False, latent_size=4, discriminator_filters=2)
+    rng = np.random.default_rng(5)
+    n = 8000
+    energies = rng.uniform(1, 100, n)
+    response = rng.uniform(0.3, 0.9, n)
+    layer_energies = energies[:, None] * response[:, None] * np.array([0.1, 0.7, 0.2])
+    losses = model.fit_energy_head(energies, layer_energies, epochs=25, batch_size=256, learning_rate=3e-3)
+    assert losses[-1] < losses[0]
+    noise = np.random.default_rng(6).normal(size=(n, 4)).astype("float32")
+    drawn = np.asarray(energy_head(model.generator)(noise, energies[:, None].astype("float32")), np.float64)
+    total = drawn.sum(axis=1)
+    assert abs(total.mean() - 0.6) < 0.03 and abs(total.std() - 0.6 / np.sqrt(12)) < 0.03
+    np.testing.assert_allclose(drawn.mean(axis=0) / total.mean(), [0.1, 0.7, 0.2], atol=0.03)
+    showers = model.generate(energies[:5], seed=1)  # the showers hold the drawn energies
+    assert all(np.all(np.isfinite(v)) and np.all(v >= 0) for v in showers.values())
+
+
+def test_fit_energy_head_refuses_bad_input():
+    paper = zoo.load("calogan-eplus", pretrained=False, latent_size=4, discriminator_filters=2, energy_head=False)
+    with pytest.raises(ValueError, match="needs a generator with the energy head"):
+        paper.fit_energy_head(np.ones(4), np.ones((4, 3)))
+    model = zoo.load("calogan-eplus", pretrained=False, latent_size=4, discriminator_filters=2)
+    with pytest.raises(ValueError, match=r"received shapes \(4,\) and \(4, 2\)"):
+        model.fit_energy_head(np.ones(4), np.ones((4, 2)))
+    with pytest.raises(ValueError, match="energies \\(n,\\) > 0 GeV"):
+        model.fit_energy_head(np.array([1.0, 0.0]), np.ones((2, 3)))
+
+
+def test_the_energy_head_needs_one_particle():
+    with pytest.raises(ValueError, match="needs one particle"):
+        CaloGAN(particles=["eplus", "gamma"], latent_size=4, discriminator_filters=2, energy_head=True)
+
+
+def test_the_papers_generator_has_no_energy_head():
+    model = zoo.load("calogan-piplus", pretrained=False, latent_size=4, discriminator_filters=2, energy_head=False)
+    assert not model.energy_head and "energy_head" not in [layer.name for layer in model.generator.layers]
     showers = model.generate(np.array([5.0, 60.0]), seed=3)
     assert all(np.all(showers[name] >= 0) and showers[name].shape == (2, *shape) for name, shape in SHAPES.items())
 

@@ -10,6 +10,8 @@ on every core in parallel. Written out: ``generator.weights.h5`` and
 ``discriminator.weights.h5`` (loaded by ``training.recipes.calogan`` into the zoo
 model), generator snapshots at fixed fractions of the run (the recipe picks one on
 validation showers), the optimizer state for a resume, and ``history.json``.
+This is the paper's generator; the zoo's energy head, where a preset has one, is fitted
+when the run is installed (``training.recipes.calogan.install_from_run``).
 """
 from __future__ import annotations
 
@@ -51,12 +53,12 @@ def simulate_training_set(n_per_particle: int, seed: int, workers: int, particle
     return data
 
 
-def build(latent_size: int, filters: int, classes: int, response_head: bool = False):
+def build(latent_size: int, filters: int, classes: int):
     import keras
 
     from zoo.models.calogan_networks import build_discriminator, build_generator
 
-    generator, discriminator = build_generator(latent_size, classes, response_head=response_head), build_discriminator(filters, classes)
+    generator, discriminator = build_generator(latent_size, classes), build_discriminator(filters, classes)
     g_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
     d_opt = keras.optimizers.Adam(2e-5, beta_1=0.5)
     g_opt.build(generator.trainable_variables)
@@ -190,8 +192,6 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--latent-size", type=int, default=32)
     parser.add_argument("--filters", type=int, default=32)
-    parser.add_argument("--response-head", action="store_true",
-                        help="the generator's response head (not in the paper; see calogan_networks.ScaleToResponse)")
     parser.add_argument("--init", type=Path, default=None,
                         help="a finished run whose weights and step count to continue from, with fresh optimizers "
                              "(for a run whose optimizer state was not kept; a run in --out resumes fully instead)")
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     n = len(data["energy"])
     print(f"{n} training showers simulated in {time.time() - start:.0f} s on {args.workers} workers; "
           f"devices {jax.devices()}", flush=True)
-    networks = build(args.latent_size, args.filters, len(particles), args.response_head)
+    networks = build(args.latent_size, args.filters, len(particles))
     step_fn = make_step(*networks, args.latent_size, len(particles))
     done, history = resume(args.out, networks)
     if not done and args.init is not None:
@@ -248,7 +248,6 @@ def main(argv=None) -> int:
     history["train_seconds"] = history.get("train_seconds", 0.0) + time.time() - train_start
     history["device"] = f"{jax.devices()[0].device_kind} ({jax.devices()[0]}, JAX {jax.__version__})"
     history["particles"] = list(particles)
-    history["response_head"] = args.response_head
     save(args.out, state, networks, step, history)
     print(f"done: {step} steps, {history['epochs']:.1f} epochs, {history['train_seconds']:.0f} s", flush=True)
     return 0

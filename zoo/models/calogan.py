@@ -35,6 +35,7 @@ from zoo.models.calogan_networks import (
     adversarial_loss,
     build_discriminator,
     build_generator,
+    energy_head,
 )
 from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import SeedCheck, first_rows
@@ -91,7 +92,8 @@ class CaloGAN(ZooModel):
     one step on simulated showers and one on generated ones (never mixed: minibatch
     discrimination and batch normalisation see whole batches), then the generator two
     steps; Adam with beta_1 = 0.5 and learning rates 2e-4 (generator), 2e-5
-    (discriminator); the loss adds lambda_E = 0.05 times |E_total - E_requested|.
+    (discriminator); the loss adds lambda_E = 0.05 times |E_total - E_requested|. With the energy
+    head, :meth:`fit_energy_head` comes first, and the adversarial steps leave the head alone.
 
     Args:
         particle: the particle this preset generates (one of ``particles``).
@@ -100,8 +102,9 @@ class CaloGAN(ZooModel):
         discriminator_filters: filters of each layer's first convolution (paper: 64).
         energy_range: incident energies of the training data in GeV; others get a warning.
         attention: the layer-to-layer in-painting connections.
-        response_head: not in the paper: a head sets each shower's deposited fraction of the incident
-            energy, and the streams only share it among the cells (see ``ScaleToResponse``).
+        energy_head: not in the paper: a head draws each shower's three layer energies, fitted to simulated
+            ones by :meth:`fit_energy_head` before the adversarial training, and the streams only share each
+            layer's energy among its cells (see ``ScaleToLayerEnergies``). One particle only.
         generator_learning_rate, discriminator_learning_rate, beta_1: Adam settings.
 
     Example:
@@ -125,7 +128,7 @@ class CaloGAN(ZooModel):
 
     def __init__(self, particle: str = "eplus", particles=PARTICLES, latent_size: int = 1024,
                  discriminator_filters: int = 64, energy_range=ENERGY_RANGE_GEV, attention: bool = True,
-                 response_head: bool = False, generator_learning_rate: float = 2e-4, discriminator_learning_rate: float = 2e-5,
+                 energy_head: bool = False, generator_learning_rate: float = 2e-4, discriminator_learning_rate: float = 2e-5,
                  beta_1: float = 0.5, **kwargs):
         super().__init__(**kwargs)
         self.particles = tuple(particles)
@@ -136,11 +139,14 @@ class CaloGAN(ZooModel):
             raise ValueError(f"energy_range must be (low, high) with 0 < low < high GeV; received {energy_range!r}.")
         self.particle, self.energy_range = particle, (low, high)
         self.latent_size, self.discriminator_filters = int(latent_size), int(discriminator_filters)
-        self.attention, self.response_head = bool(attention), bool(response_head)
+        self.attention, self.energy_head = bool(attention), bool(energy_head)
+        if self.energy_head and len(self.particles) > 1:
+            raise ValueError(f"energy_head=True needs one particle (the head does not see the particle); received "
+                             f"particles={list(self.particles)}.")
         self.generator_learning_rate = float(generator_learning_rate)
         self.discriminator_learning_rate = float(discriminator_learning_rate)
         self.beta_1 = float(beta_1)
-        self.generator = build_generator(self.latent_size, len(self.particles), self.attention, self.response_head)
+        self.generator = build_generator(self.latent_size, len(self.particles), self.attention, self.energy_head)
         self.discriminator = build_discriminator(self.discriminator_filters, len(self.particles))
         self.generator_optimizer = self.discriminator_optimizer = None
         self.training_seed = keras.random.SeedGenerator(0)
@@ -203,8 +209,14 @@ class CaloGAN(ZooModel):
         self.generator_optimizer = optimizer or keras.optimizers.Adam(self.generator_learning_rate, beta_1=self.beta_1)
         self.discriminator_optimizer = keras.optimizers.Adam(self.discriminator_learning_rate, beta_1=self.beta_1)
 
+    @property
+    def adversarial_variables(self) -> list:
+        """The generator's variables that the adversarial steps train: all but the energy head's."""
+        head = {id(v) for v in energy_head(self.generator).trainable_variables} if self.energy_head else set()
+        return [v for v in self.generator.trainable_variables if id(v) not in head]
+
     def optimizers_to_checkpoint(self) -> dict:
-        return {"generator": (self.generator_optimizer, self.generator.trainable_variables),
+        return {"generator": (self.generator_optimizer, self.adversarial_variables),
                 "discriminator": (self.discriminator_optimizer, self.discriminator.trainable_variables)}
 
     def _random_requests(self, n):
@@ -225,7 +237,7 @@ class CaloGAN(ZooModel):
 
     def _generator_step(self, n) -> dict:
         noise, energy, particle = self._random_requests(n)
-        variables = self.generator.trainable_variables
+        variables = self.adversarial_variables
         with tf.GradientTape() as tape:
             fake = self.generator([noise, energy, particle], training=True)
             loss, parts = adversarial_loss(self.discriminator([*fake, energy], training=True), 1.0, energy, particle)
@@ -253,6 +265,51 @@ class CaloGAN(ZooModel):
                 "g_loss": sum(p["adversarial"] for p in generator_parts) / 2.0,
                 "g_energy": sum(p["energy"] for p in generator_parts) / 2.0}
 
+    def fit_energy_head(self, energies, layer_energies, epochs: int = 30, batch_size: int = 1024,
+                        learning_rate: float = 1e-3, seed: int = 0) -> list:
+        """Fit the energy head to showers' layer energies; returns each epoch's mean pinball loss.
+
+        ``energies`` (n,) are incident energies and ``layer_energies`` (n, 3) the energies deposited in
+        layers 0, 1, 2, both in GeV. Each step draws a quantile level u = Phi(z), z ~ N(0, 1), per shower and
+        chain variable and takes an Adam step on the pinball loss (:meth:`LayerEnergyQuantiles.pinball_loss`),
+        whose minimum is the simulator's conditional quantile function. The streams and the
+        discriminator are untouched; the learning rate decays to zero on a cosine.
+        """
+        if not self.energy_head:
+            raise ValueError("fit_energy_head needs a generator with the energy head (energy_head=True); "
+                             "this one has the paper's generator.")
+        energies = np.asarray(energies, np.float64).reshape(-1)
+        layer_energies = np.asarray(layer_energies, np.float64)
+        if layer_energies.shape != (len(energies), 3) or not (np.all(np.isfinite(layer_energies))
+                                                              and np.all(energies > 0)):
+            raise ValueError(f"fit_energy_head needs energies (n,) > 0 GeV and finite layer_energies (n, 3); "
+                             f"received shapes {energies.shape} and {layer_energies.shape}.")
+        shares = (layer_energies / energies[:, None]).astype(np.float32)
+        steps_per_epoch = max(len(energies) // batch_size, 1)
+        optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate,
+                                                                                 epochs * steps_per_epoch))
+        step = self._pinball_step(energy_head(self.generator), optimizer)
+        rng, history = np.random.default_rng(seed), []
+        for _ in range(epochs):
+            order = rng.permutation(len(energies))[: steps_per_epoch * batch_size].reshape(steps_per_epoch, -1)
+            losses = [step(energies[rows, None].astype(np.float32), shares[rows],
+                           rng.standard_normal((len(rows), 3)).astype(np.float32)) for rows in order]
+            history.append(float(np.mean(losses)))
+        return history
+
+    @staticmethod
+    def _pinball_step(head, optimizer):
+        variables = head.trainable_variables
+
+        @tf.function(autograph=False, reduce_retracing=True)
+        def step(energy, shares, normals):
+            with tf.GradientTape() as tape:
+                loss = head.pinball_loss(normals, energy, shares)
+            optimizer.apply(tape.gradient(loss, variables), variables)
+            return loss
+
+        return step
+
     def layer_groups(self) -> dict:
         return {"generator": self.generator.layers, "discriminator": self.discriminator.layers}
 
@@ -260,7 +317,7 @@ class CaloGAN(ZooModel):
         return {**super().get_config(), "particle": self.particle, "particles": list(self.particles),
                 "latent_size": self.latent_size, "discriminator_filters": self.discriminator_filters,
                 "energy_range": list(self.energy_range), "attention": self.attention,
-                "response_head": self.response_head,
+                "energy_head": self.energy_head,
                 "generator_learning_rate": self.generator_learning_rate,
                 "discriminator_learning_rate": self.discriminator_learning_rate, "beta_1": self.beta_1}
 
@@ -269,10 +326,8 @@ class CaloGAN(ZooModel):
 
 PRESET_LATENT_SIZE = 32  # the paper's 1024 makes a 120 MB generator; see the card
 PRESET_DISCRIMINATOR_FILTERS = 32
-# The shipped e+ and gamma generators have the response head (not in the paper): it took their mean
-# response from 3.9% / 7.0% to 0.3% off the simulator's. The pi+ run with it collapsed (the discriminator
-# won), so calogan-piplus keeps the paper's generator; see the cards.
-PRESET_RESPONSE_HEAD = {"eplus": True, "gamma": True, "piplus": False}
+# Every shipped generator has the energy head (not in the paper): see the cards for what it changed.
+PRESET_ENERGY_HEAD = {"eplus": True, "gamma": True, "piplus": True}
 
 
 def _preset(particle: str) -> PresetSpec:
@@ -281,7 +336,7 @@ def _preset(particle: str) -> PresetSpec:
         model_class=CaloGAN,
         config=dict(particle=particle, particles=[particle], latent_size=PRESET_LATENT_SIZE,
                     discriminator_filters=PRESET_DISCRIMINATOR_FILTERS, energy_range=list(ENERGY_RANGE_GEV),
-                    response_head=PRESET_RESPONSE_HEAD[particle]),
+                    energy_head=PRESET_ENERGY_HEAD[particle]),
         recipe=f"training.recipes.calogan:recipe_{particle}",
         summary=f"CaloGAN showers of {PARTICLE_NAMES[particle]} of 1-100 GeV in the three-layer Pb/LAr "
                 "calorimeter: generate(energies, seed).",

@@ -16,7 +16,6 @@ by 1000, as in the paper's code).
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import layers, ops
 
 from zoo.models.layers import LocallyConnected2D
@@ -27,8 +26,16 @@ STREAM_CHANNELS = 36  # channels of each stream's first image (paper)
 ENERGY_SCALE_GEV = 100.0  # the latent vector is multiplied by E / 100 GeV (paper)
 MBD_KERNELS, MBD_DIMENSIONS = 10, 10  # minibatch discrimination: 10 kernels of 10 dimensions (paper)
 TOO_FAR_GEV = 5.0  # the discriminator flags |E_total - E_incident| > 5 GeV (paper)
-INITIAL_RESPONSE = 0.95  # the response head's starting E_deposited / E_incident (an EM shower deposits nearly all)
-RESPONSE_HIDDEN = 64  # width of the response head's hidden layer
+ENERGY_HEAD_HIDDEN = 128  # width of the two hidden layers of each of the energy head's quantile networks
+ENERGY_HEAD_NAME = "energy_head"
+SHARE_FLOOR = 1e-6  # fractions are clipped to [this, 1 - this] before their logit
+# A drawn fraction within this of 0 or 1 is 0 or 1: the head has learnt a point mass there, such as the
+# deepest layer left exactly empty by most electromagnetic showers below 10 GeV (a logit beyond +-9.2).
+EMPTY_FRACTION = 1e-4
+# The head draws its levels at z clipped to +-3 (u between 0.13 % and 99.87 %). 100,000 training showers leave
+# rarer quantiles unresolved, and the networks extrapolate them wildly: unclipped, a 95 GeV positron's
+# response came out 0.08 at z = -4, where the simulator's lowest of 25,000 was 0.985.
+LEVEL_LIMIT = 3.0
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -168,46 +175,124 @@ class LatentConditioning(layers.Layer):
         return {**super().get_config(), "latent_size": self.latent_size, "particles": self.particles}
 
 
+def _logit(p):
+    p = ops.clip(p, SHARE_FLOOR, 1.0 - SHARE_FLOOR)
+    return ops.log(p) - ops.log(1.0 - p)
+
+
+def chain_variables(shares):
+    """(R, a, b): the response R = E_total / E, a = E_1 / E_total and b = E_0 / (E_0 + E_2), from the
+    layers' shares E_i / E (batch, 3). Each lies in [0, 1], and the three layer energies follow back from
+    them: E_1 = R a E, E_0 = R (1 - a) b E, E_2 = R (1 - a) (1 - b) E."""
+    total = ops.sum(shares, axis=-1)
+    a = shares[:, 1] / ops.maximum(total, 1e-30)
+    b = shares[:, 0] / ops.maximum(shares[:, 0] + shares[:, 2], 1e-30)
+    return ops.stack([total, a, b], axis=-1)
+
+
+def shares_from_chain(chain):
+    """The layers' shares E_i / E (batch, 3) from (R, a, b) (the inverse of :func:`chain_variables`)."""
+    total, a, b = chain[:, 0], chain[:, 1], chain[:, 2]
+    return ops.stack([total * (1.0 - a) * b, total * a, total * (1.0 - a) * (1.0 - b)], axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="zoo")
-class ScaleToResponse(layers.Layer):
-    """Rescale the three images so that together they hold r * E_incident, r in (0, 1) a per-shower response.
+class LayerEnergyQuantiles(layers.Layer):
+    """The energy head: draws each shower's layer energies from learned conditional quantile functions.
 
-    The paper's generator makes E_total a sum of 504 independent ReLU outputs, which spreads by about
-    +-20% where a calorimeter's response to an electromagnetic shower spreads by well under 1%: the
-    showers' shapes can be right and their sum still plainly wrong. With this layer the streams set
-    only how the energy is shared among the cells, and a separate head sets how much is deposited.
-    Energy conservation bounds the response by 1, hence a sigmoid. A shower whose cells are all zero
-    stays zero."""
+    The three layer energies are written as a chain of fractions in [0, 1] (:func:`chain_variables`):
+    the response R, then a given R, then b given R and a. One small network per variable maps a
+    level u = Phi(z) and what comes before it in the chain (ln(E / 100 GeV) and the earlier variables'
+    logits) to the logit of that variable's u-quantile. Trained by the pinball loss with the observed
+    earlier variables (:meth:`pinball_loss`), each network converges to the conditional quantile function,
+    so drawing z ~ N(0, 1) samples the conditional distribution exactly in the limit (autoregressive
+    implicit quantile networks: Dabney et al., ICML 2018; Ostrovski et al., ICML 2018): the narrow
+    electromagnetic response, with its leakage tail, and a pion's minimum-ionising spike beside its
+    showers alike. The z's are the first three latent components, clipped to +-``LEVEL_LIMIT``. A layer the simulator
+    often leaves exactly empty is a point mass of a fraction at 0 or 1, which the clipped logits learn as
+    a quantile beyond +-13.8; a drawn fraction within ``EMPTY_FRACTION`` of 0 or 1 is set to it.
+    """
 
-    def call(self, images, response_logit, energy):
-        total = sum(ops.sum(image, axis=(1, 2, 3)) for image in images)[:, None, None, None]
-        deposited = (ops.sigmoid(response_logit) * energy)[:, :, None, None]
-        scale = deposited / ops.maximum(total, 1e-9)
-        return [image * scale for image in images]
+    def __init__(self, hidden: int = ENERGY_HEAD_HIDDEN, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = int(hidden)
+        self.networks = [self._network(i) for i in range(3)]
 
-    def compute_output_shape(self, images_shape, response_logit_shape, energy_shape):
+    def _network(self, i: int):
+        return keras.Sequential([layers.Dense(self.hidden, activation="gelu", name=f"q{i}_hidden_0"),
+                                 layers.Dense(self.hidden, activation="gelu", name=f"q{i}_hidden_1"),
+                                 layers.Dense(1, name=f"q{i}_logit")], name=f"quantile_{i}")
+
+    def build(self, noise_shape, energy_shape=None):
+        for i, network in enumerate(self.networks):
+            network.build((None, 2 + i))
+
+    def _quantile_logit(self, i: int, normals, log_energy, earlier_logits):
+        """Logit of chain variable i's quantile at level Phi(z_i), given ln(E / 100 GeV) and the earlier
+        variables' logits. The network sees z_i itself, not Phi(z_i): a Gaussian's quantile function is
+        linear in z, and a leakage tail is steep in u but gentle in z."""
+        return self.networks[i](ops.concatenate([normals[:, i:i + 1], log_energy, earlier_logits], axis=-1))
+
+    def call(self, noise, energy):
+        """The layers' shares E_i / E (batch, 3) of one draw per shower, from the first three latent components."""
+        normals, log_energy = ops.clip(noise[:, :3], -LEVEL_LIMIT, LEVEL_LIMIT), ops.log(energy / ENERGY_SCALE_GEV)
+        logits = log_energy[:, :0]
+        for i in range(3):
+            logits = ops.concatenate([logits, self._quantile_logit(i, normals, log_energy, logits)], axis=-1)
+        chain = ops.sigmoid(logits)
+        chain = ops.where(chain < EMPTY_FRACTION, 0.0, ops.where(chain > 1.0 - EMPTY_FRACTION, 1.0, chain))
+        return shares_from_chain(chain)
+
+    def pinball_loss(self, normals, energy, shares):
+        """Mean pinball loss of the three quantile networks at levels u = Phi(z) of ``normals`` z (batch, 3)
+        against observed shares (batch, 3), each network given the observed earlier variables (teacher forcing)."""
+        observed, log_energy = _logit(chain_variables(shares)), ops.log(energy / ENERGY_SCALE_GEV)
+        predicted = ops.concatenate([self._quantile_logit(i, normals, log_energy, observed[:, :i])
+                                     for i in range(3)], axis=-1)
+        uniforms, error = 0.5 * (1.0 + ops.erf(normals / 2.0**0.5)), observed - predicted
+        return ops.mean(ops.maximum(uniforms * error, (uniforms - 1.0) * error))
+
+    def compute_output_shape(self, noise_shape, energy_shape):
+        return (noise_shape[0], 3)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": self.hidden}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ScaleToLayerEnergies(layers.Layer):
+    """Rescale each image to hold E_i = s_i E_incident, the share s_i the energy head drew for its layer.
+
+    The paper's generator makes each layer's energy a sum of independent ReLU outputs, so E_total spreads
+    by about +-20 % where a calorimeter's response to an electromagnetic shower spreads by well under 1 %:
+    the shapes can be right and the sums plainly wrong. Here, as in CaloFlow's split of p(E_0, E_1, E_2 | E)
+    from the shapes given the layer energies (Krause & Shih, arXiv:2106.05285), the energy head learns the
+    layer energies and the streams only share each layer's energy among its cells. The head's output
+    passes through ``stop_gradient``: it learns from its own pinball loss on simulated layer energies
+    (:meth:`LayerEnergyQuantiles.pinball_loss`), never from the discriminator. The head decides which layers
+    are empty (its drawn share is 0); a layer the head fills but its stream left empty takes the shape of
+    a neighbour resampled onto its grid (``carried``: layer 1 on layer 0's grid, layer 0 on layer 1's, layer 1
+    on layer 2's), as a shower carries on from where it was. Without it a photon whose layer-0 stream came
+    out empty (2 in 1000) lost that layer's 20-30 % of its energy."""
+
+    def call(self, images, shares, energy, carried):
+        shares = ops.stop_gradient(shares)
+        scaled = []
+        for image, fallback, share in zip(images, carried, ops.unstack(shares, axis=-1)):
+            empty = ops.sum(image, axis=(1, 2, 3))[:, None, None, None] <= 0
+            image = ops.where(empty, fallback, image)  # a layer the stream left empty: its neighbour's shape
+            total = ops.sum(image, axis=(1, 2, 3))[:, None, None, None]
+            target = (share[:, None] * energy)[:, :, None, None]
+            scaled.append(image * target / ops.maximum(total, 1e-9))
+        return scaled
+
+    def compute_output_shape(self, images_shape, shares_shape, energy_shape, carried_shape):
         return list(images_shape)
 
 
-@keras.saving.register_keras_serializable(package="zoo")
-class ResponseInputs(layers.Layer):
-    """[z, ln(E / 100 GeV)]: what the response head sees."""
-
-    def call(self, noise, energy):
-        return ops.concatenate([noise, ops.log(energy / ENERGY_SCALE_GEV)], axis=-1)
-
-    def compute_output_shape(self, noise_shape, energy_shape):
-        return (noise_shape[0], noise_shape[1] + 1)
-
-
-def _response_logit(noise, energy):
-    """The response head: logit of E_deposited / E_incident from the noise and ln(E / 100 GeV)."""
-    x = ResponseInputs(name="response_inputs")(noise, energy)
-    x = layers.Dense(RESPONSE_HIDDEN, name="response_hidden")(x)
-    x = layers.LeakyReLU(0.3, name="response_hidden_act")(x)
-    initial = float(np.log(INITIAL_RESPONSE / (1.0 - INITIAL_RESPONSE)))
-    return layers.Dense(1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(initial),
-                        name="response_logit")(x)
+def energy_head(generator: keras.Model) -> LayerEnergyQuantiles:
+    """The generator's energy head (a :class:`LayerEnergyQuantiles` layer)."""
+    return generator.get_layer(ENERGY_HEAD_NAME)
 
 
 def _stream(h, rows: int, columns: int, name: str):
@@ -222,15 +307,30 @@ def _stream(h, rows: int, columns: int, name: str):
     return LocallyConnected2D(1, (2, 2), use_bias=False, kernel_initializer="glorot_normal", name=f"{name}_lc_2")(x)
 
 
+def _onto_next_layer(image, layer: int, role: str):
+    """Layer 0's image resampled onto layer 1's grid (3 x 96 -> 12 x 12), or layer 1's onto layer 2's (12 x 12 ->
+    12 x 6), by averaging the cells each new cell covers."""
+    if layer == 0:
+        image = layers.UpSampling2D((4, 1), name=f"layer_0_{role}_1_up")(image)
+        return layers.AveragePooling2D((1, 8), name=f"layer_0_{role}_1_pool")(image)
+    return layers.AveragePooling2D((1, 2), name=f"layer_1_{role}_2_pool")(image)
+
+
+def _layer_1_onto_layer_0(image):
+    """Layer 1's image resampled onto layer 0's grid (12 x 12 -> 3 x 96): four rows averaged, each column split."""
+    image = layers.AveragePooling2D((4, 1), name="layer_1_fallback_0_pool")(image)
+    return layers.UpSampling2D((1, 8), name="layer_1_fallback_0_up")(image)
+
+
 def build_generator(latent_size: int, particles: int = 1, attention: bool = True,
-                    response_head: bool = False) -> keras.Model:
+                    energy_head: bool = False) -> keras.Model:
     """Inputs noise (batch, latent), energy (batch, 1) GeV, particle (batch,) index; outputs three (r, c, 1) images.
 
     Each layer has its own stream from the shared conditioned latent vector; layer 1 then
     mixes in layer 0 (resampled 3 x 96 -> 12 x 12) and layer 2 mixes in layer 1
     (12 x 12 -> 12 x 6) through :class:`InpaintingAttention`; ReLU makes every cell >= 0.
-    ``response_head=True`` (not in the paper) adds :class:`ScaleToResponse`: a head predicts the
-    deposited fraction of the incident energy and the images are rescaled to hold it.
+    ``energy_head=True`` (not in the paper) adds :class:`ScaleToLayerEnergies`: a head draws the three
+    layer energies and each image is rescaled to hold its layer's.
     """
     noise = keras.Input((latent_size,), name="noise")
     energy = keras.Input((1,), name="energy")
@@ -238,14 +338,13 @@ def build_generator(latent_size: int, particles: int = 1, attention: bool = True
     h = LatentConditioning(latent_size, particles, name="conditioning")(noise, energy, particle)
     images = [_stream(h, rows, columns, f"g{i}") for i, (rows, columns) in enumerate(LAYER_SHAPES)]
     if attention:
-        zero_on_one = layers.AveragePooling2D((1, 8), name="layer_0_to_1_pool")(
-            layers.UpSampling2D((4, 1), name="layer_0_to_1_up")(images[0]))
-        images[1] = InpaintingAttention(name="attention_1")([images[1], zero_on_one])
-        one_on_two = layers.AveragePooling2D((1, 2), name="layer_1_to_2_pool")(images[1])
-        images[2] = InpaintingAttention(name="attention_2")([images[2], one_on_two])
-    if response_head:
+        images[1] = InpaintingAttention(name="attention_1")([images[1], _onto_next_layer(images[0], 0, "to")])
+        images[2] = InpaintingAttention(name="attention_2")([images[2], _onto_next_layer(images[1], 1, "to")])
+    if energy_head:
         images = [layers.ReLU(name=f"{name}_cells")(image) for name, image in zip(LAYER_NAMES, images)]
-        images = ScaleToResponse(name="scale_to_response")(images, _response_logit(noise, energy), energy)
+        carried = [_layer_1_onto_layer_0(images[1]), *(_onto_next_layer(images[i], i, "fallback") for i in range(2))]
+        images = ScaleToLayerEnergies(name="scale_to_layer_energies")(
+            images, LayerEnergyQuantiles(name=ENERGY_HEAD_NAME)(noise, energy), energy, carried)
         outputs = [layers.Identity(name=name)(image) for name, image in zip(LAYER_NAMES, images)]
     else:
         outputs = [layers.ReLU(name=name)(image) for name, image in zip(LAYER_NAMES, images)]
