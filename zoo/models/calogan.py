@@ -124,7 +124,8 @@ class CaloGAN(ZooModel):
         "from showers instead. Fine-tune "
         "in Python, with both networks' pretrained weights: model = zoo.load(NAME); model.compile(); "
         "model.fit({'layer_0': ..., 'layer_1': ..., 'layer_2': ... (GeV), 'energy': (n, 1) GeV, 'particle': (n,) "
-        "class index}, batch_size=256, epochs=...)."))
+        "class index}, batch_size=256, epochs=...). The fit leaves the energy head alone: refit it to your showers' "
+        "layer energies first, model.fit_energy_head(energies, layer_energies) (GeV, shapes (n,) and (n, 3))."))
 
     def __init__(self, particle: str = "eplus", particles=PARTICLES, latent_size: int = 1024,
                  discriminator_filters: int = 64, energy_range=ENERGY_RANGE_GEV, attention: bool = True,
