@@ -9,6 +9,7 @@ the versions already loaded keep serving.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 import threading
@@ -33,18 +34,21 @@ class BadRequest(ValueError):
 
 @dataclasses.dataclass
 class Signature:
-    """A callable signature with its named input and output specs."""
+    """A callable signature with its named input and output specs, and what the zoo's export declared of it
+    (``declared``: ranges, output shapes, cost; None for a SavedModel from elsewhere)."""
 
     function: object
     inputs: dict  # name -> tf.TensorSpec
     outputs: dict  # name -> tf.TensorSpec
+    declared: dict | None = None
 
     def check(self, name: str, values: dict, max_rows: int | None = None, from_json: bool = True) -> dict:
-        """Named float inputs as arrays of the right shapes, or a BadRequest naming the bad field.
+        """Named inputs as arrays of the right shapes and dtypes, or a BadRequest naming the bad field.
 
         JSON values must be nested lists of numbers, exactly as deep as the input's rank:
         booleans, strings and nulls are refused, as TF Serving refuses them. ``max_rows``
-        bounds the batch of one request.
+        bounds the batch of one request; an empty batch is refused; values outside an input's
+        declared valid range are refused.
         """
         missing = sorted(set(self.inputs) - set(values))
         unknown = sorted(set(values) - set(self.inputs))
@@ -60,26 +64,91 @@ class Signature:
         if len(set(sizes.values())) > 1:
             raise BadRequest(f"inputs disagree on the batch size: {sizes}")
         rows = next(iter(sizes.values()))
+        if rows == 0:
+            shown = ", ".join(f"{k!r} of shape {a.shape}" for k, a in arrays.items())
+            raise BadRequest(f"The batch is empty: received {shown}; expected at least one row.")
         if max_rows is not None and rows > max_rows:
             raise BadRequest(
                 f"the request has {rows} rows; this server answers at most {max_rows} rows per request "
                 "(split the request, or start the server with a larger --max-rows-per-request)"
             )
+        invalid = self._range_violations(arrays, "valid_range")
+        if invalid:
+            raise BadRequest("; ".join(invalid) + ".")
         return arrays
+
+    def warnings(self, arrays: dict) -> list:
+        """Inputs outside the range the network was trained on: answered, with these lines for the client."""
+        return [line + ": the answer there is an extrapolation" for line in self._range_violations(arrays, "trained_range")]
+
+    def _range_violations(self, arrays: dict, which: str) -> list:
+        lines = []
+        for key, declared in (self.declared or {}).get("inputs", {}).items():
+            for component, low, high in declared.get(which, []):
+                values = arrays[key] if component is None else arrays[key][..., component]
+                outside = (values < low) | (values > high)
+                rows = np.flatnonzero(outside.reshape(len(values), -1).any(axis=1))
+                if rows.size:
+                    where = f"'{key}'" if component is None else f"'{key}'[..., {component}]"
+                    lines.append(f"{where} of rows {rows[:5].tolist()}{'...' if rows.size > 5 else ''} holds "
+                                 f"[{', '.join(f'{v:.7g}' for v in values[outside][:3])}]; the {which.replace('_', ' ')} is "
+                                 f"[{low:g}, {high:g}]")
+        return lines
+
+    def _units(self, arrays: dict) -> int:
+        units = 1
+        for key, axis in (self.declared or {}).get("scaling_axes", []):
+            units *= arrays[key].shape[axis]
+        return units
+
+    def output_elements(self, arrays: dict) -> int:
+        """How many elements the outputs of ``arrays`` will hold, known before the model runs: free axes past
+        the batch take the sizes of the declared scaling axes in order (1 where nothing is declared)."""
+        rows = len(next(iter(arrays.values())))
+        sizes = [arrays[key].shape[axis] for key, axis in (self.declared or {}).get("scaling_axes", [])]
+        total = 0
+        for spec in self.outputs.values():
+            free, elements = iter(sizes), rows
+            for d in spec.shape.as_list()[1:]:
+                elements *= d if d is not None else next(free, 1)
+            total += elements
+        return total
+
+    def refuse_oversized(self, arrays: dict, max_output_elements: int) -> int:
+        """The request's output elements, or a BadRequest naming the limit and the flag when they pass it."""
+        elements = self.output_elements(arrays)
+        if elements > max_output_elements:
+            shapes = {k: a.shape for k, a in arrays.items()}
+            raise BadRequest(
+                f"the request {shapes} would produce {elements:,} output elements ({elements * 4 / 2**20:.1f} MiB "
+                f"as float32); this server answers at most {max_output_elements:,} per request. Send fewer rows "
+                "(or shorter free axes), or start the server with a larger --max-output-elements")
+        return elements
+
+    def estimated_seconds(self, arrays: dict) -> float | None:
+        """The model time ``arrays`` should take, from the export's measured seconds per row and unit of the
+        scaling axes; None for a signature with no declaration."""
+        per_unit = (self.declared or {}).get("seconds_per_unit")
+        if per_unit is None:
+            return None
+        return len(next(iter(arrays.values()))) * self._units(arrays) * per_unit
 
     @staticmethod
     def _array(key, value, spec, from_json: bool) -> np.ndarray:
         expected = tuple(spec.shape.as_list()[1:])
-        shown = tuple("batch" if d is None else d for d in spec.shape.as_list())
+        shown = "(" + ", ".join(["batch"] + ["any" if d is None else str(d) for d in expected]) + ")"
         if from_json:
+            if value == []:
+                raise BadRequest(f"The batch is empty: received '{key}': []; expected at least one row of shape {shown}.")
             leaf_types = _leaf_types(value, len(expected) + 1)
             if leaf_types is None:
-                raise BadRequest(f"input '{key}' is not a nested list of rank {len(shown)}; expected shape {shown}")
+                raise BadRequest(f"input '{key}' is not a nested list of rank {len(expected) + 1}; expected shape "
+                                 f"{shown}, received {_outline(value)}")
             if not leaf_types <= {int, float}:
                 received = sorted(t.__name__ for t in leaf_types - {int, float})
                 raise BadRequest(f"input '{key}' must hold numbers; received {received} values")
         if spec.dtype.is_integer:
-            _refuse_fractions(key, value, spec.dtype.name)
+            _refuse_non_integers(key, value, spec.dtype)
         try:
             with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
                 array = np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
@@ -90,16 +159,20 @@ class Signature:
         if array.ndim != len(expected) + 1 or any(e is not None and a != e for a, e in zip(array.shape[1:], expected)):
             raise BadRequest(f"input '{key}' has shape {array.shape}; expected {shown}")
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-            raise BadRequest(f"input '{key}' contains NaN or infinite values (or numbers beyond float32)")
+            bad = array[~np.isfinite(array)][:3].tolist()
+            raise BadRequest(f"input '{key}' contains non-finite values {bad} (NaN, infinite, or beyond float32's "
+                             f"range of +-{float(np.finfo(np.float32).max):.3g}); every entry must be finite")
         return array
 
-    def __call__(self, arrays: dict) -> dict:
-        """The model's outputs, computed ``CALL_ROWS`` rows at a time: a large request's activations never
-        exceed those of one chunk, so its memory grows with its outputs only."""
+    def __call__(self, arrays: dict, rows_per_call: int = CALL_ROWS) -> dict:
+        """The model's outputs, computed ``rows_per_call`` rows at a time: a large request's activations never
+        exceed those of one chunk, so its memory grows with its outputs only, and other requests' calls
+        run between its chunks."""
         rows = len(next(iter(arrays.values())))
-        if rows <= CALL_ROWS:
+        step = max(1, min(int(rows_per_call), CALL_ROWS))
+        if rows <= step:
             return self._call(arrays)
-        chunks = [self._call({k: v[i:i + CALL_ROWS] for k, v in arrays.items()}) for i in range(0, rows, CALL_ROWS)]
+        chunks = [self._call({k: v[i:i + step] for k, v in arrays.items()}) for i in range(0, rows, step)]
         return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
     def _call(self, arrays: dict) -> dict:
@@ -110,19 +183,30 @@ class Signature:
         return {k: v.numpy() for k, v in outputs.items()}
 
 
-def _refuse_fractions(key: str, value, dtype: str) -> None:
-    """An integer input (seeds, indices) takes whole numbers only, never rounded (as the zoo's checks do)."""
+def _outline(value) -> str:
+    """The nesting of a JSON value, for an error: 'nested lists of shape (3, 2)', 'a float'."""
+    dims = []
+    while isinstance(value, list):
+        dims.append(len(value))
+        value = value[0] if value else None
+    return f"nested lists of shape {tuple(dims)}" if dims else f"a {type(value).__name__}"
+
+
+def _refuse_non_integers(key: str, value, dtype) -> None:
+    """An integer input (seeds, indices) takes whole numbers within its dtype's range, never rounded or
+    wrapped around (as the zoo's checks do)."""
+    info = np.iinfo(dtype.as_numpy_dtype)
     try:
-        given = np.asarray(value)
+        given = np.asarray(value, dtype=object if dtype.size == 8 else None)
     except (TypeError, ValueError):
         return  # ragged: the cast in _array reports it
-    if given.dtype.kind != "f":
-        return
-    with np.errstate(invalid="ignore"):
-        whole = np.isfinite(given) & (np.floor(given) == given) & (np.abs(given) < 2.0**63)
-    if not np.all(whole):
-        raise BadRequest(f"input '{key}' must hold whole numbers ({dtype}); received e.g. "
-                         f"{given[~whole].ravel()[:3].tolist()}")
+    flat = given.ravel().tolist() if given.dtype == object else np.asarray(given).ravel().tolist()
+    fractions = [v for v in flat if isinstance(v, float) and not v.is_integer()]
+    if fractions:
+        raise BadRequest(f"input '{key}' must hold whole numbers ({dtype.name}); received e.g. {fractions[:3]}")
+    beyond = [v for v in flat if isinstance(v, (int, float)) and not info.min <= v <= info.max]
+    if beyond:
+        raise BadRequest(f"input '{key}' holds {beyond[:3]}, beyond {dtype.name}'s range [{info.min}, {info.max}]")
 
 
 def _leaf_types(value, rank: int):
@@ -138,12 +222,20 @@ def _leaf_types(value, rank: int):
 
 
 def _assertion_message(text: str) -> str:
-    """The message of a failed tf.debugging assertion, without TF's graph trace."""
-    found = re.search(r"assertion failed: \[([^\]]*)\](.*)", text)
+    """The message of a failed check in a graph, with the values it received, without TF's graph trace."""
+    found = re.search(r"assertion failed: \[(.*?)\]((?: \[[^\]]*\])*)", text, re.DOTALL)
     if not found:
-        return text.strip().splitlines()[-1][:300]
-    values = re.findall(r"\[(-?[\d.]+)\]", found.group(2))
-    return found.group(1) + (f" (received {values[0]}, expected {values[1]})" if len(values) >= 2 else "")
+        lines = [line.strip() for line in text.strip().splitlines() if line.strip() and "{{node" not in line]
+        return " ".join(lines)[:500] or "the model refused the input"
+    message, data = found.group(1), re.findall(r"\[([^\]]*)\]", found.group(2))
+    condition = next((d for d in data if d.startswith("Condition x")), None)
+    if condition is None:
+        return " ".join([message, *data])[:500]
+    values = [d for d in data if not d.startswith(("Condition", "x (", "y ("))]
+    relation = re.search(r"Condition x (\S+) y", condition).group(1)
+    if len(values) >= 2:
+        return f"{message} (received {values[0]}, expected {relation} {values[1]})"
+    return message
 
 
 @dataclasses.dataclass
@@ -164,14 +256,29 @@ class Servable:
         return self.signatures[key]
 
 
+SIGNATURES_FILE = Path("assets.extra") / "zoo_signatures.json"
+
+
+def _declarations(path: Path) -> dict:
+    """What the zoo's export declared of each signature (ranges, cost); {} for a SavedModel from elsewhere."""
+    file = path / SIGNATURES_FILE
+    if not file.exists():
+        return {}
+    declarations = json.loads(file.read_text())
+    if not isinstance(declarations, dict):
+        raise ValueError(f"{file} must hold a JSON object of signatures; received a {type(declarations).__name__}")
+    return declarations
+
+
 def load_servable(name: str, version: int, path: Path) -> Servable:
     if not (path / "saved_model.pb").exists():
         raise FileNotFoundError(f"{path} has no saved_model.pb")
     module = tf.saved_model.load(str(path))
+    declarations = _declarations(path)
     signatures = {}
     for sig_name, fn in module.signatures.items():
         inputs = dict(fn.structured_input_signature[1])
-        signatures[sig_name] = Signature(fn, inputs, dict(fn.structured_outputs))
+        signatures[sig_name] = Signature(fn, inputs, dict(fn.structured_outputs), declarations.get(sig_name))
     if not signatures:
         raise ValueError(f"{path} has no signatures")
     return Servable(name, version, path, signatures, module)

@@ -27,12 +27,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from tensorflow.core.framework import types_pb2
 
-from serving.repository import BadRequest, ModelRepository, NotFound
+from serving.repository import CALL_ROWS, BadRequest, ModelRepository, NotFound
 
 log = logging.getLogger("zoo.serving")
 
-INLINE_BYTES = 64 << 10  # smaller request bodies are answered on the event loop; larger ones in a worker thread
+INLINE_BYTES = 64 << 10  # smaller request bodies are parsed on the event loop; larger ones in a worker thread
+INLINE_SECONDS = 1e-3  # a request expected to take less model time than this is answered on the event loop
+INLINE_ELEMENTS = 1 << 14  # ... if its outputs are this small; every other request runs in a worker thread
+CHUNK_SECONDS = 0.02  # a costly request runs in model calls of about this long, so others interleave
+ENCODE_CHUNK_ELEMENTS = 1 << 16  # JSON is written this many elements at a time, releasing the GIL between
 MAX_ROWS = 65536
+MAX_OUTPUT_ELEMENTS = 8 << 20  # 32 MiB of float32 per request
 NON_FINITE = re.compile(rb"(?<![\w\"])-?(NaN|Infinity)(?![\w\"])")
 
 MODEL_PATH = re.compile(
@@ -66,12 +71,12 @@ class Batcher:
     def _key(arrays: dict) -> tuple:
         return tuple((k, a.shape[1:], a.dtype.str) for k, a in sorted(arrays.items()))
 
-    async def run(self, arrays: dict) -> dict:
+    async def run(self, arrays: dict, rows_per_call: int) -> dict:
         key = self._key(arrays)
         future = asyncio.get_running_loop().create_future()
         queue = self.queues.setdefault(key, [])
-        queue.append((arrays, future))
-        if sum(_rows(a) for a, _ in queue) >= self.parameters.max_batch_size:
+        queue.append((arrays, future, rows_per_call))
+        if sum(_rows(a) for a, _, _ in queue) >= self.parameters.max_batch_size:
             await self._flush(key)
         elif key not in self.timers:
             self.timers[key] = asyncio.create_task(self._flush_after_timeout(key))
@@ -92,7 +97,7 @@ class Batcher:
         try:
             await self._answer(batch)
         except BaseException as e:  # whatever happened, no request is left waiting
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(e if isinstance(e, Exception) else RuntimeError("the server is stopping"))
             if not isinstance(e, Exception):
@@ -102,23 +107,23 @@ class Batcher:
         if len(batch) == 1:
             await self._answer_one(*batch[0])
             return
-        merged = {k: np.concatenate([a[k] for a, _ in batch]) for k in batch[0][0]}
+        merged = {k: np.concatenate([a[k] for a, _, _ in batch]) for k in batch[0][0]}
         try:
-            outputs = await run_in_threadpool(self.signature, merged)
+            outputs = await run_in_threadpool(self.signature, merged, min(r for _, _, r in batch))
         except BadRequest:  # one member's values failed a check in the graph: answer each alone
-            for arrays, future in batch:
-                await self._answer_one(arrays, future)
+            for member in batch:
+                await self._answer_one(*member)
             return
         start = 0
-        for arrays, future in batch:
+        for arrays, future, _ in batch:
             size = _rows(arrays)
             if not future.done():
                 future.set_result({k: v[start:start + size] for k, v in outputs.items()})
             start += size
 
-    async def _answer_one(self, arrays, future):
+    async def _answer_one(self, arrays, future, rows_per_call):
         try:
-            result = await run_in_threadpool(self.signature, arrays)
+            result = await run_in_threadpool(self.signature, arrays, rows_per_call)
         except Exception as e:
             if not future.done():
                 future.set_exception(e)
@@ -140,8 +145,10 @@ def parse_predict_body(body: dict, signature) -> tuple:
     names = list(signature.inputs)
     if "instances" in body:
         rows = body["instances"]
-        if not isinstance(rows, list) or not rows:
-            raise BadRequest("'instances' must be a non-empty list")
+        if not isinstance(rows, list):
+            raise BadRequest(f"'instances' must be a list of rows; received a {type(rows).__name__}")
+        if not rows:
+            raise BadRequest(f"The batch is empty: received 'instances': []; expected at least one row of {names}.")
         if all(isinstance(r, dict) for r in rows):
             keys = {frozenset(r) for r in rows}
             if len(keys) > 1:
@@ -172,6 +179,64 @@ def format_outputs(outputs: dict, layout: str) -> dict:
 
 def encode_json(body) -> bytes:
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+_NON_FINITE_TOKENS = {"nan": b"NaN", "inf": b"Infinity", "-inf": b"-Infinity"}
+
+
+def _encode_finite_or_tokens(value, non_finite: np.ndarray) -> bytes:
+    """orjson's encoding of ``value``, its non-finite numbers written as TF Serving writes them (NaN,
+    Infinity, -Infinity: JSON as JavaScript reads it) instead of orjson's null. ``non_finite`` holds those
+    numbers in the order they appear in the encoding."""
+    encoded = encode_json(value)
+    if non_finite.size == 0:
+        return encoded
+    pieces = encoded.split(b"null")
+    tokens = [_NON_FINITE_TOKENS[str(float(v))] for v in non_finite]
+    return b"".join(p + t for p, t in zip(pieces, tokens)) + pieces[-1]
+
+
+def _non_finite(*arrays) -> np.ndarray:
+    found = [a[~np.isfinite(a)] for a in arrays if a.dtype.kind == "f"]
+    return np.concatenate([f.ravel() for f in found]) if found else np.zeros(0)
+
+
+def _json_array(array: np.ndarray) -> bytes:
+    """A JSON array of ``array``, written ``ENCODE_CHUNK_ELEMENTS`` elements at a time."""
+    if array.ndim == 0 or array.size <= ENCODE_CHUNK_ELEMENTS:
+        return _encode_finite_or_tokens(array, _non_finite(array) if array.dtype.kind == "f" else np.zeros(0))
+    step = max(1, ENCODE_CHUNK_ELEMENTS // max(1, array[0].size))
+    parts = [_encode_finite_or_tokens(array[i:i + step], _non_finite(array[i:i + step]))[1:-1]
+             for i in range(0, len(array), step)]
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _json_rows(outputs: dict) -> bytes:
+    """Row format of several outputs: one object per row, written a chunk of rows at a time."""
+    n = len(next(iter(outputs.values())))
+    per_row = max(1, sum(v[0].size for v in outputs.values()))
+    step = max(1, ENCODE_CHUNK_ELEMENTS // per_row)
+    parts = []
+    for i in range(0, n, step):
+        rows = [{k: v[j] for k, v in outputs.items()} for j in range(i, min(n, i + step))]
+        non_finite = _non_finite(*(v[j] for j in range(i, min(n, i + step)) for v in outputs.values()))
+        parts.append(_encode_finite_or_tokens(rows, non_finite)[1:-1])
+    return b"[" + b",".join(parts) + b"]"
+
+
+def encode_response(outputs: dict, layout: str, warnings: list = ()) -> bytes:
+    """TF Serving's response body for ``outputs``, with the server's ``warnings`` (inputs outside the
+    trained range) when there are any. Large outputs are written in chunks, so a worker thread writing
+    them lets the event loop run between chunks."""
+    if layout == "row" and len(outputs) > 1:
+        key, payload = b"predictions", _json_rows(outputs)
+    elif len(outputs) == 1:
+        key, payload = (b"predictions" if layout == "row" else b"outputs"), _json_array(next(iter(outputs.values())))
+    else:
+        key = b"outputs"
+        payload = b"{" + b",".join(encode_json(k) + b":" + _json_array(v) for k, v in outputs.items()) + b"}"
+    extra = b',"warnings":' + encode_json(list(warnings)) if warnings else b""
+    return b'{"' + key + b'":' + payload + extra + b"}"
 
 
 def decode_json(raw: bytes):
@@ -221,19 +286,96 @@ async def read_body(request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+@dataclasses.dataclass
+class Predict:
+    """One predict request, checked and planned: where it runs and in how large model calls."""
+
+    signature: object
+    signature_name: str
+    version: int
+    arrays: dict
+    layout: str
+    inline: bool
+    rows_per_call: int
+
+
+class RestPredictor:
+    """Answers REST predict requests from a model repository.
+
+    Where a request runs follows its cost, never its body size: the export's declared seconds per row (and
+    per unit of any free axis) and the output size it will have are known before the model runs. A request
+    expected to take under ``INLINE_SECONDS`` with small outputs is answered on the event loop (a hop to a
+    thread would cost more); every other one runs its model calls and writes its JSON in a worker thread,
+    in chunks, so the event loop stays free for every other client. A request whose outputs would pass
+    ``max_output_elements`` is refused before the model runs.
+    """
+
+    def __init__(self, repo: ModelRepository, batching: BatchingParameters | None, max_rows: int,
+                 max_output_elements: int):
+        self.repo, self.batching = repo, batching
+        self.max_rows, self.max_output_elements = max_rows, max_output_elements
+        self.batchers: dict = {}
+
+    def prepare(self, name, version, label, raw: bytes) -> Predict:
+        """Parse, check and plan one predict request (cheap: bounded by the body's size)."""
+        body = decode_json(raw)
+        servable = self.repo.resolve(name, version, label)
+        signature_name = body.get("signature_name") if isinstance(body, dict) else None
+        if signature_name is not None and not isinstance(signature_name, str):
+            raise BadRequest(f"'signature_name' must be a string; received a {type(signature_name).__name__}")
+        signature_name = signature_name or "serving_default"
+        signature = servable.signature(signature_name)
+        values, layout = parse_predict_body(body, signature)
+        arrays = signature.check(signature_name, values, max_rows=self.max_rows)
+        elements = signature.refuse_oversized(arrays, self.max_output_elements)
+        seconds = signature.estimated_seconds(arrays)
+        inline = seconds is not None and seconds <= INLINE_SECONDS and elements <= INLINE_ELEMENTS
+        rows_per_call = CALL_ROWS if not seconds else max(1, int(CHUNK_SECONDS * _rows(arrays) / seconds))
+        return Predict(signature, signature_name, servable.version, arrays, layout, inline, rows_per_call)
+
+    @staticmethod
+    def answer(request: Predict) -> tuple:
+        """(response body, warnings) of a prepared request: the model call and the JSON."""
+        warnings = request.signature.warnings(request.arrays)
+        outputs = request.signature(request.arrays, request.rows_per_call)
+        return encode_response(outputs, request.layout, warnings), warnings
+
+    async def __call__(self, name, version, label, raw: bytes) -> Response:
+        small_body = len(raw) <= INLINE_BYTES
+        request = self.prepare(name, version, label, raw) if small_body else await run_in_threadpool(
+            self.prepare, name, version, label, raw)
+        if self.batching is None:
+            content, warnings = self.answer(request) if request.inline else await run_in_threadpool(
+                self.answer, request)
+        else:
+            outputs = await self._batcher(name, request).run(request.arrays, request.rows_per_call)
+            warnings = request.signature.warnings(request.arrays)
+            write = lambda: encode_response(outputs, request.layout, warnings)  # noqa: E731
+            content = write() if request.inline else await run_in_threadpool(write)
+        headers = {"Warning": "; ".join(f'299 zoo "{w}"' for w in warnings)} if warnings else None
+        return Response(content, media_type="application/json", headers=headers)
+
+    def _batcher(self, name, request: Predict) -> Batcher:
+        key = (name, request.version, request.signature_name)
+        batcher = self.batchers.get(key)
+        if batcher is None or batcher.signature is not request.signature:
+            batcher = self.batchers[key] = Batcher(request.signature, self.batching)
+        return batcher
+
+
 def create_app(base_dir, batching: BatchingParameters | None = None, poll_seconds: float = 1.0,
                max_request_bytes: int = 16 << 20, repository: ModelRepository | None = None,
-               max_rows: int = MAX_ROWS) -> FastAPI:
+               max_rows: int = MAX_ROWS, max_output_elements: int = MAX_OUTPUT_ELEMENTS) -> FastAPI:
     """The FastAPI application serving every model under ``base_dir``.
 
-    ``max_request_bytes`` bounds a request body and ``max_rows`` its batch, so that one
-    request's memory is bounded (about rows x the model's activations and outputs).
+    ``max_request_bytes`` bounds a request body, ``max_rows`` its batch and ``max_output_elements`` its
+    outputs, so that one request's memory and time are bounded.
 
     ``poll_seconds`` > 0 starts a thread that picks up new version folders
     (TF Serving's file-system polling); 0 disables it.
     """
     repo = repository or ModelRepository(base_dir)
-    batchers: dict = {}
+    predictor = RestPredictor(repo, batching, max_rows, max_output_elements)
     stop = threading.Event()
 
     async def poll():
@@ -250,15 +392,6 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
 
     app = FastAPI(title="zoo serving (TF Serving REST API)", lifespan=lifespan)
     app.state.repository = repo
-
-    def locate(path: str):
-        match = MODEL_PATH.match(path)
-        if not match:
-            raise NotFound(f"Malformed request: /v1/models/{path}")
-        if match["version"] and len(match["version"]) > 18:
-            raise NotFound(f"Servable not found for request: version {match['version'][:20]}... is not a version number")
-        version = int(match["version"]) if match["version"] else None
-        return match["name"], version, match["label"], match["suffix"]
 
     @app.exception_handler(Exception)
     async def unexpected(request, exc):  # the last line of defence: log, never leak a trace
@@ -281,48 +414,13 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
         except NotFound as e:
             return error(404, str(e))
 
-    def prepare(name, version, label, raw):
-        """Parse and check one predict request: (signature, its name, checked arrays, layout)."""
-        body = decode_json(raw)
-        servable = repo.resolve(name, version, label)
-        signature_name = body.get("signature_name") if isinstance(body, dict) else None
-        if signature_name is not None and not isinstance(signature_name, str):
-            raise BadRequest(f"'signature_name' must be a string; received a {type(signature_name).__name__}")
-        signature = servable.signature(signature_name)
-        values, layout = parse_predict_body(body, signature)
-        arrays = signature.check(signature_name or "serving_default", values, max_rows=max_rows)
-        return servable, signature, signature_name or "serving_default", arrays, layout
-
-    def answer_alone(name, version, label, raw):
-        """The whole request in one call: parse, check, run the model, write the response."""
-        _, signature, _, arrays, layout = prepare(name, version, label, raw)
-        return encode_json(format_outputs(signature(arrays), layout))
-
     @app.post("/v1/models/{path:path}")
     async def post_model(path: str, request: Request):
         try:
             name, version, label, suffix = locate(path)
             if suffix != ":predict":
                 raise BadRequest(f"only :predict is supported, received {suffix or 'no method'} in /v1/models/{path}")
-            raw = await read_body(request, max_request_bytes)
-            if batching is None:
-                # a small request costs less than a hop to a worker thread; a large one must not hold the event loop
-                small = len(raw) <= INLINE_BYTES
-                content = answer_alone(name, version, label, raw) if small else await run_in_threadpool(
-                    answer_alone, name, version, label, raw)
-                return Response(content, media_type="application/json")
-            servable, signature, signature_name, arrays, layout = (
-                prepare(name, version, label, raw) if len(raw) <= INLINE_BYTES
-                else await run_in_threadpool(prepare, name, version, label, raw))
-            key = (name, servable.version, signature_name)
-            batcher = batchers.get(key)
-            if batcher is None or batcher.signature is not signature:
-                batcher = batchers[key] = Batcher(signature, batching)
-            outputs = await batcher.run(arrays)
-            rows = _rows(arrays)
-            write = lambda: encode_json(format_outputs(outputs, layout))  # noqa: E731
-            content = write() if len(raw) <= INLINE_BYTES and rows <= 64 else await run_in_threadpool(write)
-            return Response(content, media_type="application/json")
+            return await predictor(name, version, label, await read_body(request, max_request_bytes))
         except NotFound as e:
             return error(404, str(e))
         except BadRequest as e:
@@ -331,10 +429,25 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
     return app
 
 
+def locate(path: str) -> tuple:
+    """(name, version, label, suffix) of a ``/v1/models/...`` path."""
+    match = MODEL_PATH.match(path)
+    if not match:
+        raise NotFound(f"Malformed request: /v1/models/{path}")
+    if match["version"] and len(match["version"]) > 18:
+        raise NotFound(f"Servable not found for request: version {match['version'][:20]}... is not a version number")
+    version = int(match["version"]) if match["version"] else None
+    return match["name"], version, match["label"], match["suffix"]
+
+
 def serve(base_dir, host: str = "127.0.0.1", port: int = 8501, batching: BatchingParameters | None = None,
           poll_seconds: float = 1.0, grpc_port: int | None = None, max_rows: int = MAX_ROWS,
-          max_request_bytes: int = 16 << 20) -> None:
-    """Run REST (and gRPC) until SIGINT/SIGTERM; in-flight requests finish before it exits."""
+          max_request_bytes: int = 16 << 20, max_output_elements: int = MAX_OUTPUT_ELEMENTS,
+          grpc_max_send_bytes: int = 4 << 20) -> None:
+    """Run REST (and gRPC) until SIGINT/SIGTERM; in-flight requests finish before it exits.
+
+    ``grpc_max_send_bytes`` is the largest gRPC reply (gRPC clients receive 4 MiB unless they raise
+    their limit); a request whose reply would be larger is refused before it runs."""
     import uvicorn
 
     if not Path(base_dir).is_dir():
@@ -345,10 +458,12 @@ def serve(base_dir, host: str = "127.0.0.1", port: int = 8501, batching: Batchin
     if grpc_port is not None:
         from serving.grpc_server import start_grpc_server
 
-        grpc_server, bound = start_grpc_server(repo, host, grpc_port, max_rows=max_rows)
+        grpc_server, bound = start_grpc_server(repo, host, grpc_port, max_rows=max_rows,
+                                               max_output_elements=max_output_elements,
+                                               max_send_bytes=grpc_max_send_bytes)
         log.info("gRPC PredictionService on %s:%d", host, bound)
     app = create_app(base_dir, batching=batching, poll_seconds=poll_seconds, repository=repo, max_rows=max_rows,
-                     max_request_bytes=max_request_bytes)
+                     max_request_bytes=max_request_bytes, max_output_elements=max_output_elements)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
     finally:

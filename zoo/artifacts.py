@@ -73,6 +73,7 @@ def read_json(path) -> dict:
 def read_metadata(folder) -> dict:
     """metadata.json of a preset folder, checked to be an object whose "files" maps plain file names to sha256."""
     path = Path(folder) / METADATA_FILE
+    refuse_outside_link(path, Path(folder))
     metadata = read_json(path)
     if not isinstance(metadata, dict):
         raise ArtifactError(f"{path} must hold a JSON object; it holds a {type(metadata).__name__}.")
@@ -266,8 +267,7 @@ def verify_preset(folder) -> dict:
         path = folder / name
         if not path.is_file():
             raise ArtifactError(f"{name} is missing from the preset folder {folder}.")
-        if path.is_symlink() and not _inside(path, folder) and not _in_hub_cache(path, folder):
-            raise ArtifactError(f"{name} in {folder} is a link to a file outside the preset folder; refused.")
+        refuse_outside_link(path, folder)
         actual = sha256_file(path)
         if actual != expected:
             raise ArtifactError(
@@ -276,6 +276,16 @@ def verify_preset(folder) -> dict:
                 "the file is corrupt, truncated or was changed after training."
             )
     return metadata
+
+
+def refuse_outside_link(path: Path, folder: Path) -> None:
+    """Refuse a file of ``folder`` that is a link to a file outside it, unless it is a Hugging Face cache blob."""
+    if path.is_symlink() and not _inside(path, folder) and not _in_hub_cache(path, folder):
+        raise ArtifactError(
+            f"{path.name} in {folder} is a link to a file outside the preset folder ({path.resolve()}); refused. "
+            f"Expected a file inside {folder.resolve()}, or, in a Hugging Face cache snapshot, a link into "
+            "that repo's blobs folder."
+        )
 
 
 def _inside(path: Path, folder: Path) -> bool:

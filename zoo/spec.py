@@ -17,17 +17,73 @@ from typing import Any, Callable, Mapping
 
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
-    """Name, shape (None for the batch axis and for any size) and meaning of one input or output."""
+    """Name, shape (None for the batch axis and for any size) and meaning of one input or output.
+
+    An input may declare the values it takes, as (low, high), inclusive, for every element, or as
+    ``{component: (low, high)}`` for components of its last axis (a jet constituent's eta):
+
+    - ``valid_range``: where the physics, or the network, means anything at all; outside it a
+      request is refused, in Python, by the server and inside the exported graph alike;
+    - ``trained_range``: where the network saw data; outside it the answer is an extrapolation,
+      given with a warning the caller can see.
+    """
 
     name: str
     shape: tuple
     description: str = ""
     dtype: str = "float32"
+    valid_range: Any = None
+    trained_range: Any = None
 
     @property
     def feature_shape(self) -> tuple:
         """The shape without the batch axis."""
         return tuple(self.shape[1:])
+
+    def ranges(self, which: str) -> dict:
+        """``{component or None: (low, high)}`` of ``valid_range`` or ``trained_range`` (None: every element)."""
+        declared = getattr(self, f"{which}_range")
+        if declared is None:
+            return {}
+        if isinstance(declared, Mapping):
+            return {int(k): (float(lo), float(hi)) for k, (lo, hi) in declared.items()}
+        low, high = declared
+        return {None: (float(low), float(high))}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """How a request's work and output grow past its rows, declared so that a server can schedule a
+    request, and refuse one too large, before it runs.
+
+    Attributes:
+        scaling_axes: ``(input name, axis)`` pairs whose sizes multiply each row's work: the
+            translator's potential length N, a jet's constituent count m, a lattice's L and L.
+            An output's free axes past the batch axis take these sizes, in order (the
+            translator's densities (batch, N) and hidden states (batch, N, 96)).
+    """
+
+    scaling_axes: tuple = ()
+
+    def units(self, shapes: Mapping[str, tuple]) -> int:
+        """The product of the scaling axes' sizes in a request of input ``shapes`` (1 when none)."""
+        units = 1
+        for name, axis in self.scaling_axes:
+            units *= int(shapes[name][axis])
+        return units
+
+    def output_elements(self, outputs, shapes: Mapping[str, tuple]) -> int:
+        """The number of output elements a request of input ``shapes`` will get, before it runs."""
+        rows = int(next(iter(shapes.values()))[0])
+        sizes = [int(shapes[name][axis]) for name, axis in self.scaling_axes]
+        total = 0
+        for spec in outputs:
+            free = iter(sizes)
+            elements = rows
+            for d in spec.shape[1:]:
+                elements *= d if d is not None else next(free, 1)
+            total += elements
+        return total
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +101,7 @@ class Endpoint:
         description: one line for ``zoo info`` and the card.
         stochastic: the outputs are random draws (a sampler), so two calls agree in
             distribution, not number for number.
+        cost: how its work and outputs grow with free axes past the batch (:class:`Cost`).
     """
 
     name: str
@@ -54,6 +111,7 @@ class Endpoint:
     check: Any = None
     description: str = ""
     stochastic: bool = False
+    cost: Cost = Cost()
 
     @property
     def input_names(self) -> list:

@@ -109,7 +109,63 @@ def check_inputs(value, specs: dict, dtypes: dict | None = None) -> dict:
     batch_sizes = {n: a.shape[0] for n, a in arrays.items()}
     if len(set(batch_sizes.values())) > 1:
         raise ValueError(f"Inputs disagree on the batch size: {batch_sizes}.")
+    rows = next(iter(batch_sizes.values()))
+    if rows == 0:
+        raise ValueError(empty_batch_message({n: a.shape for n, a in arrays.items()}))
     return arrays
+
+
+def empty_batch_message(shapes: dict) -> str:
+    """The one answer to a request of zero rows, in Python and from the server alike."""
+    shown = ", ".join(f"{n!r} of shape {tuple(s)}" for n, s in shapes.items())
+    return f"The batch is empty: received {shown}; expected at least one row."
+
+
+def _where(name: str, component) -> str:
+    return f"{name!r}" if component is None else f"{name!r}[..., {component}]"
+
+
+def _selected(array: np.ndarray, component) -> np.ndarray:
+    return array if component is None else array[..., component]
+
+
+def range_violations(arrays: dict, specs, which: str) -> list:
+    """One line per declared ``which`` range (``valid`` or ``trained``) that some rows of ``arrays`` leave:
+    which input, which rows, what they hold and the range."""
+    lines = []
+    for spec in specs:
+        for component, (low, high) in spec.ranges(which).items():
+            values = _selected(arrays[spec.name], component)
+            outside = (values < low) | (values > high)
+            rows = np.flatnonzero(outside.reshape(len(values), -1).any(axis=1))
+            if rows.size:
+                shown = f"[{', '.join(f'{v:.7g}' for v in values[outside][:3])}]"
+                lines.append(f"{_where(spec.name, component)} of rows {first_rows(rows)} holds {shown}; "
+                             f"the {which} range is [{low:g}, {high:g}]")
+    return lines
+
+
+def check_ranges(arrays: dict, specs) -> list:
+    """Refuse values outside an input's ``valid_range`` (ValueError); return warnings for values outside its
+    ``trained_range``, where the network extrapolates."""
+    invalid = range_violations(arrays, specs, "valid")
+    if invalid:
+        raise ValueError("; ".join(invalid) + ".")
+    return [line + ": the answer there is an extrapolation" for line in range_violations(arrays, specs, "trained")]
+
+
+def graph_range_checks(tensors: dict, specs) -> None:
+    """``valid_range`` of each input asserted inside an exported graph, with the same wording as Python's."""
+    import tensorflow as tf
+
+    for spec in specs:
+        for component, (low, high) in spec.ranges("valid").items():
+            values = tensors[spec.name]
+            values = values if component is None else values[..., component]
+            outside = (values < low) | (values > high)
+            tf.debugging.Assert(~tf.reduce_any(outside), [
+                f"{_where(spec.name, component)} must lie in the valid range [{low:g}, {high:g}]; received",
+                tf.boolean_mask(values, outside)[:3]])
 
 
 def check_spins(value, name: str = "spins") -> np.ndarray:

@@ -40,34 +40,41 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _unbuilt_model(source):
-    """The model of a located preset, constructed from its shipped config (no weights read)."""
+def _unbuilt_model(source, metadata: dict | None):
+    """The model of a located preset, constructed from its config (no weights read). A folder's ``metadata``
+    must come from :func:`zoo.artifacts.verify_preset`, so that no model is built from an unchecked config.json."""
     from zoo import artifacts
 
     if source.folder is not None:
-        return artifacts.construct_model(source.folder)
+        return artifacts.construct_model(source.folder, metadata=metadata)
     return source.spec.model_class(**source.spec.config)
+
+
+def _info_record(name: str) -> tuple:
+    """(what :func:`zoo.registry.describe` says of ``name``, its preset folder or None, the folder's verified
+    metadata or None). Every recorded sha256 is checked before any model is constructed."""
+    from zoo import artifacts, registry
+
+    cached = registry.cached_info() or {}
+    if name in cached:
+        folder = registry.shipped_folder(name, cached[name])
+        return cached[name], folder, artifacts.verify_preset(folder) if folder is not None else None
+    import zoo
+
+    source = zoo.locate(name)
+    metadata = artifacts.verify_preset(source.folder) if source.folder is not None else None
+    return registry.describe(_unbuilt_model(source, metadata), source.spec), source.folder, metadata
 
 
 def _cmd_info(args) -> int:
     """From the cached declarations (no TensorFlow) for a registered preset; otherwise from the built model."""
-    from zoo import artifacts, registry
+    from zoo import artifacts
 
-    cached = registry.cached_info() or {}
-    if args.name in cached:
-        record = cached[args.name]
-        folder = registry.shipped_folder(args.name, record)
-    else:
-        import zoo
-
-        source = zoo.locate(args.name)
-        record = registry.describe(_unbuilt_model(source), source.spec)
-        folder = source.folder
+    record, folder, metadata = _info_record(args.name)
     _print_info(args.name, record)
     if folder is None:
         print(f"  config: {json.dumps(record['config'])}\n  no pretrained weights shipped")
         return 0
-    metadata = artifacts.verify_preset(folder)
     print(f"  folder: {folder}\n  config: {json.dumps(artifacts.read_config(folder)['config'])}")
     if record.get("recipe"):
         print(f"  recipe: {record['recipe']}")
@@ -233,7 +240,8 @@ def _cmd_serve(args) -> int:
     elif args.batching:
         batching = BatchingParameters(args.max_batch_size, args.batch_timeout_micros)
     serve(args.dir, host=args.host, port=args.port, batching=batching, poll_seconds=args.poll_seconds,
-          grpc_port=args.grpc_port, max_rows=args.max_rows_per_request, max_request_bytes=args.max_request_bytes)
+          grpc_port=args.grpc_port, max_rows=args.max_rows_per_request, max_request_bytes=args.max_request_bytes,
+          max_output_elements=args.max_output_elements, grpc_max_send_bytes=args.grpc_max_send_bytes)
     return 0
 
 
@@ -346,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows-per-request", type=int, default=65536,
                    help="larger batches get a 400 naming this limit (bounds one request's memory)")
     p.add_argument("--max-request-bytes", type=int, default=16 << 20, help="larger request bodies get a 400")
+    p.add_argument("--max-output-elements", type=int, default=8 << 20,
+                   help="a request whose outputs would hold more elements gets a 400 before the model runs "
+                        "(default 8388608: 32 MiB of float32)")
+    p.add_argument("--grpc-max-send-bytes", type=int, default=4 << 20,
+                   help="the largest gRPC reply; a request whose reply would be larger is refused before it runs "
+                        "(default 4 MiB, what a gRPC client receives unless it raises its limit)")
     p.set_defaults(func=_cmd_serve)
     p = sub.add_parser("publish", help="upload a preset folder and its card to the Hugging Face Hub")
     p.add_argument("name")

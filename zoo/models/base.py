@@ -15,6 +15,7 @@ so a loop of small calls costs about what the exported SavedModel costs.
 from __future__ import annotations
 
 import logging
+import warnings
 import weakref
 
 import keras
@@ -22,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.spec import Endpoint, FineTuning, TensorSpec, TrainingSpec
-from zoo.validation import check_inputs
+from zoo.validation import check_inputs, check_ranges
 
 PREDICT_CHUNK = 256  # rows per compiled call when no batch_size is given (Keras used 32)
 
@@ -91,6 +92,8 @@ class ZooModel(keras.Model):
         declared = self.endpoint(endpoint)
         arrays = check_inputs(inputs, {t.name: t.feature_shape for t in declared.inputs},
                               {t.name: t.dtype for t in declared.inputs})
+        for line in check_ranges(arrays, declared.inputs):
+            warnings.warn(line + ".", stacklevel=4)
         return declared.check.numpy(arrays) if declared.check is not None else arrays
 
     def run_endpoint(self, name: str, inputs, batch_size: int | None = None) -> dict:
@@ -262,15 +265,53 @@ def replicas_in_sync() -> int:
     return tf.distribute.get_replica_context().num_replicas_in_sync
 
 
-def row_seeds(n: int, seed: int | None) -> np.ndarray:
-    """``n`` independent per-row seeds (int64 >= 0) expanded from one user seed (fresh entropy for None).
+def row_seeds(n: int, seed=None) -> np.ndarray:
+    """The per-row seeds (int64 in [0, 2**63)) that a seeded endpoint takes for a request of ``n`` rows.
 
-    Seeded endpoints take one seed per row, so a row's output depends on its seed alone, never on
-    the batch it is computed in; the first k seeds of ``row_seeds(n, s)`` are those of ``row_seeds(k, s)``."""
-    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed must be an integer >= 0 or None; received {seed!r}.")
-    state = np.random.SeedSequence(seed).generate_state(max(int(n), 1), dtype=np.uint64)[:n]
-    return (state & np.uint64(MAX_SEED)).astype(np.int64)
+    A seeded endpoint (CaloGAN's ``generate``, a flow's ``sample``) draws each row, a shower or a field,
+    from that row's own seed alone: a row's draw does not depend on the rows beside it or on the batch it
+    is computed in. The exported signatures take these seeds as they are, one int64 per row, so the same
+    seeds give the same draws in Python, over REST and over gRPC.
+
+    ``seed`` is one of
+
+    - None: fresh operating-system entropy, new draws on every call;
+    - an integer s in [0, 2**63), expanded by numpy's ``SeedSequence`` into ``n`` seeds. This is what
+      ``generate(energies, seed=s)`` and ``sample(n, seed=s)`` do with an integer, so a served request gets
+      their draws by sending ``row_seeds(n, s)`` as its ``seed`` input. The first k seeds of
+      ``row_seeds(n, s)`` are ``row_seeds(k, s)``: asking for more rows adds draws and keeps the earlier ones;
+    - an integer array of shape (n,): per-row seeds as a request sends them, passed on as int64.
+
+    Raises:
+        TypeError: ``n`` is not an integer, or ``seed`` is neither None, an integer nor an integer array.
+        ValueError: a negative ``n``, a seed outside [0, 2**63), or a seed array not of shape (n,).
+    """
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"row_seeds needs an integer number of rows n >= 0; received {n!r} ({type(n).__name__}).")
+    if n < 0:
+        raise ValueError(f"row_seeds needs a number of rows n >= 0; received {n}.")
+    expected = f"None, an integer in [0, 2**63) or an integer array of shape ({n},), one seed per row"
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_))):
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seed must be {expected}; received {seed}.")
+        state = np.random.SeedSequence(None if seed is None else int(seed)).generate_state(max(int(n), 1),
+                                                                                           dtype=np.uint64)[:n]
+        return (state & np.uint64(MAX_SEED)).astype(np.int64)
+    try:
+        seeds = np.asarray(seed)
+    except (TypeError, ValueError):  # ragged nesting
+        seeds = None
+    if seeds is None or seeds.dtype == bool or not np.issubdtype(seeds.dtype, np.integer):
+        received = (f"an array of shape {seeds.shape} and dtype {seeds.dtype}" if hasattr(seed, "dtype")
+                    and seeds.ndim else f"{seed!r:.80} ({type(seed).__name__})")
+        raise TypeError(f"seed must be {expected}; received {received}.")
+    if seeds.shape != (n,):
+        raise ValueError(f"seed must be {expected}; received an integer array of shape {seeds.shape}.")
+    bad = np.flatnonzero((seeds < 0) | (seeds > MAX_SEED))
+    if bad.size:
+        raise ValueError(f"seed must be {expected}; rows {bad[:5].tolist()}{'...' if bad.size > 5 else ''} "
+                         f"hold {seeds[bad[:5]].tolist()}.")
+    return seeds.astype(np.int64)
 
 
 def stateless_normal_rows(seeds, shape, salt: int):

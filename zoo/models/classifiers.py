@@ -21,7 +21,7 @@ import keras
 from keras import ops
 
 from zoo.models.base import SpinLatticeInputs, ZooModel
-from zoo.spec import Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
+from zoo.spec import Cost, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import SpinCheck
 
 PAPER = (
@@ -106,7 +106,8 @@ class IsingPhaseClassifier(SpinLatticeInputs, ZooModel):
         spins = TensorSpec("spins", (None, None, None), "spin configurations (batch, L, L), +-1 (0/1 converted)")
         output = TensorSpec(self.output_name, (None, 1), "P(ordered | spins)")
         default = self.call_endpoint((spins,), output, "spins -> probability of the ordered phase")
-        return (dataclasses.replace(default, check=SpinCheck("spins", min_size=self.kernel_size)),)
+        return (dataclasses.replace(default, check=SpinCheck("spins", min_size=self.kernel_size),
+                                    cost=Cost(scaling_axes=(("spins", 1), ("spins", 2)))),)
 
     def layer_groups(self) -> dict:
         """``features``: the periodic convolutions; ``head``: the dense layers on the pooled features."""

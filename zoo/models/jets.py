@@ -37,7 +37,7 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.models.base import ZooModel
-from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
+from zoo.spec import Cost, Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import InputCheck, first_rows
 
 PAPER = (
@@ -51,6 +51,12 @@ SUBJET_CONSTITUENTS = 40
 
 
 # ---------------------------------------------------------------------------- input checks
+
+# Constituents within |eta| < 5 (the calorimeters' reach) enter the generator's clustering, and jets of
+# R = 1.0 are kept at |eta| < 2 (training/simulators/jets.py): the taggers saw constituents at |eta| < 3.
+CONSTITUENT_ETA_VALID = {1: (-5.0, 5.0)}
+CONSTITUENT_ETA_TRAINED = {1: (-3.0, 3.0)}
+
 
 class ConstituentCheck(InputCheck):
     """Jets as (batch, m, 3) rows of (p_T >= 0 in GeV, eta, phi); rows with p_T = 0 are padding.
@@ -303,7 +309,9 @@ class JetImageTagger(ZooModel):
                             "jet images (batch, 25, 25): L2-normalised p_T in 0.1 x 0.1 (eta, phi) pixels, "
                             "from preprocess")
         constituents = TensorSpec("constituents", (None, None, 3),
-                                  "jet constituents (batch, m, 3): (p_T GeV >= 0, eta, phi), p_T = 0 rows are padding")
+                                  "jet constituents (batch, m, 3): (p_T GeV >= 0, eta, phi), p_T = 0 rows are padding",
+                                  valid_range=CONSTITUENT_ETA_VALID, trained_range=CONSTITUENT_ETA_TRAINED)
+        per_constituent = Cost(scaling_axes=(("constituents", 1),))
         output = TensorSpec(self.output_name, (None, 1), "P(W | jet)")
         image_out = TensorSpec("images", (None, IMAGE_PIXELS, IMAGE_PIXELS), "jet images (batch, 25, 25)")
         default = self.call_endpoint((images,), output, "jet images -> P(W)")
@@ -317,9 +325,9 @@ class JetImageTagger(ZooModel):
         return (
             dataclasses.replace(default, check=ImageCheck("images")),
             Endpoint("constituents", from_constituents, (constituents,), (output,), ConstituentCheck(),
-                     "raw constituents -> P(W), preprocessing in the graph"),
+                     "raw constituents -> P(W), preprocessing in the graph", cost=per_constituent),
             Endpoint("preprocess", preprocess, (constituents,), (image_out,), ConstituentCheck(),
-                     "raw constituents -> the model's jet images"),
+                     "raw constituents -> the model's jet images", cost=per_constituent),
         )
 
     def random_inputs(self, batch_size: int = 2, seed: int = 0, endpoint: str = "serving_default") -> dict:

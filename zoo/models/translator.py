@@ -32,7 +32,7 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.models.base import ZooModel, apply_stack, dense_stack
-from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
+from zoo.spec import Cost, Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import InputCheck
 
 PAPER = (
@@ -77,7 +77,11 @@ class PotentialCheck(InputCheck):
         return tensors
 
 
-_POTENTIALS = TensorSpec("potentials", (None, None), "V_i on sites x_i = i a, a = 0.1, hbar^2 / 2m = 1")
+# Trained on the three potential classes of training/simulators/schrodinger.py, V in [-30, -0.25]: wells,
+# where psi oscillates. Any finite V is a Schroedinger equation, so none is refused.
+_POTENTIALS = TensorSpec("potentials", (None, None), "V_i on sites x_i = i a, a = 0.1, hbar^2 / 2m = 1",
+                         trained_range=(-30.0, -0.25))
+_PER_SITE = Cost(scaling_axes=(("potentials", 1),))  # work and the outputs' site axis grow with N
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -167,10 +171,10 @@ class SchrodingerTranslator(ZooModel):
         return (
             Endpoint("serving_default", lambda potentials: {"densities": self(potentials)}, (_POTENTIALS,),
                      (TensorSpec("densities", (None, None), "n_i = psi(x_i)^2 with psi(0) = 1, psi'(0) = 0"),),
-                     check=check, description="densities of potentials of any length"),
+                     check=check, cost=_PER_SITE, description="densities of potentials of any length"),
             Endpoint("hidden_states", hidden_states, (_POTENTIALS,),
                      (TensorSpec("hidden_states", (None, None, self.hidden_size), "the GRU state after each site"),),
-                     check=check, description="the translator's hidden state at every site (the distiller's data)"),
+                     check=check, cost=_PER_SITE, description="the translator's hidden state at every site (the distiller's data)"),
         )
 
     def random_inputs(self, batch_size: int = 2, seed: int = 0, endpoint: str = "serving_default") -> dict:
@@ -329,10 +333,10 @@ class SchrodingerDistiller(ZooModel):
         return (
             Endpoint("serving_default", lambda potentials: {"densities": self(potentials)}, (_POTENTIALS,),
                      (TensorSpec("densities", (None, None), "the translator's density of the distilled states"),),
-                     check=check, description="densities through the k-number bottleneck, over the whole chain"),
+                     check=check, cost=_PER_SITE, description="densities through the k-number bottleneck, over the whole chain"),
             Endpoint("latent", lambda potentials: {"latent": self.latent(potentials)}, (_POTENTIALS,),
                      (TensorSpec("latent", (None, None, self.latent_size), "z_i, a basis change of (psi, psi')"),),
-                     check=check, description="the latent trajectory"),
+                     check=check, cost=_PER_SITE, description="the latent trajectory"),
         )
 
     def random_inputs(self, batch_size: int = 2, seed: int = 0, endpoint: str = "serving_default") -> dict:
