@@ -307,7 +307,8 @@ class RestPredictor:
     expected to take under ``INLINE_SECONDS`` with small outputs is answered on the event loop (a hop to a
     thread would cost more); every other one runs its model calls and writes its JSON in a worker thread,
     in chunks, so the event loop stays free for every other client. A request whose outputs would pass
-    ``max_output_elements`` is refused before the model runs.
+    ``max_output_elements`` is refused before the model runs. With batching, requests smaller than a
+    batch share model calls; a larger one runs alone, so small requests never wait behind it.
     """
 
     def __init__(self, repo: ModelRepository, batching: BatchingParameters | None, max_rows: int,
@@ -344,7 +345,8 @@ class RestPredictor:
         small_body = len(raw) <= INLINE_BYTES
         request = self.prepare(name, version, label, raw) if small_body else await run_in_threadpool(
             self.prepare, name, version, label, raw)
-        if self.batching is None:
+        if self.batching is None or _rows(request.arrays) >= self.batching.max_batch_size:
+            # a request as large as a whole batch runs alone: small ones never wait behind it
             content, warnings = self.answer(request) if request.inline else await run_in_threadpool(
                 self.answer, request)
         else:

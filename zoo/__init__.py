@@ -65,6 +65,15 @@ def has_weights(name: str) -> bool:
     return (preset_folder(name) / artifacts.METADATA_FILE).exists()
 
 
+def row_seeds(n: int, seed=None):
+    """The per-row int64 seeds that seeded endpoints take: ``row_seeds(n, s)`` sent as a served request's
+    ``seed`` gives the draws of ``generate(energies, seed=s)`` or ``sample(n, seed=s)``. See
+    :func:`zoo.models.base.row_seeds` for None, integer and array seeds and the errors."""
+    from zoo.models.base import row_seeds as _row_seeds
+
+    return _row_seeds(n, seed)
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
     """What a preset name, a preset folder or an ``hf://`` name points to.

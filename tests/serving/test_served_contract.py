@@ -2,6 +2,7 @@
 every request's output is bounded before it runs, and one input gets one answer in Python, REST and gRPC."""
 import concurrent.futures
 import json
+import os
 import threading
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 import zoo  # noqa: E402
 from serving import repository, server  # noqa: E402
@@ -320,3 +323,94 @@ def test_the_export_declares_each_signature(base):
     assert declared["constituents"]["scaling_axes"] == [["constituents", 1]]
     assert declared["constituents"]["inputs"]["constituents"]["valid_range"] == [[1, -5.0, 5.0]]
     assert declared["constituents"]["seconds_per_unit"] > 0
+
+
+# ------------------------------------------------------------------ the same answer in Python, REST and gRPC, fuzzed
+
+
+FUZZ = settings(max_examples=int(os.environ.get("ZOO_FUZZ_EXAMPLES", 40)), deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+ENERGIES = st.lists(st.sampled_from([-1.0, 0.0, 0.5, 50.0, 150.0, 999.0, 1001.0, 1e6]), max_size=3)
+SEEDS = st.sampled_from([0, 5, -1, 2**62])
+POTENTIAL_VALUES = st.sampled_from([-1.0, -40.0, 0.0, 5.0])
+
+
+def python_answer(call) -> str:
+    try:
+        call()
+    except ValueError:
+        return "refused"
+    return "answered"
+
+
+def rest_answer(client, name, body) -> str:
+    status = post(client, name, body).status_code
+    assert status in (200, 400), status
+    return "answered" if status == 200 else "refused"
+
+
+def grpc_answer(stub, name, signature, tensors) -> str:
+    import grpc
+
+    try:
+        stub.Predict(grpc_request(name, signature, tensors), timeout=TIMEOUT)
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, (e.code(), e.details())
+        return "refused"
+    return "answered"
+
+
+@FUZZ
+@given(energies=ENERGIES, seed=SEEDS)
+def test_showers_are_refused_or_answered_alike_everywhere(models, client, grpc_stub, energies, seed):
+    seeds = [seed] * len(energies)
+    e = np.array(energies, "float32")
+    python = python_answer(lambda: models[GAN].generate(e, seed=np.array(seeds, "int64")))
+    rest = rest_answer(client, GAN, {"signature_name": "generate", "inputs": {"energies": energies, "seed": seeds}})
+    grpc_ = grpc_answer(grpc_stub, GAN, "generate", {"energies": tensor("DT_FLOAT", [len(e)], float_val=energies),
+                                                     "seed": tensor("DT_INT64", [len(e)], int64_val=seeds)})
+    assert python == rest == grpc_, (energies, seeds, python, rest, grpc_)
+
+
+@FUZZ
+@given(rows=st.integers(0, 2), sites=st.integers(0, 3), value=POTENTIAL_VALUES)
+def test_potentials_are_refused_or_answered_alike_everywhere(models, client, grpc_stub, rows, sites, value):
+    v = np.full((rows, sites), value, "float32")
+    python = python_answer(lambda: models[TRANSLATOR].predict(v))
+    rest = rest_answer(client, TRANSLATOR, {"inputs": v.tolist()} if rows else {"inputs": []})
+    grpc_ = grpc_answer(grpc_stub, TRANSLATOR, "serving_default",
+                        {"potentials": tensor("DT_FLOAT", [rows, sites], float_val=v.ravel().tolist())})
+    if rows:  # an empty list over REST cannot say how many sites it has: it is the empty batch either way
+        assert python == rest == grpc_, (v.shape, value, python, rest, grpc_)
+    else:
+        assert python == rest == grpc_ == "refused"
+
+
+DTYPES = ["DT_FLOAT", "DT_DOUBLE", "DT_INT32", "DT_INT64", "DT_HALF", "DT_STRING", "DT_BOOL"]
+FIELDS = ["float_val", "double_val", "int_val", "int64_val", "half_val", "bool_val"]
+
+
+@FUZZ
+@given(dtype=st.sampled_from(DTYPES), field=st.sampled_from(FIELDS), size=st.integers(0, 3),
+       name=st.sampled_from([(FLOW, "sample", "seed"), (TRANSLATOR, "serving_default", "potentials"),
+                             (JETS, "constituents", "constituents")]))
+def test_grpc_fuzzed_tensors_are_answered_or_invalid_never_misread(grpc_stub, dtype, field, size, name):
+    """Any dtype, any value field, any size (zero rows included): OK only when the field is the dtype's own and
+    the values fit the signature; a value in another field is never read as zero."""
+    import grpc
+
+    from serving.grpc_server import FIELD_OF_DTYPE
+    from tensorflow.core.framework import types_pb2
+
+    model, signature, key = name
+    shape = {"seed": [size], "potentials": [1, size], "constituents": [1, size, 3]}[key]
+    count = int(np.prod(shape))
+    values = {"bool_val": [True] * count}.get(field, [1] * count)
+    try:
+        reply = grpc_stub.Predict(grpc_request(model, signature, {key: tensor(dtype, shape, **{field: values})}),
+                                  timeout=TIMEOUT)
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, (e.code(), e.details())
+        return
+    assert count > 0 and FIELD_OF_DTYPE[getattr(types_pb2, dtype)] == field, (dtype, field, shape)
+    assert reply.outputs

@@ -77,7 +77,7 @@ def test_tf_serving_documentation_examples(client):
         (f"/v1/models/{HELIO}:predict", {"instances": [["a", "b"]]}, 400, "must hold numbers; received ['str']"),
         (f"/v1/models/{HELIO}:predict", {"signature_name": "nope", "instances": [[1.0, 2.0]]}, 400, "signature_name 'nope'"),
         (f"/v1/models/{HELIO}:predict", {"instances": [[1.0, 2.0]], "inputs": [[1.0, 2.0]]}, 400, "exactly one of"),
-        (f"/v1/models/{HELIO}:predict", {"instances": []}, 400, "non-empty"),
+        (f"/v1/models/{HELIO}:predict", {"instances": []}, 400, "The batch is empty"),
         (f"/v1/models/{PENDULUM}:predict", {"inputs": {"observations": [[0.0] * 50]}}, 400, "missing ['question']"),
         (f"/v1/models/{PENDULUM}:predict", {"inputs": {"observations": [[0.0] * 50], "question": [[1.0], [2.0]]}}, 400, "batch size"),
         (f"/v1/models/{HELIO}:classify", {"instances": [[1.0, 2.0]]}, 400, "only :predict"),

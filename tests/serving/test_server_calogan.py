@@ -144,14 +144,15 @@ def test_non_integer_seeds_are_400s(served):
 
 
 def test_energies_outside_the_trained_range_are_served(served):
-    """Python warns (an extrapolation); the server has no warning channel and answers."""
+    """Python warns (an extrapolation); the server answers with the same warning."""
     model, client = served
-    with pytest.warns(UserWarning, match="outside the trained range"):
+    with pytest.warns(UserWarning, match="the trained range is") as record:
         expected = model.run_endpoint("generate", {"energies": np.array([0.5, 150.0], "float32"),
                                                    "seed": np.array([1, 2], "int64")})
     response = post(client, columnar([0.5, 150.0], [1, 2], "generate"))
     assert response.status_code == 200, response.text
     assert_same_showers(response.json()["outputs"], expected)
+    assert response.json()["warnings"] == [str(w.message).rstrip(".") for w in record]
 
 
 def test_the_saved_model_holds_the_generator_only(exported):

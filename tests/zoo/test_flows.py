@@ -264,3 +264,52 @@ def test_observable_errors_of_interleaved_chains_follow_each_chains_autocorrelat
     np.testing.assert_allclose(error, np.sqrt(2 * tau * np.abs(x).var() / (T * chains)), rtol=1e-6)
     _, naive = recipe_module.observables(fields, recipe, 1)["abs_magnetisation"]
     assert naive < 0.6 * error  # read as one chain, the interleaving hides the autocorrelation
+
+
+def test_an_integer_seed_stands_for_its_row_seeds():
+    """sample(n, seed=s) is the served signature fed zoo.row_seeds(n, s): the request that reproduces it."""
+    import zoo
+
+    flow = small_flow()
+    seeds = zoo.row_seeds(5, 3)
+    phi, log_q = flow.sample(5, seed=3)
+    from_array, log_q_array = flow.sample(5, seed=seeds)
+    served = flow.run_endpoint("sample", {"seed": seeds})
+    np.testing.assert_array_equal(phi, from_array)
+    np.testing.assert_array_equal(log_q, log_q_array)
+    np.testing.assert_array_equal(phi, served["fields"])
+    assert not np.allclose(flow.sample(5, seed=np.full(5, 3))[0], phi)  # every field seeded 3 is another draw
+
+
+def test_per_row_seeds_make_each_field_independent_of_its_neighbours():
+    flow = small_flow()
+    seeds = np.array([21, 22, 23, 24])
+    phi, log_q = flow.sample(4, seed=seeds)
+    picked, picked_log_q = flow.sample(2, seed=seeds[[3, 1]])
+    alone, _ = flow.sample(1, seed=[22])
+    twins, _ = flow.sample(2, seed=np.array([23, 23]))
+    np.testing.assert_allclose(picked, phi[[3, 1]], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(picked_log_q, log_q[[3, 1]], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(alone[0], phi[1], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(twins[0], twins[1], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(phi[0], phi[1])
+
+
+@pytest.mark.parametrize("n, seed, error, message", [
+    (2.5, 1, TypeError, r"integer number of fields n >= 1; received 2\.5 \(float\)"),
+    (True, 1, TypeError, r"received True \(bool\)"),
+    (0, 1, ValueError, r"n >= 1 fields; received 0"),
+    (2, 2.5, TypeError, r"received 2\.5 \(float\)"),
+    (2, -3, ValueError, "received -3"),
+    (2, 2**63, ValueError, "received 9223372036854775808"),
+    (2, np.array([5, 2**63], dtype=np.uint64), ValueError, r"rows \[1\] hold \[9223372036854775808\]"),
+    (2, [0, -1], ValueError, r"rows \[1\] hold \[-1\]"),
+    (3, [1, 2], ValueError, r"shape \(3,\), one seed per row; received an integer array of shape \(2,\)"),
+    (2, np.zeros((2, 1), dtype=np.int64), ValueError, r"shape \(2, 1\)"),
+    (2, np.array([1.0, 2.0]), TypeError, "dtype float64"),
+])
+def test_bad_counts_and_seeds_are_refused_with_what_was_expected(n, seed, error, message):
+    flow = small_flow()
+    with pytest.raises(error, match=message) as refused:
+        flow.sample(n, seed=seed)
+    assert "\n" not in str(refused.value)

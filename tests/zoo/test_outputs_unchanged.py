@@ -1,9 +1,9 @@
-"""The shipped presets give the outputs they gave before the family contract (issue 10), to 1e-6.
+"""The shipped presets give the outputs they gave before the family contract, to 1e-5 of their scale.
 
 tests/fixtures/preset_outputs_before_contract.npz holds, for every preset, four inputs and the
 outputs of ``predict`` and ``encode`` computed by the zoo at commit bc00859 (Keras' own predict
-path, ``encode`` eagerly); 1e-6 of the output's scale bounds the last-bit differences between
-eager and compiled float32 kernels, not a loose fit.
+path, ``encode`` eagerly); 1e-5 of the output's scale bounds the last-bit differences between
+float32 kernels (see ``assert_close``), not a loose fit.
 """
 from pathlib import Path
 
@@ -33,8 +33,11 @@ def test_outputs_are_unchanged(name):
 
 
 def assert_close(actual, expected):
-    """Within 1e-6 of the output's scale (eager and compiled float32 kernels may differ in the last bits)."""
-    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(expected).max())))
+    """Within 1e-5 of the output's scale. Eager and compiled float32 kernels, and the kernels another CPU picks
+    (FMA or not, another blocking of a matrix product), differ in the last bits of each operation, about
+    eps = 1.2e-7 relative; SciNet's decoders chain tens of such layers and time steps, and the recorded
+    roll-outs differ by up to 3.8e-6 of their scale on a machine other than the one that wrote them."""
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
 
 
 def test_every_preset_of_the_contract_commit_is_still_registered():

@@ -17,7 +17,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 import zoo
 import zoo.artifacts

@@ -92,9 +92,11 @@ class ZooModel(keras.Model):
         declared = self.endpoint(endpoint)
         arrays = check_inputs(inputs, {t.name: t.feature_shape for t in declared.inputs},
                               {t.name: t.dtype for t in declared.inputs})
-        for line in check_ranges(arrays, declared.inputs):
+        extrapolations = check_ranges(arrays, declared.inputs)
+        arrays = declared.check.numpy(arrays) if declared.check is not None else arrays
+        for line in extrapolations:  # warned once every check has passed: a refused input only gets its error
             warnings.warn(line + ".", stacklevel=4)
-        return declared.check.numpy(arrays) if declared.check is not None else arrays
+        return arrays
 
     def run_endpoint(self, name: str, inputs, batch_size: int | None = None) -> dict:
         """Named numpy outputs of endpoint ``name`` on checked numpy inputs, in chunks of ``batch_size`` rows."""

@@ -249,10 +249,18 @@ class LatticeFlow(ZooModel):
 
     # ------------------------------------------------------------------ numpy entry points
 
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 4096) -> tuple:
-        """``n`` fields (n, L, L[, 2]) and their log q (n,) as numpy; the same seed gives the same fields."""
-        if int(n) < 1:
-            raise ValueError(f"sample needs n >= 1; received {n}.")
+    def sample(self, n: int, seed=None, batch_size: int = 4096) -> tuple:
+        """``n`` fields (n, L, L[, 2]) drawn from the flow and their log q (n,), as numpy.
+
+        Each field is drawn from its own seed: ``seed`` is None (fresh entropy), an integer s (expanded into
+        per-field seeds by :func:`zoo.row_seeds`) or an integer array (n,) of per-field seeds, exactly what
+        the served ``sample`` signature takes; ``{"seed": zoo.row_seeds(n, s)}`` served gives the fields of
+        ``sample(n, seed=s)``.
+        """
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"sample needs an integer number of fields n >= 1; received {n!r} ({type(n).__name__}).")
+        if n < 1:
+            raise ValueError(f"sample needs n >= 1 fields; received {n}.")
         out = self.run_endpoint("sample", {"seed": row_seeds(n, seed)}, batch_size=batch_size)
         return out["fields"], out["log_q"]
 
