@@ -469,9 +469,8 @@ def head_to_head(servers: dict, body: bytes, rounds: int, requests: int, clients
     for r in range(rounds):
         for label, server in servers.items():
             per_server[label].append(run_round(server, MODEL, body, requests, clients, limit_s))
-        print(f"  {clients} client(s), round {r + 1}/{rounds}: "
-              + ", ".join(f"{k} p50 {v[-1]['p50_ms']:.3f} ms p99 {v[-1]['p99_ms']:.3f} ms" for k, v in per_server.items()),
-              flush=True)
+        latest = (f"{k} p50 {v[-1]['p50_ms']:.3f} ms p99 {v[-1]['p99_ms']:.3f} ms" for k, v in per_server.items())
+        print(f"  {clients} client(s), round {r + 1}/{rounds}: " + ", ".join(latest), flush=True)
     result = {label: {"rounds": rs, **medians(rs)} for label, rs in per_server.items()}
     result["ratio_zoo_over_kserve"] = {key.replace("_ms", ""): ratios(per_server["zoo"], per_server["kserve"], key)
                                        for key in ("p50_ms", "p99_ms", "requests_per_s")}
@@ -546,13 +545,14 @@ def print_table(results: dict) -> None:
         print(f"{label:24}{r['zoo']['median_p50_ms']:10.3f}{r['kserve']['median_p50_ms']:12.3f}"
               f"{r['ratio_zoo_over_kserve']['p50']['median']:8.2f}{r['zoo']['median_p99_ms']:10.3f}"
               f"{r['kserve']['median_p99_ms']:12.3f}{r['ratio_zoo_over_kserve']['p99']['median']:8.2f}")
-    c = results["concurrent"]
-    print(f"{'requests/s, ' + str(results['config']['clients']) + ' clients':24}{c['zoo']['median_requests_per_s']:10.0f}"
-          f"{c['kserve']['median_requests_per_s']:12.0f}{c['ratio_zoo_over_kserve']['requests_per_s']['median']:8.2f}")
+    c, label = results["concurrent"], f"requests/s, {results['config']['clients']} clients"
+    print(f"{label:24}{c['zoo']['median_requests_per_s']:10.0f}{c['kserve']['median_requests_per_s']:12.0f}"
+          f"{c['ratio_zoo_over_kserve']['requests_per_s']['median']:8.2f}")
     print("(ms; ratio = median over rounds of zoo/kserve)\n")
     print(f"{'preset':28}{'server p50':>12}{'bare p50':>10}{'overhead':>10}")
     for name, p in results["overhead"]["presets"].items():
-        print(f"{name:28}{p['server_p50_ms']:12.3f}{p['bare_signature_p50_ms']:10.3f}{p['server_overhead_p50_ms']:10.3f}")
+        print(f"{name:28}{p['server_p50_ms']:12.3f}{p['bare_signature_p50_ms']:10.3f}"
+              f"{p['server_overhead_p50_ms']:10.3f}")
     for name, why in results["overhead"]["skipped"].items():
         print(f"{name:28}skipped: {why}")
 

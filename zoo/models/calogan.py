@@ -21,7 +21,6 @@ separate ones (see the CaloGAN note in the repository's history), so none ships.
 """
 from __future__ import annotations
 
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -47,9 +46,10 @@ PAPER = (
 PARTICLES = ("eplus", "gamma", "piplus")
 PARTICLE_NAMES = {"eplus": "positrons (e+)", "gamma": "photons", "piplus": "charged pions (pi+)"}
 ENERGY_RANGE_GEV = (1.0, 100.0)  # the paper's incident energies, E ~ U[1, 100] GeV
-# Ten times the trained range at most: far beyond it the conditioning saturates the generator, which answers
-# empty showers; energies <= 0 are refused by ShowerRequestCheck with their own message.
-ENERGY_VALID_GEV = (0.0, 1000.0)
+# Twice the trained range at most. Beyond it the shipped e+ generator's showers stop carrying the energy
+# asked for: mean deposited fraction 0.996 at 200 GeV, 0.69 at 500, 0.38 at 1000, and 98% of showers empty
+# at 10^4 GeV (200 showers each, seed 1). Energies <= 0 are refused by ShowerRequestCheck, with their own message.
+ENERGY_VALID_GEV = (0.0, 200.0)
 
 
 class ShowerRequestCheck(SeedCheck):
