@@ -185,9 +185,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--soak-seconds", type=float, default=120)
     parser.add_argument("--quick", action="store_true", help="smaller costly requests, no neuralrg-ising-L16")
+    parser.add_argument("--cases", default="", help="only the costly requests whose name contains this")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    costly = costly_requests(args.quick)
+    costly = {k: v for k, v in costly_requests(args.quick).items() if args.cases in k}
     results = {"machine": {"cores": len(os.sched_getaffinity(0)), "server_cores": core_split()[0]},
                "target_stall_p99_ms": 100.0}
     with tempfile.TemporaryDirectory() as folder:

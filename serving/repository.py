@@ -8,9 +8,11 @@ the versions already loaded keep serving.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import os
 import re
 import threading
 from pathlib import Path
@@ -22,6 +24,45 @@ log = logging.getLogger("zoo.serving")
 
 
 CALL_ROWS = 256  # rows per model call; larger requests run in chunks of this size
+
+
+LONG_CALL_SECONDS = 1e-3  # a model call expected to take longer holds one of the long-call slots
+
+
+class _LongCalls:
+    """How many long model calls may run at once, so that one inter-op thread always stays free.
+
+    A function call's executor keeps a TensorFlow inter-op thread for as long as its ops keep each other
+    ready: a recurrent scan over 10^5 sites holds one for seconds. With as many such threads as long calls,
+    every other request waits behind them. :func:`configure_model_threads` sizes the pool and the slots;
+    unconfigured (tests, an embedding application), calls are not limited."""
+
+    def __init__(self):
+        self.slots = None
+
+    def __enter__(self):
+        if self.slots is not None:
+            self.slots.acquire()
+
+    def __exit__(self, *exc):
+        if self.slots is not None:
+            self.slots.release()
+
+
+LONG_CALLS = _LongCalls()
+
+
+def configure_model_threads(inter_op_threads: int | None = None) -> int:
+    """Give TensorFlow ``inter_op_threads`` inter-op threads (default: twice the cores, at least 4) and let
+    long model calls hold all but one of them. Call it before any model is loaded; returns the thread count."""
+    threads = inter_op_threads or max(4, 2 * len(os.sched_getaffinity(0)))
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already started: keep its pool, size the slots to it
+        threads = tf.config.threading.get_inter_op_parallelism_threads() or len(os.sched_getaffinity(0))
+        log.warning("TensorFlow's inter-op threads were already set; long model calls share %d", threads)
+    LONG_CALLS.slots = threading.BoundedSemaphore(max(1, threads - 1))
+    return threads
 
 
 class NotFound(LookupError):
@@ -170,14 +211,17 @@ class Signature:
         run between its chunks."""
         rows = len(next(iter(arrays.values())))
         step = max(1, min(int(rows_per_call), CALL_ROWS))
+        seconds = self.estimated_seconds(arrays)
+        long = seconds is None or seconds * min(step, rows) / rows > LONG_CALL_SECONDS
         if rows <= step:
-            return self._call(arrays)
-        chunks = [self._call({k: v[i:i + step] for k, v in arrays.items()}) for i in range(0, rows, step)]
+            return self._call(arrays, long)
+        chunks = [self._call({k: v[i:i + step] for k, v in arrays.items()}, long) for i in range(0, rows, step)]
         return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
-    def _call(self, arrays: dict) -> dict:
+    def _call(self, arrays: dict, long: bool = False) -> dict:
         try:
-            outputs = self.function(**{k: tf.constant(v) for k, v in arrays.items()})
+            with LONG_CALLS if long else contextlib.nullcontext():
+                outputs = self.function(**{k: tf.constant(v) for k, v in arrays.items()})
         except tf.errors.InvalidArgumentError as e:  # a check inside the model's graph, as TF Serving reports it
             raise BadRequest(_assertion_message(e.message)) from None
         return {k: v.numpy() for k, v in outputs.items()}

@@ -241,7 +241,8 @@ def _cmd_serve(args) -> int:
         batching = BatchingParameters(args.max_batch_size, args.batch_timeout_micros)
     serve(args.dir, host=args.host, port=args.port, batching=batching, poll_seconds=args.poll_seconds,
           grpc_port=args.grpc_port, max_rows=args.max_rows_per_request, max_request_bytes=args.max_request_bytes,
-          max_output_elements=args.max_output_elements, grpc_max_send_bytes=args.grpc_max_send_bytes)
+          max_output_elements=args.max_output_elements, grpc_max_send_bytes=args.grpc_max_send_bytes,
+          access_log=args.access_log)
     return 0
 
 
@@ -357,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-output-elements", type=int, default=8 << 20,
                    help="a request whose outputs would hold more elements gets a 400 before the model runs "
                         "(default 8388608: 32 MiB of float32)")
+    p.add_argument("--access-log", action="store_true", help="log one line per request (off, as in TF Serving)")
     p.add_argument("--grpc-max-send-bytes", type=int, default=4 << 20,
                    help="the largest gRPC reply; a request whose reply would be larger is refused before it runs "
                         "(default 4 MiB, what a gRPC client receives unless it raises its limit)")

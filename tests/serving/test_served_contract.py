@@ -122,7 +122,7 @@ def test_large_outputs_are_written_in_chunks_that_join_to_the_whole(monkeypatch)
 def test_outputs_past_the_bound_are_refused_before_the_model_runs(base, monkeypatch):
     calls = []
     real_call = repository.Signature._call
-    monkeypatch.setattr(repository.Signature, "_call", lambda self, arrays: calls.append(1) or real_call(self, arrays))
+    monkeypatch.setattr(repository.Signature, "_call", lambda self, *a: calls.append(1) or real_call(self, *a))
     with TestClient(create_app(base, poll_seconds=0, max_output_elements=5_000)) as c:
         hidden = tiny(TRANSLATOR).hidden_size
         response = post(c, TRANSLATOR, {"signature_name": "hidden_states", "inputs": np.full((2, 1000), -1.0).tolist()})
