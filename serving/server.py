@@ -416,8 +416,9 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
         except NotFound as e:
             return error(404, str(e))
 
-    @app.post("/v1/models/{path:path}")
-    async def post_model(path: str, request: Request):
+    async def post_model(request: Request):
+        """A plain Starlette route: the predict path skips FastAPI's parameter machinery."""
+        path = request.path_params["path"]
         try:
             name, version, label, suffix = locate(path)
             if suffix != ":predict":
@@ -428,6 +429,7 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
         except BadRequest as e:
             return error(400, str(e))
 
+    app.router.add_route("/v1/models/{path:path}", post_model, methods=["POST"])
     return app
 
 
