@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import free_port, record_preset_results, write_results  # noqa: E402
+from common import free_port, record_preset_results, stop_process, write_results  # noqa: E402
 
 import zoo  # noqa: E402
 from serving.export import export_model  # noqa: E402
@@ -108,12 +108,7 @@ class Server:
         raise RuntimeError("the server did not start within 120 s")
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def request_body(rows: int, seed: int) -> bytes:

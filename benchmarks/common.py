@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import socket
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +14,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_process(process, timeout: float = 60) -> None:
+    """Ask a server subprocess to stop (SIGTERM: in-flight requests finish), and kill it if it does not."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def write_results(path, results: dict) -> None:

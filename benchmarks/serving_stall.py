@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import free_port, write_results  # noqa: E402
+from common import free_port, stop_process, write_results  # noqa: E402
 from serving_load import core_split  # noqa: E402
 
 from serving.export import export  # noqa: E402
@@ -87,11 +87,7 @@ class Server:
             return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
 
 
 _connections = threading.local()

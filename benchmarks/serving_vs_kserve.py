@@ -72,7 +72,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import free_port, write_results
+from common import free_port, stop_process, write_results
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter, here and in the children
 
@@ -318,13 +318,7 @@ class Server:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=30)
 
 
 def start_zoo_server(models_dir: Path, names: list, log_path: Path, cores, attempts: int = 3) -> Server:
