@@ -49,18 +49,18 @@ def export_model(model, directory) -> Path:
     (:func:`signature_declarations`). TF Serving ignores that file."""
     archive = keras.export.ExportArchive()
     archive.track(model.serving_layers())
-    for name, (fn, specs) in signatures(model).items():
-        archive.add_endpoint(name=name, fn=fn, input_signature=specs)
+    traced = {name: archive.add_endpoint(name=name, fn=fn, input_signature=specs)
+              for name, (fn, specs) in signatures(model).items()}
     archive.write_out(str(directory), verbose=False)
     (Path(directory) / SIGNATURES_FILE).parent.mkdir(exist_ok=True)
-    write_json(Path(directory) / SIGNATURES_FILE, signature_declarations(model))
+    write_json(Path(directory) / SIGNATURES_FILE, signature_declarations(model, traced))
     return Path(directory)
 
 
 SIGNATURES_FILE = Path("assets.extra") / "zoo_signatures.json"  # what serving.repository reads
 
 
-def signature_declarations(model) -> dict:
+def signature_declarations(model, traced: dict) -> dict:
     """Per signature: its inputs' valid and trained ranges, its outputs' shapes, its cost's scaling axes,
     and the seconds one row takes per unit of those axes, measured here on the model's own random inputs
     (a scheduling estimate: the server answers a request it expects to take under a millisecond at once,
@@ -70,7 +70,7 @@ def signature_declarations(model) -> dict:
                    for t in endpoint.inputs},
         "outputs": {t.name: list(t.shape) for t in endpoint.outputs},
         "scaling_axes": [list(axis) for axis in endpoint.cost.scaling_axes],
-        "seconds_per_unit": _seconds_per_unit(model, endpoint),
+        "seconds_per_unit": _seconds_per_unit(model, endpoint, traced[endpoint.name]),
     } for endpoint in model.endpoints()}
 
 
@@ -78,99 +78,16 @@ def _json_ranges(spec, which: str) -> list:
     return [[component, low, high] for component, (low, high) in spec.ranges(which).items()]
 
 
-def _seconds_per_unit(model, endpoint, rows: int = 8, repeats: int = 3) -> float:
-    """The fastest of ``repeats`` calls on ``rows`` random rows, per row and unit of the scaling axes."""
+def _seconds_per_unit(model, endpoint, function, rows: int = 8, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` calls of the exported ``function`` (traced already: no second trace) on
+    ``rows`` random rows, per row and unit of the scaling axes."""
     inputs = model.random_inputs(rows, endpoint=endpoint.name)
-    model.run_endpoint(endpoint.name, inputs)  # traces the function once
+    tensors = [tf.constant(inputs[name]) for name in endpoint.input_names]
+    function(*tensors)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.run_endpoint(endpoint.name, inputs)
+        function(*tensors)
         times.append(time.perf_counter() - start)
     units = endpoint.cost.units({k: v.shape for k, v in inputs.items()})
     return min(times) / (rows * units)
-
-
-def next_version(model_dir: Path) -> int:
-    versions = [int(p.name) for p in model_dir.glob("*") if p.name.isdigit()] if model_dir.exists() else []
-    return max(versions, default=0) + 1
-
-
-def model_name(name) -> str:
-    """The served model name of a preset name, a preset folder or an ``hf://`` name."""
-    source = str(name).rstrip("/")
-    if source.startswith(zoo.HUB_PREFIX):
-        return source[len(zoo.HUB_PREFIX):].partition("@")[0].split("/")[-1]
-    return Path(source).name if zoo.looks_like_path(name) else zoo.get_spec(source).name
-
-
-def export_preset(name, out_dir, version: int | None = None) -> Path:
-    """Export preset ``name`` (a name, a preset folder or ``hf://``) to ``out_dir/NAME/version``;
-    the version folder appears whole or not at all."""
-    model = zoo.load(name)
-    model_dir = Path(out_dir) / model_name(name)
-    version = next_version(model_dir) if version is None else int(version)
-    if version < 1:
-        raise ValueError(f"--version must be a positive integer, received {version}.")
-    target = model_dir / str(version)
-    if target.exists():
-        raise FileExistsError(f"{target} already exists; choose another --version or remove it.")
-    model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".{version}.staging."))
-    try:
-        export_model(model, staging / "export")
-        os.replace(staging / "export", target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def models_config(out_dir, base_path: str | None = None) -> str:
-    """TF Serving's model_config_list for every model folder in ``out_dir``; label ``stable`` on the newest version.
-
-    ``base_path`` replaces ``out_dir`` in the paths written, e.g. ``/models``
-    where a container mounts the folder.
-    """
-    out_dir = Path(out_dir).resolve()
-    entries = []
-    for model_dir in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        versions = sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
-        if not versions:
-            continue
-        entries.append(
-            "  config {\n"
-            f"    name: '{model_dir.name}'\n"
-            f"    base_path: '{Path(base_path) / model_dir.name if base_path else model_dir}'\n"
-            "    model_platform: 'tensorflow'\n"
-            "    model_version_policy { all {} }\n"
-            f"    version_labels {{ key: 'stable' value: {versions[-1]} }}\n"
-            "  }\n"
-        )
-    return "model_config_list {\n" + "".join(entries) + "}\n"
-
-
-BATCHING_PARAMETERS = """max_batch_size { value: 64 }
-batch_timeout_micros { value: 2000 }
-max_enqueued_batches { value: 100 }
-num_batch_threads { value: 2 }
-"""
-
-
-def export(names, out_dir, version: int | None = None, base_path: str | None = None,
-           batching_parameters: bool = False, progress=None) -> list:
-    """Export several presets and (re)write ``out_dir/models.config`` (and batching_parameters.txt).
-
-    ``progress(done, total, name)`` is called before each preset and once at the end (name None)."""
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise NotADirectoryError(f"--out {out_dir} is a file; give a folder (new, or one `zoo export` wrote).")
-    names, paths = list(names), []
-    for done, name in enumerate(names):
-        if progress:
-            progress(done, len(names), name)
-        paths.append(export_preset(name, out_dir, version))
-    if progress:
-        progress(len(names), len(names), None)
-    atomic_write_text(Path(out_dir) / "models.config", models_config(out_dir, base_path))
-    if batching_parameters:
-        atomic_write_text(Path(out_dir) / "batching_parameters.txt", BATCHING_PARAMETERS)
-    return paths
