@@ -91,3 +91,88 @@ def _seconds_per_unit(model, endpoint, function, rows: int = 8, repeats: int = 3
         times.append(time.perf_counter() - start)
     units = endpoint.cost.units({k: v.shape for k, v in inputs.items()})
     return min(times) / (rows * units)
+
+
+def next_version(model_dir: Path) -> int:
+    versions = [int(p.name) for p in model_dir.glob("*") if p.name.isdigit()] if model_dir.exists() else []
+    return max(versions, default=0) + 1
+
+
+def model_name(name) -> str:
+    """The served model name of a preset name, a preset folder or an ``hf://`` name."""
+    source = str(name).rstrip("/")
+    if source.startswith(zoo.HUB_PREFIX):
+        return source[len(zoo.HUB_PREFIX):].partition("@")[0].split("/")[-1]
+    return Path(source).name if zoo.looks_like_path(name) else zoo.get_spec(source).name
+
+
+def export_preset(name, out_dir, version: int | None = None) -> Path:
+    """Export preset ``name`` (a name, a preset folder or ``hf://``) to ``out_dir/NAME/version``;
+    the version folder appears whole or not at all."""
+    model = zoo.load(name)
+    model_dir = Path(out_dir) / model_name(name)
+    version = next_version(model_dir) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"--version must be a positive integer, received {version}.")
+    target = model_dir / str(version)
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; choose another --version or remove it.")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".{version}.staging."))
+    try:
+        export_model(model, staging / "export")
+        os.replace(staging / "export", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def models_config(out_dir, base_path: str | None = None) -> str:
+    """TF Serving's model_config_list for every model folder in ``out_dir``; label ``stable`` on the newest version.
+
+    ``base_path`` replaces ``out_dir`` in the paths written, e.g. ``/models``
+    where a container mounts the folder.
+    """
+    out_dir = Path(out_dir).resolve()
+    entries = []
+    for model_dir in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        versions = sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
+        if not versions:
+            continue
+        entries.append(
+            "  config {\n"
+            f"    name: '{model_dir.name}'\n"
+            f"    base_path: '{Path(base_path) / model_dir.name if base_path else model_dir}'\n"
+            "    model_platform: 'tensorflow'\n"
+            "    model_version_policy { all {} }\n"
+            f"    version_labels {{ key: 'stable' value: {versions[-1]} }}\n"
+            "  }\n"
+        )
+    return "model_config_list {\n" + "".join(entries) + "}\n"
+
+
+BATCHING_PARAMETERS = """max_batch_size { value: 64 }
+batch_timeout_micros { value: 2000 }
+max_enqueued_batches { value: 100 }
+num_batch_threads { value: 2 }
+"""
+
+
+def export(names, out_dir, version: int | None = None, base_path: str | None = None,
+           batching_parameters: bool = False, progress=None) -> list:
+    """Export several presets and (re)write ``out_dir/models.config`` (and batching_parameters.txt).
+
+    ``progress(done, total, name)`` is called before each preset and once at the end (name None)."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise NotADirectoryError(f"--out {out_dir} is a file; give a folder (new, or one `zoo export` wrote).")
+    names, paths = list(names), []
+    for done, name in enumerate(names):
+        if progress:
+            progress(done, len(names), name)
+        paths.append(export_preset(name, out_dir, version))
+    if progress:
+        progress(len(names), len(names), None)
+    atomic_write_text(Path(out_dir) / "models.config", models_config(out_dir, base_path))
+    if batching_parameters:
+        atomic_write_text(Path(out_dir) / "batching_parameters.txt", BATCHING_PARAMETERS)
+    return paths
