@@ -14,7 +14,7 @@ Measured side by side in one run (run on demand, not in CI), and reported as rat
   ``--clients`` client threads (64), each on its own keep-alive connection, each request
   ``--showers-per-request`` showers (1) of the ``generate`` signature, alternating off and on
   over ``--serving-rounds`` rounds (a fresh server each); the median showers per second of
-  each, their ratio (issue 14's target: at least 3 at 64 clients) and each round's. As in
+  each, their ratio (the target: at least 3 at 64 clients) and each round's. As in
   ``benchmarks/serving_load.py``, the server is pinned to the first half of the cores and
   the clients to the rest (recorded), so the clients cannot starve the server.
 
@@ -235,7 +235,7 @@ def markdown(results: dict) -> str:
         spread = ", ".join(f"{r['ratio']:.2f}" for r in served["rounds"])
         lines += ["", (f"Medians of {len(served['rounds'])} alternating rounds (a fresh server each). Batching "
                        f"on / off at {served['clients']} clients: **{served['batching_over_no_batching']:.2f}x** "
-                       f"(issue target: >= 3x; per round: {spread}).")]
+                       f"(target: >= 3x; per round: {spread}).")]
     return "\n".join(lines)
 
 

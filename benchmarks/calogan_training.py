@@ -14,7 +14,7 @@ Run on demand, not in CI. In one run:
   during it (TensorFlow allocates natively, so tracemalloc would not see it);
 - extrapolations: the paper's 50 epochs of 100,000 showers (390 steps each), simulating those
   100,000 showers at the simulator speed measured here, and how many such epochs fit in the
-  issue's budget of 2 hours for one particle;
+  budget of 2 hours for one particle;
 - ``training.loop.fit_resumable`` for one epoch on ``--checkpoint-showers`` showers, then
   ``training.loop.restore_checkpoint`` into a fresh model: both optimizers' variables
   (iterations included, > 0) and the weights must come back equal.

@@ -2,7 +2,7 @@
 
     python benchmarks/cli_startup.py [--repeats 5]
 
-Median wall time of fresh processes, side by side in one run. Aim (issue 12): `zoo list` under 0.5 s.
+Median wall time of fresh processes, side by side in one run. Aim: `zoo list` under 0.5 s.
 Results: benchmarks/results/cli_startup.json.
 """
 from __future__ import annotations

@@ -5,8 +5,8 @@
 For each shipped preset, in one process and interleaved: the median time of
 ``model.predict(x)`` on one sample (the zoo's compiled endpoint path), of the
 SavedModel's ``serving_default`` signature called with a tf.constant, and of
-Keras' own ``keras.Model.predict`` (the path ``predict`` took before). The aim
-(issue 10): predict within 2x of the SavedModel. Results:
+Keras' own ``keras.Model.predict`` (the path ``predict`` took before). The aim:
+predict within 2x of the SavedModel. Results:
 benchmarks/results/predict_overhead.json.
 """
 from __future__ import annotations

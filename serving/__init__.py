@@ -1,4 +1,4 @@
-"""Serving: TF Serving exports and a local REST server (issue 5; not built yet).
+"""Serving: TF Serving exports and a local REST server.
 
 Serving imports zoo; model code never imports serving.
 """

@@ -1,4 +1,4 @@
-"""The server as a careless or hostile client meets it (issue 11): never a hang, never a 5xx for bad input,
+"""The server as a careless or hostile client meets it: never a hang, never a 5xx for bad input,
 one bad request never fails another, and one request's size is bounded."""
 import concurrent.futures
 import json

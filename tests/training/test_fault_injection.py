@@ -1,5 +1,5 @@
 """Crashes at every step of a checkpoint save and of a preset-folder write: the next run sees the old or the
-new state, complete, and never starts over from nothing (issue 11)."""
+new state, complete, and never starts over from nothing."""
 import os
 
 import keras

@@ -101,7 +101,7 @@ def test_unknown_layer_groups_name_the_family_groups(data_file, tmp_path):
 
 
 def test_an_occupied_out_folder_is_never_replaced(data_file, tmp_path):
-    """`--out v` where v holds notes and the data itself: refused, and nothing in v is touched (issue 11)."""
+    """`--out v` where v holds notes and the data itself: refused, and nothing in v is touched."""
     out = tmp_path / "v"
     (out / "sub").mkdir(parents=True)
     (out / "notes.txt").write_text("x")

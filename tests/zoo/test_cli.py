@@ -58,7 +58,7 @@ def test_info_lists_every_declared_endpoint(capsys):
 
 
 def test_commands_take_preset_folders(capsys, tmp_path):
-    """A fine-tuned folder is first-class: info, evaluate and export take its path (issue 10 and 12)."""
+    """A fine-tuned folder is first-class: info, evaluate and export take its path."""
     folder = str(zoo.preset_folder("scinet-pendulum"))
     assert main(["info", folder]) == 0
     assert "endpoint encode" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Jet-image preprocessing and the jet taggers' endpoints (issue 13).
+"""Jet-image preprocessing and the jet taggers' endpoints.
 
 The image of a jet must be a function of the jet alone: the same under a rotation of
 the whole event in phi (across the +-pi seam too), a reflection eta -> -eta and a

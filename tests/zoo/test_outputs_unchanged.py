@@ -1,6 +1,6 @@
 """The shipped presets give the outputs they gave before the family contract, to 1e-5 of their scale.
 
-tests/fixtures/preset_outputs_before_contract.npz holds, for every preset, four inputs and the
+tests/fixtures/preset_outputs.npz holds, for every preset, four inputs and the
 outputs of ``predict`` and ``encode`` computed by the zoo at commit bc00859 (Keras' own predict
 path, ``encode`` eagerly); 1e-5 of the output's scale bounds the last-bit differences between
 float32 kernels (see ``assert_close``), not a loose fit.
@@ -12,7 +12,7 @@ import pytest
 
 import zoo
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "preset_outputs_before_contract.npz"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "preset_outputs.npz"
 with np.load(FIXTURE) as f:
     RECORDED = {k: f[k] for k in f.files}
 NAMES = sorted({k.split("/")[0] for k in RECORDED})

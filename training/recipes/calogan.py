@@ -82,7 +82,7 @@ def recipe_gamma() -> CaloGANRecipe:
 
 
 def recipe_piplus() -> CaloGANRecipe:
-    """Pions: the issue asks for the classifier AUC to be reported, not targeted."""
+    """Pions: the classifier AUC is reported, not targeted."""
     return CaloGANRecipe(preset="calogan-piplus", particle="piplus",
                          targets=(("worst_mean_response_deviation", "<=", 0.02),
                                   ("worst_resolution_deviation", "<=", 0.20)))

@@ -89,7 +89,7 @@ def recipe_ising_L16() -> FlowRecipe:
 def recipe_complex_phi4_L32() -> FlowRecipe:
     """Complex phi^4 of NeuralRG's holographic mapping on 32 x 32 at kappa = 0.15, lam = 1.145 (the defaults of
     li012589/NeuralRG's complex-field script, removed in commit b52bd72), trained for what 2 CPU cores do in
-    about 50 minutes (the issue allows the largest L that trains in 2 hours)."""
+    about 50 minutes (the zoo's budget: the largest L that trains in 2 hours)."""
     return FlowRecipe(preset="neuralrg-phi4-complex-L32", L=32, action="complex_phi4",
                       couplings=(("kappa", 0.15), ("lam", 1.145)), epochs=60, steps_per_epoch=250, batch_size=32,
                       learning_rate=1e-3, final_learning_rate=1e-5, n_evaluation=20_000, hmc_trajectories=2000,

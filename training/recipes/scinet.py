@@ -156,7 +156,7 @@ TARGETS = {
 
 
 def quality_targets(recipe, metrics: dict) -> list:
-    """Each target of the issue with the measured value and whether it is met."""
+    """Each quality target with the measured value and whether it is met."""
     targets = list(TARGETS.get(recipe.task, []))
     if recipe.task == "qubit":
         targets.append(("latent_scan_knee", "==", 2 if recipe.task_options["n_qubits"] == 1 else 6))

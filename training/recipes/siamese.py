@@ -25,7 +25,7 @@ from training.recipes import common
 from training.evaluation import readout
 from training.simulators import lorentz, orbits
 
-# the paper's test accuracies (Wetzel et al. 2020), the issue's targets
+# the paper's test accuracies (Wetzel et al. 2020), the zoo's targets
 PAPER_ACCURACY = {"kepler": 0.97, "minkowski": 0.92, "em_field": 0.94}
 INVARIANT_FORMULAS = {
     "angular_momentum": "L_z = x*v_y - y*v_x",
@@ -160,7 +160,7 @@ def task_metrics(recipe, model, data, fitted: readout.Readout | None = None) -> 
 
 
 def quality_targets(recipe, metrics: dict) -> list:
-    """Each target of the issue with the measured value and whether it is met."""
+    """Each quality target with the measured value and whether it is met."""
     targets = [
         ("pair_accuracy", ">=", recipe.accuracy_target),
         (f"spearman_abs_embedding_vs_{recipe.invariant}", ">=", recipe.spearman_target),

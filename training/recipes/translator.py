@@ -35,7 +35,7 @@ from training.simulators import schrodinger
 
 CLASSES = schrodinger.POTENTIAL_CLASSES
 SMOOTH = ("smooth-shallow", "smooth-deep")
-DENSITY_ERROR_TARGET = 0.05  # the bar for smooth potentials (relative L2 of the density)
+DENSITY_ERROR_TARGET = 0.05  # the zoo's bar for smooth potentials (relative L2 of the density)
 
 
 @dataclasses.dataclass(frozen=True)

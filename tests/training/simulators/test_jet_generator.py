@@ -1,4 +1,4 @@
-"""The Pythia 8 + FastJet jet generator (issue 13): seeded chunks give the same jets however the work is
+"""The Pythia 8 + FastJet jet generator: seeded chunks give the same jets however the work is
 split (one process, local workers, Ray), an interrupted run resumes, and tau_21 is right on toy jets."""
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""CaloGAN behind the server (issue 14): the exported ``generate`` signature gives what ``model.generate`` gives
+"""CaloGAN behind the server: the exported ``generate`` signature gives what ``model.generate`` gives
 for the same per-shower seeds, in any batch; bad energies and seeds are 400s; the export holds the generator only."""
 import threading
 

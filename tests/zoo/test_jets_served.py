@@ -1,4 +1,4 @@
-"""The jet taggers behind the server (issue 13): a client sends raw constituents to the ``constituents``
+"""The jet taggers behind the server: a client sends raw constituents to the ``constituents``
 signature and gets P(W) without this package's preprocessing; bad jets are 400s naming the problem."""
 import numpy as np
 import pytest
