@@ -122,7 +122,6 @@ def describe(model, spec: PresetSpec | None = None) -> dict:
     return {
         "family": spec.family if spec else None, "model_class": type(model).__name__,
         "summary": spec.summary if spec else None, "paper": spec.paper if spec else None,
-        "recipe": spec.recipe if spec else None,
         "config": json.loads(json.dumps(dict(spec.config))) if spec else {},
         "descriptions": spec.descriptions() if spec else {},
         "endpoints": [{"name": e.name, "description": e.description, "inputs": _tensors(e.inputs),

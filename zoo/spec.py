@@ -170,7 +170,6 @@ class PresetSpec:
         family: the family's short name (``"scinet"``); the registry fills it in.
         model_class: the registered Keras class that builds the preset.
         config: constructor arguments of ``model_class``.
-        recipe: ``"module:function"`` that trains and evaluates the preset.
         summary: one line for ``zoo list``.
         inputs, outputs: descriptions of the ``serving_default`` tensors, by name;
             the other endpoints describe their own tensors.
@@ -180,7 +179,6 @@ class PresetSpec:
     name: str
     model_class: type
     config: Mapping[str, Any]
-    recipe: str
     summary: str
     inputs: tuple
     outputs: tuple
@@ -210,7 +208,6 @@ class Family:
             its own config keys (:meth:`tiny_config`), so presets of different classes
             can share one mapping.
         card_sections: optional ``metadata -> markdown`` for extra card sections.
-        demo: optional ``"module:function"``, ``function(argv) -> int``, run by ``zoo demo``.
         pretrained_dir: where this family's preset folders live (None: ``zoo/pretrained``).
         bibtex: the BibTeX entry of the family's paper (cards and ``zoo cite``).
         task: what the models do, for the card's Hub metadata (``phase-classification``).
@@ -226,7 +223,6 @@ class Family:
     limitations: str
     tiny_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     card_sections: Callable | None = None
-    demo: str | None = None
     pretrained_dir: Any = None
     bibtex: str = ""
     task: str = ""

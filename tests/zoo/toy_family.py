@@ -65,7 +65,7 @@ FAMILY = Family(
     module=__name__,
     presets=(
         PresetSpec(name="toy-autoencoder", model_class=ToyAutoencoder, config={"size": 4, "code_size": 2},
-                   recipe="tests.zoo.toy_family:no_recipe", summary="A linear autoencoder of 4 numbers.",
+                   summary="A linear autoencoder of 4 numbers.",
                    inputs=(TensorSpec("x", (None, 4), "four numbers"),),
                    outputs=(TensorSpec("reconstruction", (None, 4), "the four numbers again"),), paper="none"),
     ),
@@ -73,10 +73,5 @@ FAMILY = Family(
     limitations="Linear: a code of 2 keeps a 2D subspace only.",
     tiny_overrides={"code_size": 1},
     card_sections=lambda metadata: f"\n### Toy section\n\nThe code has {metadata['code_size']} numbers.\n",
-    demo="tests.zoo.toy_family:demo",
 )
 
-
-def demo(argv):
-    print("toy demo", argv)
-    return 0

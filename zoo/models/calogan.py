@@ -342,7 +342,6 @@ def _preset(particle: str) -> PresetSpec:
         config=dict(particle=particle, particles=[particle], latent_size=PRESET_LATENT_SIZE,
                     discriminator_filters=PRESET_DISCRIMINATOR_FILTERS, energy_range=list(ENERGY_RANGE_GEV),
                     energy_head=PRESET_ENERGY_HEAD[particle]),
-        recipe=f"training.recipes.calogan:recipe_{particle}",
         summary=f"CaloGAN showers of {PARTICLE_NAMES[particle]} of 1-100 GeV in the three-layer Pb/LAr "
                 "calorimeter: generate(energies, seed).",
         inputs=(TensorSpec("energies", (None,), "incident energies (GeV)"),

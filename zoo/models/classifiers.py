@@ -136,14 +136,12 @@ class IsingPhaseClassifier(SpinLatticeInputs, ZooModel):
                 "dense_units": self.dense_units, "output_name": self.output_name, "example_size": self.example_size}
 
 
-_RECIPES = "training.recipes.classifiers"
 
 _PRESETS = (
     PresetSpec(
         name="ising-cnn",
         model_class=IsingPhaseClassifier,
         config=dict(filters=[16, 16, 16], kernel_size=3, dense_units=32, output_name="p_ordered"),
-        recipe=f"{_RECIPES}:ising_cnn_recipe",
         summary="2D Ising phases: spins (L, L) +-1 at any L -> P(ordered); trained on L = 32, T in [1, 3.5].",
         inputs=(TensorSpec("spins", (None, None, None), "spin configurations (batch, L, L), +-1 (0/1 converted), L >= 3"),),
         outputs=(TensorSpec("p_ordered", (None, 1), "probability that the configuration is in the ordered phase (T < T_c)"),),

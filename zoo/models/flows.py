@@ -622,7 +622,6 @@ _PRESETS = (
         name="realnvp-phi4-L8",
         model_class=RealNVPFlow,
         config=dict(L=8, m2=-4.0, lam=8.0, coupling_layers=16, hidden_channels=[8, 8], kernel_size=3),
-        recipe="training.recipes.flows:recipe_phi4_L8",
         summary="RealNVP flow of 2D phi^4 on 8 x 8 at Albergo et al.'s point (m2 = -4, lam = 8): exact samples "
                 "with log q; Metropolis makes them exact draws of exp(-S).",
         inputs=(TensorSpec("fields", (None, 8, 8), "real scalar fields on the 8 x 8 torus"),),
@@ -634,7 +633,6 @@ _PRESETS = (
         model_class=NeuralRGFlow,
         config=dict(L=16, action="hs_ising", couplings={"K": K_CRITICAL}, block_couplings=6, hidden=[32, 32],
                     z2_symmetric=False, symmetrize=True),
-        recipe="training.recipes.flows:recipe_ising_L16",
         summary="NeuralRG hierarchical flow of the continuous (Hubbard-Stratonovich) Ising model on 16 x 16 at T_c: "
                 "exact samples with log q, latent variables on the renormalisation-group scales.",
         inputs=(TensorSpec("fields", (None, 16, 16), "continuous Ising fields x on the 16 x 16 torus"),),
@@ -646,7 +644,6 @@ _PRESETS = (
         model_class=NeuralRGFlow,
         config=dict(L=32, action="complex_phi4", couplings={"kappa": 0.15, "lam": 1.145}, block_couplings=6,
                     hidden=[32, 32], z2_symmetric=False, symmetrize=True),
-        recipe="training.recipes.flows:recipe_complex_phi4_L32",
         summary="NeuralRG hierarchical flow of complex phi^4 on 32 x 32 (kappa = 0.15, lam = 1.145), the "
                 "holographic-mapping model: exact samples with log q, bulk latent variables per RG level.",
         inputs=(TensorSpec("fields", (None, 32, 32, 2), "complex fields (Re, Im) on the 32 x 32 torus"),),

@@ -455,7 +455,6 @@ def sample_section(metadata) -> str:
     return f"\n### The jet sample\n\n{table}\n"
 
 
-_RECIPES = "training.recipes.jets"
 _IMAGES = TensorSpec("images", (None, IMAGE_PIXELS, IMAGE_PIXELS),
                      "jet images (batch, 25, 25) from model.preprocess(constituents)")
 _P_W = TensorSpec("p_w", (None, 1), "P(W | jet): probability that the trimmed jet is a boosted hadronic W, not QCD")
@@ -466,7 +465,6 @@ _PRESETS = (
         model_class=JetCNN,
         config=dict(filters=[32, 32, 32], kernel_sizes=[11, 3, 3], pool_sizes=[2, 2, 2], dropout=0.2,
                     dense_units=[64]),
-        recipe=f"{_RECIPES}:jet_cnn_recipe",
         summary="Boosted W vs QCD jet images (25x25, or raw constituents) -> P(W); Pythia 8 at 13 TeV, "
                 "250 < p_T < 300 GeV.",
         inputs=(_IMAGES,), outputs=(_P_W,), paper=PAPER,
@@ -475,7 +473,6 @@ _PRESETS = (
         name="jet-maxout-w-vs-qcd",
         model_class=JetMaxOut,
         config=dict(maxout_units=[256, 128], pieces=5, dense_units=[64, 25], dropout=0.2),
-        recipe=f"{_RECIPES}:jet_maxout_recipe",
         summary="MaxOut network on flattened W vs QCD jet images -> P(W); same sample as jet-cnn-w-vs-qcd.",
         inputs=(_IMAGES,), outputs=(_P_W,), paper=PAPER,
     ),

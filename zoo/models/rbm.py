@@ -256,7 +256,6 @@ def _all_binary(n: int) -> np.ndarray:
     return ((codes[:, None] >> np.arange(n)) & 1).astype(np.float64)
 
 
-_RECIPES = "training.recipes.rbm"
 PRESET_TEMPERATURES = (1.5, 2.0, 2.27, 2.5, 3.0)
 
 
@@ -266,7 +265,6 @@ def _preset(temperature: float) -> PresetSpec:
         model_class=IsingRBM,
         config=dict(L=8, hidden_units=64, cd_steps=10, persistent=False, persistent_chains=100,
                     sample_steps=1000, temperature=temperature),
-        recipe=f"{_RECIPES}:recipe_T{str(temperature).replace('.', '_')}",
         summary=f"RBM of the 8 x 8 Ising model at T = {temperature:g}: 64 visible, 64 hidden units; sample() draws spins.",
         inputs=(TensorSpec("spins", (None, 8, 8), "spin configurations +-1 (0/1 converted)"),),
         outputs=(TensorSpec("free_energy", (None, 1), "free energy F(v), so that p(s) = exp(-F) / Z"),),

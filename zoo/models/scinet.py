@@ -403,7 +403,6 @@ def from_original_checkpoint(checkpoint_prefix: str, constructor_args: dict):
 # Presets
 # --------------------------------------------------------------------------
 
-_RECIPES = "training.recipes.scinet"
 TWO_PI = 2 * math.pi
 
 _PRESETS = (
@@ -414,7 +413,6 @@ _PRESETS = (
             observation_size=50, question_size=1, output_size=1, latent_size=2,
             encoder_units=[500, 100], decoder_units=[100, 100], beta=1e-4, output_name="position",
         ),
-        recipe=f"{_RECIPES}:pendulum_recipe",
         summary="Damped pendulum: 50 positions on t in [0, 5] -> 2 latents (b, kappa) -> position at a later time.",
         inputs=(
             TensorSpec("observations", (None, 50), "x(t) at 50 equally spaced times on [0, 5], amplitude A0 = 1"),
@@ -430,7 +428,6 @@ _PRESETS = (
             observation_size=10, question_size=10, output_size=1, latent_size=2,
             encoder_units=[100, 100], decoder_units=[100, 100], beta=1e-6, output_name="probability",
         ),
-        recipe=f"{_RECIPES}:qubit_1_recipe",
         summary="One-qubit tomography: 10 fixed projective measurement probabilities -> 2 latents -> |<w|psi>|^2.",
         inputs=(
             TensorSpec("observations", (None, 10), "probabilities |<phi_i|psi>|^2 of the 10 fixed reference states"),
@@ -446,7 +443,6 @@ _PRESETS = (
             observation_size=30, question_size=30, output_size=1, latent_size=6,
             encoder_units=[300, 100], decoder_units=[300, 100], beta=1e-6, output_name="probability",
         ),
-        recipe=f"{_RECIPES}:qubit_2_recipe",
         summary="Two-qubit tomography: 30 fixed projective measurement probabilities -> 6 latents -> |<w|psi>|^2.",
         inputs=(
             TensorSpec("observations", (None, 30), "probabilities |<phi_i|psi>|^2 of the 30 fixed reference states"),
@@ -462,7 +458,6 @@ _PRESETS = (
             observation_size=30, question_size=16, output_size=2, latent_size=1,
             encoder_units=[150, 100], decoder_units=[100, 150], beta=1e-4, output_name="position",
         ),
-        recipe=f"{_RECIPES}:collision_recipe",
         summary="Collision of a free particle with a rotating body: 1 latent (the conserved angular momentum).",
         inputs=(
             TensorSpec("observations", (None, 30), "before the collision: 5 samples of (x, y, t) of the free particle, then 5 of the rotating one, grouped by quantity"),
@@ -479,7 +474,6 @@ _PRESETS = (
             encoder_units=[100, 100], decoder_units=[150, 150], beta=1e-6, wrap_angles=True,
             input_name="initial_angles", output_name="angles",
         ),
-        recipe=f"{_RECIPES}:heliocentric_recipe",
         summary="Sun and Mars seen from Earth: 2 latents (the heliocentric angles) evolving r <- r + b, 50 weekly steps.",
         inputs=(TensorSpec("initial_angles", (None, 2), "(theta_Sun, theta_Mars) seen from Earth at t = 0, radians in (-pi, pi]"),),
         outputs=(TensorSpec("angles", (None, 50, 2), "predicted (theta_Sun, theta_Mars) at t = 0, 7, ..., 343 days, radians in (-pi, pi]"),),
@@ -539,5 +533,4 @@ FAMILY = Family(
     ),
     tiny_overrides={"encoder_units": [8], "decoder_units": [8]},
     card_sections=latent_scan_section,
-    demo="training.recipes.scinet:heliocentric_demo",
 )

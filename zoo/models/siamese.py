@@ -223,7 +223,6 @@ def applicable_ranges(metadata) -> dict:
     return ranges
 
 
-_RECIPES = "training.recipes.siamese"
 _KEPLER = ("x", "y", "v_x", "v_y")
 _EVENT = ("t", "x", "y", "z")
 _FIELD = ("E_x", "E_y", "E_z", "B_x", "B_y", "B_z")
@@ -232,14 +231,13 @@ _FIELD = ("E_x", "E_y", "E_z", "B_x", "B_y", "B_z")
 _SAME = (TensorSpec("same", (None, 1), "probability that the two inputs are related: on the same orbit (Kepler), or Lorentz transforms of each other (events, fields)"),)
 
 
-def _preset(name, recipe, coordinates, point, summary, units=(64, 64), forbid_origin=False) -> PresetSpec:
+def _preset(name, coordinates, point, summary, units=(64, 64), forbid_origin=False) -> PresetSpec:
     """A siamese preset on points with the named ``coordinates``, each input described by ``point``."""
     return PresetSpec(
         name=name,
         model_class=SiameseNet,
         config=dict(input_size=len(coordinates), embedding_size=1, units=list(units), forbid_origin=forbid_origin,
                     coordinate_names=list(coordinates)),
-        recipe=f"{_RECIPES}:{recipe}",
         summary=summary,
         inputs=tuple(TensorSpec(n, (None, len(coordinates)), point) for n in ("first", "second")),
         outputs=_SAME,
@@ -248,18 +246,18 @@ def _preset(name, recipe, coordinates, point, summary, units=(64, 64), forbid_or
 
 
 _PRESETS = (
-    _preset("siamese-kepler", "kepler_recipe", _KEPLER,
+    _preset("siamese-kepler", _KEPLER,
             "(x, y, v_x, v_y) in units G M = 1, a point of a bound orbit with E = -1/2, (x, y) != 0",
             "Kepler orbits at fixed energy: are two phase-space points on the same orbit? The embedding is L_z.",
             forbid_origin=True),
-    _preset("siamese-kepler-energy", "kepler_energy_recipe", _KEPLER,
+    _preset("siamese-kepler-energy", _KEPLER,
             "(x, y, v_x, v_y) in units G M = 1, a point of a bound orbit with L_z = 1, (x, y) != 0",
             "Kepler orbits at fixed L_z = 1: are two phase-space points on the same orbit, up to a rotation? "
             "The embedding is the energy.",
             forbid_origin=True),
-    _preset("siamese-minkowski", "minkowski_recipe", _EVENT, "an event (t, x, y, z), c = 1",
+    _preset("siamese-minkowski", _EVENT, "an event (t, x, y, z), c = 1",
             "Special relativity: are two events related by a Lorentz transformation? The embedding is s^2."),
-    _preset("siamese-em-field", "em_field_recipe", _FIELD,
+    _preset("siamese-em-field", _FIELD,
             "a field (E_x, E_y, E_z, B_x, B_y, B_z), c = 1, with E^2 - B^2 = 0.5 in training",
             "Electromagnetic fields at fixed E^2 - B^2: are two (E, B) related by a Lorentz transformation? "
             "The embedding is E.B.",

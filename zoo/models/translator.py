@@ -368,7 +368,6 @@ _PRESETS = (
         name="translator-schrodinger",
         model_class=SchrodingerTranslator,
         config=TRANSLATOR_CONFIG,
-        recipe="training.recipes.translator:recipe_translator",
         summary="Recurrent translator from a 1D potential V_i to the density n_i of psi'' = V psi, any length.",
         inputs=(_POTENTIALS,),
         outputs=(TensorSpec("densities", (None, None), "n_i = psi(x_i)^2, psi(0) = 1, psi'(0) = 0"),),
@@ -378,7 +377,6 @@ _PRESETS = (
         name="distiller-schrodinger-k2",
         model_class=SchrodingerDistiller,
         config=dict(latent_size=2, translator=TRANSLATOR_CONFIG, units=[64, 64], rollout=25),
-        recipe="training.recipes.translator:recipe_distiller_k2",
         summary="Knowledge distiller of the translator through 2 latent numbers, whose learned update is a "
                 "Schroedinger equation up to a change of basis (of the density's oscillating pair, w'' = 4 V w).",
         inputs=(_POTENTIALS,),
