@@ -6,7 +6,7 @@ Run on demand, not in CI. In one run:
 
 - ``CaloGAN.fit`` (the TensorFlow ``train_step``: one discriminator step on simulated and one on
   generated showers, then two generator steps) on showers from
-  ``training.recipes.calogan.simulate`` / ``fit_arrays``, batch 256, the preset's configuration
+  ``CaloGANRecipe.simulate`` / ``fit_arrays``, batch 256, the preset's configuration
   (latent_size 32, discriminator_filters 32), one epoch of ``--warmup + --steps`` batches; steps
   per second from the batch-end times of the last ``--steps`` batches (tracing and first
   allocations fall in the warm-up);
@@ -38,8 +38,8 @@ from common import write_results  # noqa: E402
 
 import zoo  # noqa: E402
 from training import loop  # noqa: E402
-from training.recipes import recipe_of  # noqa: E402
-from training.recipes.calogan import fit_arrays, simulate  # noqa: E402
+from training.recipes import recipe_for  # noqa: E402
+from training.recipes.calogan import fit_arrays  # noqa: E402
 
 PAPER_SHOWERS, PAPER_EPOCHS, BUDGET_HOURS = 100_000, 50, 2.0
 
@@ -88,10 +88,10 @@ class BatchTimes(keras.callbacks.Callback):
 
 
 def training_speed(preset: str, batch_size: int, warmup: int, steps: int, seed: int) -> dict:
-    _, recipe = recipe_of(preset)
+    recipe = recipe_for(preset)
     n = batch_size * (warmup + steps)
     start = time.perf_counter()
-    showers = simulate(recipe, n, seed)
+    showers = recipe.simulate(n, seed)
     simulate_seconds = time.perf_counter() - start
     model = zoo.load(preset, pretrained=False)
     keras.utils.set_random_seed(seed)
@@ -134,8 +134,8 @@ def extrapolate(speed: dict, n_train: int = PAPER_SHOWERS, epochs: int = PAPER_E
 
 def checkpoint_round_trip(preset: str, n: int, batch_size: int, seed: int) -> dict:
     """One epoch with fit_resumable, then restore_checkpoint into a fresh model: are both optimizers back?"""
-    _, recipe = recipe_of(preset)
-    showers = simulate(recipe, n, seed + 1)
+    recipe = recipe_for(preset)
+    showers = recipe.simulate(n, seed + 1)
     with tempfile.TemporaryDirectory(prefix="zoo-calogan-checkpoint-") as workdir:
         keras.utils.set_random_seed(seed)
         trained = zoo.load(preset, pretrained=False)

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import record_preset_results, write_results  # noqa: E402
 
 import zoo  # noqa: E402
-from training.recipes import flows, recipe_of  # noqa: E402
+from training.recipes import flows, recipe_for  # noqa: E402
 from training.simulators import lattice  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "flow_sampling.json"
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     parser.add_argument("--latent-samples", type=int, default=3200,
                         help="trajectories of latent-space HMC (hierarchical presets), over 16 chains")
     args = parser.parse_args(argv)
-    _, recipe = recipe_of(args.preset)
+    recipe = recipe_for(args.preset)
     model = zoo.load(args.preset)
     flows.flow_chain(recipe, model, 256, 0)  # compile the sampler
     samplers = ("flow", "hmc", "latent_hmc") if recipe.hierarchical else ("flow", "hmc")

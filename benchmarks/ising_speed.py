@@ -15,7 +15,7 @@ import numpy as np
 
 import zoo
 from zoo import artifacts
-from training.recipes.classifiers import ising_cnn_recipe
+from training.recipes.classifiers import RECIPES
 from training.simulators import ising
 
 
@@ -62,7 +62,7 @@ def wolff_throughput(L=32, chains=1024) -> dict:
 
 
 def training_set_time() -> dict:
-    recipe = ising_cnn_recipe()
+    recipe = RECIPES["ising-cnn"]
     start = time.perf_counter()
     data = ising.simulate(recipe.n_train, seed=424242, L=recipe.L, temperatures=recipe.temperatures)
     return {"training_set_seconds": time.perf_counter() - start, "training_set_configurations": len(data.spins),

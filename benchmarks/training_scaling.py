@@ -28,19 +28,20 @@ def worker(precision: str, strategy_name: str, steps: int) -> dict:
     import keras
     import numpy as np
 
+    import zoo
     from training import distribute
     from training.evaluation.metrics import wrapped_rms
     from training.recipes import scinet as recipes
 
     keras.mixed_precision.set_global_policy(precision)
-    recipe = recipes.heliocentric_recipe()
-    data = recipes.simulate(recipe, 50_000, recipe.train_seed)
-    held_out = recipes.simulate(recipe, 2000, recipe.evaluation_seed)
+    recipe = recipes.RECIPES["scinet-heliocentric"]
+    data = recipe.simulate(50_000, recipe.train_seed)
+    held_out = recipe.simulate(2000, recipe.evaluation_seed)
     strategy = distribute.strategy_for(strategy_name)
     keras.utils.set_random_seed(0)
     start = time.perf_counter()
     model, losses = distribute.train_custom_loop(
-        strategy, lambda: recipes.build_model(recipe), lambda: recipes.make_optimizer(recipe, steps),
+        strategy, lambda: zoo.load(recipe.preset, pretrained=False), lambda: recipes.make_optimizer(recipe, steps),
         data.initial_angles, data.angles, GLOBAL_BATCH, steps,
     )
     seconds = time.perf_counter() - start

@@ -56,25 +56,15 @@ def strategy_for(name: str = "auto") -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
+def is_multiworker(strategy) -> bool:
+    """Whether ``strategy`` spans several machines (where Keras 3's ``fit`` fails)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
 KERAS_FIT_REFUSAL = (
     "This recipe trains with Keras fit, which fails under MultiWorkerMirroredStrategy (keras-team/keras#20585); "
     "use --strategy cpu, auto, mirrored (GPUs) or tpu."
 )
-
-
-def keras_fit_strategy(name: str, precision: str, training_spec) -> tf.distribute.Strategy:
-    """The strategy for a recipe that trains with Keras ``fit`` in float32: cpu, auto, mirrored or tpu.
-
-    Keras 3's ``fit`` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585):
-    ``multiworker`` is refused with the model's own reason (``training_spec``), or
-    with :data:`KERAS_FIT_REFUSAL`; recipes that run :func:`train_custom_loop` take it.
-    """
-    if precision != "float32":
-        raise ValueError(f"This recipe trains in float32 (minutes on 2 cores); received precision={precision!r}.")
-    strategy = strategy_for(name)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise ValueError(training_spec.multiworker_refusal or KERAS_FIT_REFUSAL)
-    return strategy
 
 
 def per_example_loss(loss):

@@ -12,17 +12,17 @@ from __future__ import annotations
 import sys
 
 import zoo
-from training.recipes import recipe_of
+from training.recipes import recipe_for
 from zoo import artifacts
 
 
 def refigure(name: str) -> dict:
-    module, recipe = recipe_of(name)
+    recipe = recipe_for(name)
     folder = zoo.preset_folder(name)
     metadata = artifacts.verify_preset(folder)
-    data = module.simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
+    data = recipe.simulate(recipe.n_evaluation, recipe.evaluation_seed)
     scan = {int(k): v for k, v in metadata.get("latent_scan", {}).items()}
-    figure = module.render_figure(recipe, zoo.load(name), data, scan)
+    figure = recipe.render_figure(zoo.load(name), data, scan)
     return artifacts.replace_files(folder, {"evaluation.png": figure})
 
 

@@ -6,7 +6,6 @@ family code: what a preset can do comes from its family's declarations.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import os
@@ -106,14 +105,14 @@ def _print_info(name: str, record: dict) -> None:
 
 def _cmd_train(args) -> int:
     import zoo
-    from training.recipes import recipe_of
+    from training.recipes import recipe_for
     from zoo import artifacts, cards
 
-    module, recipe = recipe_of(args.name)
+    recipe = recipe_for(args.name)
     workdir = Path(args.workdir or Path("runs") / args.name)
     print(f"Training {args.name} in {workdir} (Ctrl-C keeps the last epoch's checkpoint; run again to resume).")
     try:
-        metadata = module.train_and_evaluate(recipe, workdir, epochs=args.epochs, strategy=args.strategy,
+        metadata = recipe.train_and_evaluate(workdir, epochs=args.epochs, strategy=args.strategy,
                                              precision=args.precision)
     except KeyboardInterrupt:
         print(f"\nInterrupted. The last checkpoint in {workdir} is intact; run the same command to resume.", file=sys.stderr)
@@ -141,21 +140,21 @@ def strict_json(value):
 
 def _cmd_evaluate(args) -> int:
     import zoo
-    from training.recipes import recipe_of
+    from training.recipes import recipe_for
     from zoo import artifacts
 
     source = zoo.locate(args.name)
     if source.spec is None:
         raise ValueError(f"{args.name} descends from no registered preset, so no recipe can simulate its data.")
-    module, recipe = recipe_of(source.spec.name)
+    recipe = recipe_for(source.spec.name)
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     say(f"loading {args.name}")
     model = zoo.load(args.name)
     started = time.perf_counter()
-    say(f"simulating {args.samples} samples from seed {args.seed} ({module.__name__}.simulate)")
-    data = module.simulate(recipe, args.samples, args.seed)
+    say(f"simulating {args.samples} samples from seed {args.seed} ({type(recipe).__name__}.simulate)")
+    data = recipe.simulate(args.samples, args.seed)
     say(f"measuring ({time.perf_counter() - started:.1f} s so far)")
-    metrics = {k: float(v) for k, v in module.task_metrics(recipe, model, data).items()}
+    metrics = {k: float(v) for k, v in recipe.task_metrics(model, data).items()}
     say(f"done in {time.perf_counter() - started:.1f} s")
     undefined = sorted(k for k, v in metrics.items() if not math.isfinite(v))
     report = {"preset": args.name, "seed": args.seed, "samples": args.samples, "metrics": strict_json(metrics)}
@@ -171,7 +170,7 @@ def _cmd_evaluate(args) -> int:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         say(f"drawing {args.plot} (the figure may simulate curves of its own)")
         scan = artifacts.read_metadata(source.folder).get("latent_scan", {}) if source.folder else {}
-        Path(args.plot).write_bytes(module.render_figure(recipe, model, data, {int(k): v for k, v in scan.items()}))
+        Path(args.plot).write_bytes(recipe.render_figure(model, data, {int(k): v for k, v in scan.items()}))
         print(f"Figure written to {args.plot}")
     return 0
 
@@ -201,20 +200,9 @@ def compare_with_card(targets: list, metrics: dict) -> list:
 
 
 def _cmd_demo(args, rest) -> int:
-    import zoo
+    from training.recipes import demo_for
 
-    family = zoo.get_family(args.family)
-    if family.demo is None:
-        raise ValueError(f"The {family.name!r} family declares no demo; families with one: "
-                         f"{[f.name for f in _families() if f.demo]}.")
-    module_name, function = family.demo.split(":")
-    return getattr(importlib.import_module(module_name), function)(rest)
-
-
-def _families():
-    from zoo.registry import list_families
-
-    return list_families()
+    return demo_for(args.family)(rest)
 
 
 def _cmd_export(args) -> int:
@@ -321,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="cpu", choices=("auto", "cpu", "mirrored", "multiworker", "tpu"),
                    help="tf.distribute strategy (auto: TPU, else GPUs, else TF_CONFIG workers, else CPU)")
     p.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"),
-                   help="Keras dtype policy while training (see benchmarks/mixed_precision.py)")
+                   help="Keras dtype policy while training; a recipe refuses those it was not checked in")
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser("evaluate", help="measure a preset (name, folder or hf://) on fresh simulated data")
     p.add_argument("name")

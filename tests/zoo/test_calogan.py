@@ -92,7 +92,7 @@ def test_unknown_particle_is_refused():
 
 
 def _tiny_training_set(n=16):
-    showers = recipe_module.simulate(recipe_module.recipe_eplus(), n, seed=7)
+    showers = recipe_module.RECIPES["calogan-eplus"].simulate(n, seed=7)
     return recipe_module.fit_arrays(showers, 0)
 
 

@@ -85,7 +85,7 @@ def test_evaluate_prints_strict_json(capsys):
 
 def test_a_family_without_a_demo_says_which_have_one(capsys):
     assert main(["demo", "rbm"]) == 2
-    assert "declares no demo" in capsys.readouterr().err
+    assert "The 'rbm' family has no demo; families with one: ['scinet']" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -130,9 +130,11 @@ def test_the_custom_multiworker_loop_refuses_it_with_its_reason(toy):
                           lambda: keras.optimizers.SGD(0.1), points(8, 0), points(8, 0), 4, 1)
 
 
-def test_demo_is_declared_by_the_family(toy, capsys):
+def test_a_demo_declared_on_the_training_side_runs_with_its_arguments(toy, capsys, monkeypatch):
+    from training import recipes
     from zoo_cli import main
 
+    monkeypatch.setitem(recipes.DEMOS, "toy", lambda argv: print("toy demo", argv) or 0)
     assert main(["demo", "toy", "--flag"]) == 0
     assert "toy demo ['--flag']" in capsys.readouterr().out
 

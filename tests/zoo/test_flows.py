@@ -257,7 +257,7 @@ def test_observable_errors_of_interleaved_chains_follow_each_chains_autocorrelat
     for t in range(1, T):
         x[t] = rho * x[t - 1] + np.sqrt(1 - rho**2) * rng.standard_normal(chains)
     fields = np.broadcast_to(x.reshape(-1)[:, None, None], (T * chains, 2, 2)).copy()  # constant fields: m = x
-    recipe = dataclasses.replace(recipe_module.recipe_phi4_L8(), L=2)
+    recipe = dataclasses.replace(recipe_module.RECIPES["realnvp-phi4-L8"], L=2)
     _, error = recipe_module.observables(fields, recipe, chains)["abs_magnetisation"]
     tau = lattice.integrated_autocorrelation_time(np.abs(x))  # per chain: (T, chains)
     assert tau > 3

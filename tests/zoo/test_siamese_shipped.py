@@ -7,7 +7,7 @@ import pytest
 import zoo
 from training.recipes import siamese as recipes
 from zoo import artifacts, cards
-from training.recipes import recipe_of
+from training.recipes import recipe_for
 
 SEED = 31337
 SIAMESE = [n for n in zoo.list_models() if zoo.get_spec(n).family == "siamese" and zoo.has_weights(n)]
@@ -16,12 +16,12 @@ SIAMESE = [n for n in zoo.list_models() if zoo.get_spec(n).family == "siamese" a
 @pytest.fixture(scope="module", params=SIAMESE)
 def evaluated(request):
     name = request.param
-    _, recipe = recipe_of(name)
+    recipe = recipe_for(name)
     model = zoo.load(name)
-    data = recipes.simulate(recipe, 3000, SEED)
+    data = recipe.simulate(3000, SEED)
     fitted = recipes.fit_readout(recipe, model, data)
     metadata = artifacts.read_json(zoo.preset_folder(name) / artifacts.METADATA_FILE)
-    return name, recipe, model, data, fitted, recipes.task_metrics(recipe, model, data, fitted), metadata
+    return name, recipe, model, data, fitted, recipe.task_metrics(model, data, fitted), metadata
 
 
 def test_readout_finds_the_invariants_terms(evaluated):

@@ -1,59 +1,56 @@
-"""One recipe module per family: hyperparameters as dataclasses, train_and_evaluate(recipe, workdir).
+"""Every preset's recipe, by preset name: ``zoo train NAME`` looks its recipe up here.
 
-A recipe module gives, for the zoo's generic commands and tests:
-
-- ``train_and_evaluate(recipe, workdir, epochs=, strategy=, precision=)`` -> metadata;
-- ``simulate(recipe, n, seed)`` and ``task_metrics(recipe, model, data)`` (``zoo evaluate``);
-- ``render_figure(recipe, model, data, scan)`` (``zoo evaluate --plot``);
-- ``held_out_checks(recipe, model, metadata, seed)`` -> list of :class:`HeldOutCheck`: the
-  shipped weights measured again on data from a seed training never used, each with the
-  tolerance its sample size allows (the registry-wide quality test).
+Each family's recipe module declares ``RECIPES``, a mapping from preset name to a
+:class:`training.recipes.base.Recipe` (frozen hyperparameters whose methods are the
+family's hooks), and the tuple below gathers them, as ``zoo.registry`` gathers
+families: adding a family's recipes is one line here. ``DEMOS`` maps a family name
+to its ``zoo demo FAMILY`` function (``function(argv) -> int``).
 """
 from __future__ import annotations
 
-import dataclasses
-import importlib
+import difflib
+
+from training.recipes import (
+    calogan,
+    classifiers,
+    flows,
+    jets,
+    rbm,
+    scinet,
+    siamese,
+    translator,
+)
+from training.recipes.base import Evaluation, HeldOutCheck, Recipe, met_targets  # noqa: F401 (the recipes' API)
+
+RECIPE_MODULES = (scinet, classifiers, rbm, siamese, jets, calogan, flows, translator)
+DEMOS = {"scinet": scinet.heliocentric_demo}
 
 
-@dataclasses.dataclass(frozen=True)
-class HeldOutCheck:
-    """One metric measured again on held-out data against what the card records.
-
-    ``passed`` when ``|measured - recorded| <= tolerance`` (the statistical error of a
-    small sample, stated by the recipe) and, when the card says a target is met, the
-    measured value meets it within ``target_slack``.
-    """
-
-    metric: str
-    measured: float
-    recorded: float
-    tolerance: float
-    target: float | None = None
-    comparison: str | None = None
-    target_slack: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        if not abs(self.measured - self.recorded) <= self.tolerance:
-            return False
-        if self.target is None:
-            return True
-        if self.comparison == ">=":
-            return self.measured >= self.target - self.target_slack
-        if self.comparison == "<=":
-            return self.measured <= self.target + self.target_slack
-        return abs(self.measured - self.target) <= self.target_slack
+def all_recipes() -> dict:
+    """Preset name -> its recipe, over every family; two recipes for one preset are an error."""
+    recipes = {}
+    for module in RECIPE_MODULES:
+        for name, recipe in module.RECIPES.items():
+            if name in recipes:
+                raise ValueError(f"Two recipes make {name!r}: {module.__name__} and another module.")
+            if recipe.preset != name:
+                raise ValueError(f"{module.__name__}.RECIPES[{name!r}] makes {recipe.preset!r}.")
+            recipes[name] = recipe
+    return recipes
 
 
-def met_targets(metadata: dict) -> dict:
-    """metric -> the card's target row, for the targets the card says are met."""
-    return {t["metric"]: t for t in metadata.get("targets", []) if t["met"]}
+def recipe_for(name: str) -> Recipe:
+    """The recipe that makes preset ``name``."""
+    recipes = all_recipes()
+    if name not in recipes:
+        close = difflib.get_close_matches(name, recipes, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else f" Known: {', '.join(sorted(recipes))}."
+        raise ValueError(f"No recipe makes a preset named {name!r}.{hint}")
+    return recipes[name]
 
 
-def recipe_of(name: str):
-    """(recipe module, recipe) of a registered preset name."""
-    import zoo
-
-    module_name, function = zoo.get_spec(name).recipe.split(":")
-    module = importlib.import_module(module_name)
-    return module, getattr(module, function)()
+def demo_for(family: str):
+    """The ``zoo demo`` function of ``family``."""
+    if family not in DEMOS:
+        raise ValueError(f"The {family!r} family has no demo; families with one: {sorted(DEMOS)}.")
+    return DEMOS[family]

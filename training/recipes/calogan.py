@@ -32,9 +32,10 @@ import numpy as np
 
 import zoo
 import zoo.artifacts
-from training import distribute, loop
+from training import loop
 from training.evaluation import showers as shapes
 from training.recipes import common
+from training.recipes.base import Evaluation, HeldOutCheck, Recipe
 from training.simulators import calorimeter
 
 ENERGY_BINS_GEV = (1.0, 10.0, 25.0, 50.0, 75.0, 100.0)
@@ -45,8 +46,8 @@ SPEED_BATCHES = (1, 128, 1024)
 PAPER_MS_PER_SHOWER = {"CaloGAN, CPU, batch 1024": 2.03, "CaloGAN, GPU, batch 1024": 0.012, "Geant4": 1772.0}
 
 
-@dataclasses.dataclass(frozen=True)
-class CaloGANRecipe(common.Seeds):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CaloGANRecipe(Recipe):
     """Hyperparameters of one CaloGAN preset (the paper's unless a comment says otherwise).
 
     Attributes:
@@ -57,9 +58,10 @@ class CaloGANRecipe(common.Seeds):
         classifier_epochs: epochs of the two-sample classifier.
         head_epochs, head_learning_rate: the energy head's fit (not in the paper; see
             ``CaloGAN.fit_energy_head``), on the same training showers.
+        showers_file: train on the showers of this CaloGAN HDF5 file (the public Geant4
+            ones, say) instead of the simulator's.
     """
 
-    preset: str
     particle: str
     n_train: int = 100_000
     n_validation: int = 5_000
@@ -71,21 +73,57 @@ class CaloGANRecipe(common.Seeds):
     head_learning_rate: float = 2e-3
     targets: tuple = (("classifier_auc", "<=", 0.75), ("worst_mean_response_deviation", "<=", 0.02),
                       ("worst_resolution_deviation", "<=", 0.20))
+    showers_file: str | None = None
+
+    def simulate(self, n: int, seed: int) -> Showers:
+        """``n`` simulator showers of the recipe's particle at ``seed``, E ~ U[1, 100] GeV, converted to GeV."""
+        raw = calorimeter.simulate(self.particle, int(n), int(seed))
+        return Showers({k: raw[k] / 1000.0 for k in shapes.LAYERS}, raw["energy"].reshape(-1).astype(np.float64), seed)
+
+    def training_data(self) -> Showers:
+        return read_showers(self.showers_file) if self.showers_file else self.simulate(self.n_train, self.train_seed)
+
+    def fit(self, model, data, epochs, workdir, verbose, strategy) -> dict:
+        """The energy head first (its record in ``workdir/energy_head.json``), then the paper's adversarial loop
+        through ``fit`` (resumable, both optimizers checkpointed)."""
+        if model.energy_head:
+            head = fit_energy_head(self, model, data, streams=" with the head in place")
+            zoo.artifacts.write_json(Path(workdir) / ENERGY_HEAD_RECORD, common.jsonable(head))
+        return loop.fit_resumable(model, None, None, (fit_arrays(data, model.particle_index), None), None,
+                                  epochs, self.batch_size, workdir, verbose=verbose)
+
+    def evaluate(self, model, data, history, workdir) -> Evaluation:
+        head_file = Path(workdir) / ENERGY_HEAD_RECORD
+        training = _training_record(model, "Keras fit (TensorFlow train_step)", common.machine(),
+                                    self.epochs * (len(data) // self.batch_size), self.epochs, len(data),
+                                    self.batch_size, loop.training_seconds(workdir),
+                                    (history.get("g_loss") or [None])[-1],
+                                    zoo.artifacts.read_json(head_file) if head_file.exists() else None)
+        return held_out_evaluation(self, model, training)
+
+    def task_metrics(self, model, data: Showers, seed: int | None = None) -> dict:
+        """Shape distances, classifier AUC and response of generated against simulated showers at the same energies."""
+        seed = _seed_of(self, data) if seed is None else seed
+        return compare(self, data, generated_like(model, data, seed), seed)[0]
+
+    def held_out_checks(self, model, metadata: dict, seed: int, n: int = 2000) -> list:
+        return held_out_checks(self, model, metadata, seed, n)
+
+    def render_figure(self, model, data: Showers, scan=None) -> bytes:
+        """Figure of ``zoo evaluate --plot``: shape histograms and average images, simulator against generated."""
+        return render_evaluation(data, generated_like(model, data, _seed_of(self, data)))
 
 
-def recipe_eplus() -> CaloGANRecipe:
-    return CaloGANRecipe(preset="calogan-eplus", particle="eplus")
+ENERGY_HEAD_RECORD = "energy_head.json"
 
 
-def recipe_gamma() -> CaloGANRecipe:
-    return CaloGANRecipe(preset="calogan-gamma", particle="gamma")
-
-
-def recipe_piplus() -> CaloGANRecipe:
-    """Pions: the classifier AUC is reported, not targeted."""
-    return CaloGANRecipe(preset="calogan-piplus", particle="piplus",
-                         targets=(("worst_mean_response_deviation", "<=", 0.02),
-                                  ("worst_resolution_deviation", "<=", 0.20)))
+RECIPES = {recipe.preset: recipe for recipe in (
+    CaloGANRecipe(preset="calogan-eplus", particle="eplus"),
+    CaloGANRecipe(preset="calogan-gamma", particle="gamma"),
+    # pions: the classifier AUC is reported, not targeted
+    CaloGANRecipe(preset="calogan-piplus", particle="piplus",
+                  targets=(("worst_mean_response_deviation", "<=", 0.02), ("worst_resolution_deviation", "<=", 0.20))),
+)}
 
 
 # ----------------------------------------------------------------------------- data
@@ -100,12 +138,6 @@ class Showers:
 
     def __len__(self) -> int:
         return len(self.energies)
-
-
-def simulate(recipe, n: int, seed: int) -> Showers:
-    """``n`` simulator showers of the recipe's particle at ``seed``, E ~ U[1, 100] GeV, converted to GeV."""
-    raw = calorimeter.simulate(recipe.particle, int(n), int(seed))
-    return Showers({k: raw[k] / 1000.0 for k in shapes.LAYERS}, raw["energy"].reshape(-1).astype(np.float64), seed)
 
 
 def read_showers(path) -> Showers:
@@ -131,13 +163,6 @@ def generated_like(model, data: Showers, seed: int) -> dict:
 def _seed_of(recipe, data: Showers) -> int:
     """The generator's seed for ``data``: the simulator's seed of the showers, else the evaluation seed."""
     return recipe.evaluation_seed if data.seed is None else data.seed
-
-
-def task_metrics(recipe, model, data: Showers, seed: int | None = None) -> dict:
-    """Shape distances, classifier AUC and response of generated against simulated showers at the same energies."""
-    seed = _seed_of(recipe, data) if seed is None else seed
-    generated = generated_like(model, data, seed)
-    return compare(recipe, data, generated, seed)[0]
 
 
 def compare(recipe, data: Showers, generated: dict, seed: int) -> tuple:
@@ -295,58 +320,23 @@ def render_evaluation(data: Showers, generated: dict) -> bytes:
     return buffer.getvalue()
 
 
-def render_figure(recipe, model, data: Showers, scan=None) -> bytes:
-    """Figure of ``zoo evaluate --plot``: shape histograms and average images, simulator against generated."""
-    return render_evaluation(data, generated_like(model, data, _seed_of(recipe, data)))
-
-
 # ----------------------------------------------------------------------------- training and installing
 
-def evaluate_and_write(recipe, model, workdir, training: dict, history: dict) -> dict:
-    """Evaluate ``model`` on held-out showers, measure its speed and write ``workdir/artifact``."""
-    evaluation = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
+def held_out_evaluation(recipe, model, training: dict) -> Evaluation:
+    """Shapes, response and speed of ``model`` on held-out showers; ``training`` is the card's training record."""
+    evaluation = recipe.simulate(recipe.n_evaluation, recipe.evaluation_seed)
     generated = generated_like(model, evaluation, recipe.evaluation_seed)
     metrics, response = compare(recipe, evaluation, generated, recipe.evaluation_seed)
     speed = generation_speed(recipe, model, recipe.evaluation_seed)
     metrics.update({f"ms_per_shower/{k}": v for k, v in speed.items()})
-    machine = common.machine()
-    metadata = common.run_metadata(
-        recipe, metrics, common.check_targets(recipe.targets, metrics), history,
-        data=common.data_record(recipe, "calorimeter", {"incident energy (GeV)": list(model.energy_range)},
-                                {"particle": recipe.particle, "noise_mev": 0.0, "threshold_mev": 0.0,
-                                 "sampling": False}),
-        training=training,
-        card_sections=[shapes_section(metrics), response_section(metrics, response), speed_section(speed, machine),
-                       training_section(training)],
-    )
-    figure = render_evaluation(evaluation, generated)
-    folder = zoo.artifacts.write_preset(Path(workdir) / "artifact", model, metadata, {"evaluation.png": figure},
-                                        force=True)
-    return zoo.artifacts.verify_preset(folder)
-
-
-def train_and_evaluate(recipe: CaloGANRecipe, workdir, epochs: int | None = None, verbose: int = 2,
-                       strategy: str = "cpu", precision: str = "float32", showers_file=None) -> dict:
-    """Simulate (or read ``showers_file``), train with the paper's loop through ``fit`` (resumable, both
-    optimizers checkpointed), evaluate on held-out showers and write ``workdir/artifact``."""
-    import keras
-
-    from zoo.models.calogan import CaloGAN
-
-    tf_strategy = distribute.keras_fit_strategy(strategy, precision, CaloGAN.training_spec)
-    workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
-    train = read_showers(showers_file) if showers_file else simulate(recipe, recipe.n_train, recipe.train_seed)
-    keras.utils.set_random_seed(recipe.train_seed)
-    with tf_strategy.scope():
-        model = zoo.load(recipe.preset, pretrained=False)
-        head = fit_energy_head(recipe, model, train, streams=" with the head in place") if model.energy_head else None
-        history = loop.fit_resumable(model, None, None, (fit_arrays(train, model.particle_index), None), None,
-                                     epochs, recipe.batch_size, workdir, verbose=verbose)
-    steps = epochs * (len(train) // recipe.batch_size)
-    training = _training_record(model, "Keras fit (TensorFlow train_step)", common.machine(), steps, epochs,
-                                len(train), recipe.batch_size, loop.training_seconds(workdir),
-                                (history.get("g_loss") or [None])[-1], head)
-    return evaluate_and_write(dataclasses.replace(recipe, epochs=epochs), model, workdir, training, history)
+    return Evaluation(
+        metrics, recipe.targets,
+        common.data_record(recipe, "calorimeter", {"incident energy (GeV)": list(model.energy_range)},
+                           {"particle": recipe.particle, "noise_mev": 0.0, "threshold_mev": 0.0, "sampling": False}),
+        render_evaluation(evaluation, generated),
+        sections=[shapes_section(metrics), response_section(metrics, response),
+                  speed_section(speed, common.machine()), training_section(training)],
+        training=training)
 
 
 def install_from_run(recipe: CaloGANRecipe, run_dir, workdir, discriminator_steps: int = 400) -> dict:
@@ -377,8 +367,8 @@ def install_from_run(recipe: CaloGANRecipe, run_dir, workdir, discriminator_step
     else:
         training["discriminator"] = train_discriminator(recipe, model, discriminator_steps)
     history = {k: v for k, v in record.items() if isinstance(v, list) and k != "particles"}
-    return evaluate_and_write(dataclasses.replace(recipe, epochs=round(record["epochs"])), model, workdir, training,
-                              history)
+    recipe = dataclasses.replace(recipe, epochs=round(record["epochs"]))
+    return recipe.write_preset(model, held_out_evaluation(recipe, model, training), history, workdir)
 
 
 def load_streams(model, generator_weights) -> None:
@@ -396,7 +386,7 @@ def load_streams(model, generator_weights) -> None:
 def fit_energy_head(recipe, model, data: Showers | None = None, streams: str = "") -> dict:
     """Fit ``model``'s energy head to the layer energies of the training showers (simulated at the training
     seed unless given); returns the record the card's training section reads."""
-    data = simulate(recipe, recipe.n_train, recipe.train_seed) if data is None else data
+    data = recipe.simulate(recipe.n_train, recipe.train_seed) if data is None else data
     start = time.time()
     losses = model.fit_energy_head(data.energies, shapes.layer_energies(data.layers), epochs=recipe.head_epochs,
                                    learning_rate=recipe.head_learning_rate, seed=recipe.train_seed)
@@ -410,7 +400,7 @@ def train_discriminator(recipe, model, steps: int) -> str:
     import tensorflow as tf
 
     model.compile()
-    data = fit_arrays(simulate(recipe, min(recipe.n_train, steps * recipe.batch_size), recipe.train_seed), 0)
+    data = fit_arrays(recipe.simulate(min(recipe.n_train, steps * recipe.batch_size), recipe.train_seed), 0)
     rng = np.random.default_rng(recipe.train_seed)
     n = len(data["energy"])
 
@@ -443,9 +433,7 @@ def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 2000) -> 
     Tolerances: the AUC's bootstrap errors of both measurements, five times in quadrature, plus 0.03
     for the classifier's retraining spread; the mean response deviation's error is the larger per-bin
     ratio error, five times, plus 0.005."""
-    from training.recipes import HeldOutCheck
-
-    data = simulate(recipe, n, seed)
+    data = recipe.simulate(n, seed)
     measured, response = compare(recipe, data, generated_like(model, data, seed), seed)
     recorded = metadata["metrics"]
     auc_tolerance = 5 * float(np.hypot(measured["classifier_auc_error"], recorded["classifier_auc_error"])) + 0.03
@@ -464,7 +452,5 @@ if __name__ == "__main__":
     parser.add_argument("--run", required=True, help="folder a calogan_jax run wrote")
     parser.add_argument("--workdir", required=True)
     arguments = parser.parse_args()
-    recipe = {"calogan-eplus": recipe_eplus, "calogan-gamma": recipe_gamma,
-              "calogan-piplus": recipe_piplus}[arguments.preset]()
-    result = install_from_run(recipe, arguments.run, arguments.workdir)
+    result = install_from_run(RECIPES[arguments.preset], arguments.run, arguments.workdir)
     print(json.dumps({k: v for k, v in result["metrics"].items() if not isinstance(v, dict)}, indent=1))

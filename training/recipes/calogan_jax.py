@@ -122,7 +122,7 @@ def make_step(generator, discriminator, g_opt, d_opt, latent_size: int, classes:
 
 
 def _state_of(generator, discriminator, g_opt, d_opt):
-    values = lambda variables: [v.value for v in variables]  # noqa: E731
+    values = lambda variables: [v.value for v in variables]
     return (values(generator.trainable_variables), values(generator.non_trainable_variables),
             values(discriminator.trainable_variables), values(discriminator.non_trainable_variables),
             values(g_opt.variables), values(d_opt.variables))

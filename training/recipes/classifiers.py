@@ -14,16 +14,12 @@ Training data: L = 32 configurations at temperatures in [1.0, 3.5] (step
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
-import keras
 import numpy as np
 
-import zoo
-import zoo.artifacts
-from zoo.models.classifiers import IsingPhaseClassifier
-from training import distribute, loop
+from training import loop
 from training.recipes import common
+from training.recipes.base import Evaluation, HeldOutCheck, Recipe, met_targets
 from training.simulators import ising
 
 # the simulator's grid (step 0.1) plus a finer one across T_c, which pins the decision boundary near T_c
@@ -32,8 +28,8 @@ TARGETS = (("accuracy_far_from_tc", ">=", 0.99), ("crossing_L32_relative_error",
 PAPER_TC = "2.266(2)"
 
 
-@dataclasses.dataclass(frozen=True)
-class IsingCNNRecipe(common.Seeds):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IsingCNNRecipe(Recipe):
     """Hyperparameters of the ``ising-cnn`` preset.
 
     Attributes:
@@ -65,16 +61,45 @@ class IsingCNNRecipe(common.Seeds):
     far_from_tc: float = 0.3
     bootstrap: int = 200
 
+    def simulate(self, n: int, seed: int, L: int | None = None, temperatures=None) -> ising.IsingSamples:
+        return ising.simulate(n, seed, L=L or self.L, temperatures=self.temperatures if temperatures is None else temperatures)
 
-def ising_cnn_recipe() -> IsingCNNRecipe:
-    return IsingCNNRecipe()
+    def fit(self, model, data, epochs, workdir, verbose, strategy) -> dict:
+        train, validation = data
+        optimizer = common.cosine_adam(self.learning_rate, self.final_learning_rate, epochs * (len(train.spins) // self.batch_size))
+        return loop.fit_resumable(model, optimizer, "binary_crossentropy", _shuffled(train, self.train_seed),
+                                  _shuffled(validation, self.validation_seed), epochs, self.batch_size, workdir,
+                                  verbose=verbose)
+
+    def evaluate(self, model, data, history, workdir) -> Evaluation:
+        """Accuracy on the L = 32 grid, the crossings for L = 16, 32, 64 and their finite-size extrapolation."""
+        evaluation = self.simulate(self.n_evaluation, self.evaluation_seed)
+        curves = crossing_curves(model, crossing_data(self))
+        metrics = self.task_metrics(model, evaluation, curves)
+        diagnostics = data[0].diagnostics
+        return Evaluation(
+            metrics, TARGETS,
+            common.data_record(self, "ising", ising.PARAMETER_RANGES, {"L": self.L}, monte_carlo=diagnostics),
+            common.render_to_png(draw_crossing, curves, metrics),
+            sections=[finite_size_section(metrics, self, diagnostics)])
+
+    def task_metrics(self, model, data: ising.IsingSamples, curves: dict | None = None) -> dict:
+        return task_metrics(self, model, data, curves)
+
+    def held_out_checks(self, model, metadata: dict, seed: int) -> list:
+        return held_out_checks(self, model, metadata, seed)
+
+    def render_figure(self, model, data, scan=None) -> bytes:
+        """Figure of ``zoo evaluate ising-cnn --plot``: output against T for L = 16, 32, 64 and the crossing fit."""
+        crossing = crossing_data(self, seed_offset=int(data.diagnostics["seed"]) - self.evaluation_seed, samples=64)
+        curves = crossing_curves(model, crossing)
+        return common.render_to_png(draw_crossing, curves, self.task_metrics(model, data, curves))
+
+
+RECIPES = {"ising-cnn": IsingCNNRecipe()}
 
 
 # ----------------------------------------------------------------------------- data
-
-def simulate(recipe: IsingCNNRecipe, n: int, seed: int, L: int | None = None, temperatures=None) -> ising.IsingSamples:
-    return ising.simulate(n, seed, L=L or recipe.L, temperatures=recipe.temperatures if temperatures is None else temperatures)
-
 
 def labels(temperatures) -> np.ndarray:
     """1 for the ordered phase (T < T_c), 0 otherwise; (n, 1) float32."""
@@ -85,7 +110,7 @@ def crossing_data(recipe, seed_offset: int = 0, samples: int | None = None) -> d
     """L -> samples on the fine grid across T_c, seed evaluation_seed + L (+ offset)."""
     per_t = samples or recipe.crossing_samples
     n = per_t * len(recipe.crossing_temperatures)
-    return {L: simulate(recipe, n, recipe.evaluation_seed + L + seed_offset, L=L, temperatures=recipe.crossing_temperatures)
+    return {L: recipe.simulate(n, recipe.evaluation_seed + L + seed_offset, L=L, temperatures=recipe.crossing_temperatures)
             for L in recipe.crossing_sizes}
 
 
@@ -184,8 +209,6 @@ def held_out_checks(recipe, model, metadata: dict, seed: int) -> list:
     - the L = 32 crossing from 576 configurations on T = 2.15 ... 2.40: within 0.03 of the
       card's crossing (its bootstrap error at this size is about 0.01), and T_c within 1.5%.
     """
-    from training.recipes import HeldOutCheck, met_targets
-
     targets = met_targets(metadata)
     data = ising.simulate(256, seed, L=32, temperatures=[1.6, 1.9, 2.65, 3.0])
     p = predict_p_ordered(model, data)
@@ -207,48 +230,9 @@ def held_out_checks(recipe, model, metadata: dict, seed: int) -> list:
 
 # ----------------------------------------------------------------------------- training
 
-def build_model(recipe, **overrides):
-    return zoo.load(recipe.preset, pretrained=False, **overrides)
-
-
-def train_model(recipe, model, train, validation, epochs, workdir, verbose=2) -> dict:
-    optimizer = common.cosine_adam(recipe.learning_rate, recipe.final_learning_rate,
-                                   epochs * (len(train[1]) // recipe.batch_size))
-    return loop.fit_resumable(model, optimizer, "binary_crossentropy", train, validation, epochs,
-                              recipe.batch_size, workdir, verbose=verbose)
-
-
 def _shuffled(data: ising.IsingSamples, seed: int) -> tuple:
     order = np.random.default_rng(seed).permutation(len(data.spins))
     return data.spins[order].astype("float32"), labels(data.temperatures[order])
-
-
-def train_and_evaluate(recipe: IsingCNNRecipe, workdir, epochs: int | None = None, verbose: int = 2,
-                       strategy: str = "cpu", precision: str = "float32") -> dict:
-    """Simulate, train (resumable), evaluate on held-out seeds and write ``workdir/artifact``."""
-    tf_strategy = distribute.keras_fit_strategy(strategy, precision, IsingPhaseClassifier.training_spec)
-    workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
-    train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
-    validation_data = simulate(recipe, recipe.n_validation, recipe.validation_seed)
-    keras.utils.set_random_seed(recipe.train_seed)
-    with tf_strategy.scope():
-        model = build_model(recipe)
-        history = train_model(recipe, model, _shuffled(train_data, recipe.train_seed),
-                              _shuffled(validation_data, recipe.validation_seed), epochs, workdir, verbose)
-
-    evaluation = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
-    curves = crossing_curves(model, crossing_data(recipe))
-    metrics = task_metrics(recipe, model, evaluation, curves)
-    metadata = common.run_metadata(
-        dataclasses.replace(recipe, epochs=epochs), metrics, common.check_targets(TARGETS, metrics), history,
-        data=common.data_record(recipe, "ising", ising.PARAMETER_RANGES, {"L": recipe.L},
-                                monte_carlo=train_data.diagnostics),
-        training={"strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync},
-        card_sections=[finite_size_section(metrics, recipe, train_data.diagnostics)],
-    )
-    figure = common.render_to_png(draw_crossing, curves, metrics)
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
-    return zoo.artifacts.verify_preset(folder)
 
 
 def finite_size_section(metrics: dict, recipe, diagnostics: dict) -> dict:
@@ -285,9 +269,3 @@ def draw_crossing(axes, curves: dict, metrics: dict) -> None:
     axes[1].set(xlabel="1 / L", ylabel="crossing T*(L)", title="finite-size scaling")
     axes[1].legend(fontsize=8)
 
-
-def render_figure(recipe, model, data, scan=None) -> bytes:
-    """Figure of ``zoo evaluate ising-cnn --plot``: output against T for L = 16, 32, 64 and the crossing fit."""
-    crossing = crossing_data(recipe, seed_offset=int(data.diagnostics["seed"]) - recipe.evaluation_seed, samples=64)
-    curves = crossing_curves(model, crossing)
-    return common.render_to_png(draw_crossing, curves, task_metrics(recipe, model, data, curves))

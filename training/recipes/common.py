@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import zoo
 
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Seeds:
     """Simulator seeds of a recipe, shared by every family.
@@ -80,7 +81,8 @@ def run_metadata(recipe, metrics: dict, targets: list, history: dict, data: dict
         "zoo_version": zoo.__version__,
         "metrics": jsonable(metrics),
         "targets": targets,
-        "recipe": {"function": spec.recipe, "hyperparameters": jsonable(dataclasses.asdict(recipe))},
+        "recipe": {"class": f"{type(recipe).__module__}.{type(recipe).__qualname__}",
+                   "hyperparameters": jsonable(dataclasses.asdict(recipe))},
         "data": jsonable(data),
         "training": {
             "epochs": len(history.get("loss", [])),

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 
-import zoo
-import zoo.artifacts
-from training import distribute, loop
+from training import loop
 from training.recipes import common
+from training.recipes.base import Evaluation, HeldOutCheck, Recipe
 from training.simulators import lattice
 
 OBSERVABLES = ("action_per_site", "abs_magnetisation", "susceptibility", "two_point_zero", "two_point_half", "binder")
@@ -36,8 +34,8 @@ COMPLEX_LABELS = {**LABELS, "susceptibility": "chi = V <abs(m)^2>", "two_point_z
                   "two_point_half": "G(L/2, 0) = <Re phi_x^* phi_{x+L/2}>"}
 
 
-@dataclasses.dataclass(frozen=True)
-class FlowRecipe(common.Seeds):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FlowRecipe(Recipe):
     """Hyperparameters of a flow preset (reverse KL with Adam and a cosine decay) and its reference sampler.
 
     Attributes:
@@ -48,7 +46,6 @@ class FlowRecipe(common.Seeds):
             turned into exact continuous fields for the Ising model).
     """
 
-    preset: str
     L: int = 8
     action: str = "phi4"
     couplings: tuple = (("m2", -4.0), ("lam", 8.0))
@@ -70,31 +67,84 @@ class FlowRecipe(common.Seeds):
     def parameters(self) -> dict:
         return dict(self.couplings)
 
+    def simulate(self, n: int, seed: int) -> Fields:
+        """About ``n`` reference fields (trajectories x chains) of the recipe's model at ``seed``.
 
-def recipe_phi4_L8() -> FlowRecipe:
-    return FlowRecipe(preset="realnvp-phi4-L8")
+        phi^4: HMC (acceptance recorded). Continuous Ising: Swendsen-Wang spins, then exact fields x | s
+        (acceptance 1: every draw is exact; consecutive sweeps are correlated, as for HMC)."""
+        trajectories = max(8, -(-int(n) // self.hmc_chains))
+        p = self.parameters
+        if self.action == "hs_ising":
+            spins = lattice.ising_swendsen_wang(self.L, p["K"], trajectories, seed, n_chains=self.hmc_chains)
+            fields = lattice.hs_ising_fields_from_spins(spins.reshape(-1, self.L, self.L), p["K"], seed + 1)
+            return Fields(fields, 1.0, int(seed), self.hmc_chains)
+        samples, acceptance = lattice.model_hmc(self.action, self.L, p, trajectories, seed, n_chains=self.hmc_chains)
+        return Fields(samples.reshape((-1,) + samples.shape[2:]), float(acceptance), int(seed), self.hmc_chains)
+
+    def training_data(self) -> np.ndarray:
+        """No data: the flow trains on the action. One row per sample of an epoch, so fit knows the batch size."""
+        return np.zeros((self.steps_per_epoch * self.batch_size, 1), np.float32)
+
+    def fit(self, model, data, epochs, workdir, verbose, strategy) -> dict:
+        optimizer = common.cosine_adam(self.learning_rate, self.final_learning_rate, epochs * self.steps_per_epoch)
+        return loop.fit_resumable(model, optimizer, None, (data, None), None, epochs, self.batch_size, workdir,
+                                  verbose=verbose, jit_compile=self.jit_compile)
+
+    def evaluate(self, model, data, history, workdir) -> Evaluation:
+        """The flow's Metropolis chain against the reference sampler; for NeuralRG flows the latent levels and
+        latent-space HMC as well."""
+        reference = self.simulate(self.hmc_trajectories * self.hmc_chains, self.evaluation_seed + 1)
+        result = flow_chain(self, model, self.n_evaluation, self.evaluation_seed)
+        metrics = compare(self, result, reference)
+        sections = [observables_section(metrics, self)]
+        if self.hierarchical:
+            bulk = bulk_statistics(model, reference.fields)
+            comparison = hmc_comparison(self, model, self.latent_hmc_trajectories, self.evaluation_seed + 2, reference)
+            metrics.update(comparison)
+            metrics["latent_std_by_level"] = bulk["std"]
+            sections += [hmc_section(comparison, self), bulk_section(bulk)]
+        return Evaluation(
+            metrics, self.targets,
+            common.data_record(self, f"lattice ({reference_sampler(self)} reference)",
+                               {k: [v] for k, v in self.parameters.items()},
+                               {"L": self.L, "action": self.action, **self.parameters}),
+            common.render_to_png(draw, history, result, reference, self, panels=3, size=(13, 3.6)),
+            sections=sections,
+            training={"steps": self.epochs * self.steps_per_epoch, "final_ess": history.get("ess", [None])[-1]})
+
+    def task_metrics(self, model, data: Fields, seed: int | None = None) -> dict:
+        """Acceptance, ESS / N and observables of the flow's Metropolis chain against the HMC fields ``data``."""
+        seed = data.seed if seed is None else seed
+        result = flow_chain(self, model, max(len(data), 1000), seed)
+        return compare(self, result, data)
+
+    def held_out_checks(self, model, metadata: dict, seed: int, n: int = 4000) -> list:
+        return held_out_checks(self, model, metadata, seed, n)
+
+    def render_figure(self, model, data: Fields, scan=None) -> bytes:
+        """Figure of ``zoo evaluate --plot``: magnetisation and action of flow + Metropolis against HMC."""
+        result = flow_chain(self, model, max(len(data), 1000), data.seed)
+        return common.render_to_png(draw, {}, result, data, self, panels=3, size=(13, 3.6))
 
 
-def recipe_ising_L16() -> FlowRecipe:
-    """NeuralRG's continuous Ising model on 16 x 16 at T_c; the target is the free energy to 1%.
-
-    The shipped weights trained 60 epochs on the flow's own q, then 30 more (resumed, XLA-compiled) on the
-    Z2 mixture (q(x) + q(-x)) / 2 that the preset samples: the first run had learned one ordered phase."""
-    return FlowRecipe(preset="neuralrg-ising-L16", L=16, action="hs_ising", couplings=(("K", lattice.K_CRITICAL),),
-                      epochs=90, steps_per_epoch=200, batch_size=64, learning_rate=1e-3, final_learning_rate=1e-5,
-                      hierarchical=True, jit_compile=True,
-                      targets=(("free_energy_relative_error", "<=", 0.01), ("latent_hmc_max_pull", "<=", 3.0)))
-
-
-def recipe_complex_phi4_L32() -> FlowRecipe:
-    """Complex phi^4 of NeuralRG's holographic mapping on 32 x 32 at kappa = 0.15, lam = 1.145 (the defaults of
-    li012589/NeuralRG's complex-field script, removed in commit b52bd72), trained for what 2 CPU cores do in
-    about 50 minutes (the zoo's budget: the largest L that trains in 2 hours)."""
-    return FlowRecipe(preset="neuralrg-phi4-complex-L32", L=32, action="complex_phi4",
-                      couplings=(("kappa", 0.15), ("lam", 1.145)), epochs=60, steps_per_epoch=250, batch_size=32,
-                      learning_rate=1e-3, final_learning_rate=1e-5, n_evaluation=20_000, hmc_trajectories=2000,
-                      hierarchical=True, jit_compile=True, latent_hmc_trajectories=400,
-                      targets=(("latent_hmc_max_pull", "<=", 3.0),))
+RECIPES = {recipe.preset: recipe for recipe in (
+    FlowRecipe(preset="realnvp-phi4-L8"),
+    # NeuralRG's continuous Ising model on 16 x 16 at T_c; the target is the free energy to 1%. The shipped
+    # weights trained 60 epochs on the flow's own q, then 30 more (resumed, XLA-compiled) on the Z2 mixture
+    # (q(x) + q(-x)) / 2 that the preset samples: the first run had learned one ordered phase.
+    FlowRecipe(preset="neuralrg-ising-L16", L=16, action="hs_ising", couplings=(("K", lattice.K_CRITICAL),),
+               epochs=90, steps_per_epoch=200, batch_size=64, learning_rate=1e-3, final_learning_rate=1e-5,
+               hierarchical=True, jit_compile=True,
+               targets=(("free_energy_relative_error", "<=", 0.01), ("latent_hmc_max_pull", "<=", 3.0))),
+    # Complex phi^4 of NeuralRG's holographic mapping on 32 x 32 at kappa = 0.15, lam = 1.145 (the defaults of
+    # li012589/NeuralRG's complex-field script, removed in commit b52bd72), trained for what 2 CPU cores do in
+    # about 50 minutes (the zoo's budget: the largest L that trains in 2 hours).
+    FlowRecipe(preset="neuralrg-phi4-complex-L32", L=32, action="complex_phi4",
+               couplings=(("kappa", 0.15), ("lam", 1.145)), epochs=60, steps_per_epoch=250, batch_size=32,
+               learning_rate=1e-3, final_learning_rate=1e-5, n_evaluation=20_000, hmc_trajectories=2000,
+               hierarchical=True, jit_compile=True, latent_hmc_trajectories=400,
+               targets=(("latent_hmc_max_pull", "<=", 3.0),)),
+)}
 
 
 def numpy_action(recipe):
@@ -123,22 +173,6 @@ class Fields:
 
     def __len__(self) -> int:
         return len(self.fields)
-
-
-def simulate(recipe, n: int, seed: int) -> Fields:
-    """About ``n`` reference fields (trajectories x chains) of the recipe's model at ``seed``.
-
-    phi^4: HMC (acceptance recorded). Continuous Ising: Swendsen-Wang spins, then exact fields x | s
-    (acceptance 1: every draw is exact; consecutive sweeps are correlated, as for HMC)."""
-    trajectories = max(8, -(-int(n) // recipe.hmc_chains))
-    p = recipe.parameters
-    if recipe.action == "hs_ising":
-        spins = lattice.ising_swendsen_wang(recipe.L, p["K"], trajectories, seed, n_chains=recipe.hmc_chains)
-        fields = lattice.hs_ising_fields_from_spins(spins.reshape(-1, recipe.L, recipe.L), p["K"], seed + 1)
-        return Fields(fields, 1.0, int(seed), recipe.hmc_chains)
-    samples, acceptance = lattice.model_hmc(recipe.action, recipe.L, p, trajectories, seed,
-                                            n_chains=recipe.hmc_chains)
-    return Fields(samples.reshape((-1,) + samples.shape[2:]), float(acceptance), int(seed), recipe.hmc_chains)
 
 
 # ----------------------------------------------------------------------------- exact sampling
@@ -210,13 +244,6 @@ def flow_chain(recipe, model, n: int, seed: int) -> dict:
     tau = lattice.integrated_autocorrelation_time(action[index] / (recipe.L * recipe.L))
     return {"chain": chain, "proposals": phi, "log_w": log_w, "acceptance": acceptance,
             "ess": effective_sample_size(log_w), "tau_action": tau}
-
-
-def task_metrics(recipe, model, data: Fields, seed: int | None = None) -> dict:
-    """Acceptance, ESS / N and observables of the flow's Metropolis chain against the HMC fields ``data``."""
-    seed = data.seed if seed is None else seed
-    result = flow_chain(recipe, model, max(len(data), 1000), seed)
-    return compare(recipe, result, data)
 
 
 def reference_sampler(recipe) -> str:
@@ -477,55 +504,6 @@ def draw(axes, history: dict, result: dict, data: Fields, recipe) -> None:
     axes[2].set(xlabel="action per site S / V", ylabel="density", title="action")
 
 
-def render_figure(recipe, model, data: Fields, scan=None) -> bytes:
-    """Figure of ``zoo evaluate --plot``: magnetisation and action of flow + Metropolis against HMC."""
-    result = flow_chain(recipe, model, max(len(data), 1000), data.seed)
-    return common.render_to_png(draw, {}, result, data, recipe, panels=3, size=(13, 3.6))
-
-
-# ----------------------------------------------------------------------------- training
-
-def train_and_evaluate(recipe: FlowRecipe, workdir, epochs: int | None = None, verbose: int = 2,
-                       strategy: str = "cpu", precision: str = "float32") -> dict:
-    """Train by reverse KL (resumable), sample at the evaluation seed, compare with the reference sampler, write
-    ``workdir/artifact``."""
-    import keras
-
-    from zoo.models.flows import LatticeFlow
-
-    tf_strategy = distribute.keras_fit_strategy(strategy, precision, LatticeFlow.training_spec)
-    workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
-    keras.utils.set_random_seed(recipe.train_seed)
-    ticks = np.zeros((recipe.steps_per_epoch * recipe.batch_size, 1), np.float32)  # the batch size, no data
-    with tf_strategy.scope():
-        model = zoo.load(recipe.preset, pretrained=False)
-        optimizer = common.cosine_adam(recipe.learning_rate, recipe.final_learning_rate, epochs * recipe.steps_per_epoch)
-        history = loop.fit_resumable(model, optimizer, None, (ticks, None), None, epochs, recipe.batch_size, workdir,
-                                     verbose=verbose, jit_compile=recipe.jit_compile)
-    recipe = dataclasses.replace(recipe, epochs=epochs)
-    data = simulate(recipe, recipe.hmc_trajectories * recipe.hmc_chains, recipe.evaluation_seed + 1)
-    result = flow_chain(recipe, model, recipe.n_evaluation, recipe.evaluation_seed)
-    metrics = compare(recipe, result, data)
-    sections = [observables_section(metrics, recipe)]
-    if recipe.hierarchical:
-        bulk = bulk_statistics(model, data.fields)
-        comparison = hmc_comparison(recipe, model, recipe.latent_hmc_trajectories, recipe.evaluation_seed + 2, data)
-        metrics.update(comparison)
-        metrics["latent_std_by_level"] = bulk["std"]
-        sections += [hmc_section(comparison, recipe), bulk_section(bulk)]
-    metadata = common.run_metadata(
-        recipe, metrics, common.check_targets(recipe.targets, metrics), history,
-        data=common.data_record(recipe, f"lattice ({reference_sampler(recipe)} reference)",
-                                {k: [v] for k, v in recipe.parameters.items()},
-                                {"L": recipe.L, "action": recipe.action, **recipe.parameters}),
-        training={"steps": epochs * recipe.steps_per_epoch, "final_ess": history.get("ess", [None])[-1]},
-        card_sections=sections,
-    )
-    figure = common.render_to_png(draw, history, result, data, recipe, panels=3, size=(13, 3.6))
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
-    return zoo.artifacts.verify_preset(folder)
-
-
 def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 4000) -> list:
     """On ``n`` fresh proposals: the Metropolis acceptance (tolerance: five binomial errors of a chain whose
     acceptance steps are correlated, inflated by 3, plus 0.02); the variational free energy, where the card
@@ -533,10 +511,8 @@ def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 4000) -> 
     the largest observable pull of the Metropolis chain (at most the target plus 1.5). The hierarchical
     presets' Metropolis chains are too sticky for a pull on 4000 proposals to mean anything; their exact
     sampler, latent-space HMC, takes minutes and is on the card."""
-    from training.recipes import HeldOutCheck
-
-    data = simulate(recipe, n, seed + 1)
-    measured = task_metrics(recipe, model, data, seed=seed)
+    data = recipe.simulate(n, seed + 1)
+    measured = recipe.task_metrics(model, data, seed=seed)
     recorded = metadata["metrics"]
     p = recorded["acceptance"]
     checks = [HeldOutCheck("acceptance", measured["acceptance"], p, 15 * math.sqrt(p * (1 - p) / n) + 0.02)]

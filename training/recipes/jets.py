@@ -18,16 +18,16 @@ import dataclasses
 import os
 from pathlib import Path
 
-import keras
 import numpy as np
 
 import zoo
 import zoo.artifacts
-from training import distribute, loop
+from training import loop
 from training.evaluation import taggers
 from training.recipes import common
+from training.recipes.base import Evaluation, HeldOutCheck, Recipe
 from training.simulators import jets as simulator
-from zoo.models.jets import JetImageTagger, jet_images
+from zoo.models.jets import jet_images
 
 TARGETS = (("rejection_ratio_vs_mass_window", ">=", 1.2), ("rejection_ratio_vs_mass_tau21", ">=", 1.2))
 BASELINES = ("mass_window", "tau21", "mass_tau21", "fisher")
@@ -36,8 +36,8 @@ TAU21_BINS = np.linspace(0.0, 1.0, 21)
 IMAGE_BATCH = 4096
 
 
-@dataclasses.dataclass(frozen=True)
-class JetTaggerRecipe(common.Seeds):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class JetTaggerRecipe(Recipe):
     """Hyperparameters of the jet taggers.
 
     Attributes:
@@ -47,7 +47,6 @@ class JetTaggerRecipe(common.Seeds):
         bootstrap: resamples of the held-out jets for the errors.
     """
 
-    preset: str = "jet-cnn-w-vs-qcd"
     n_train: int = 40000
     n_validation: int = 5000
     n_evaluation: int = 20000
@@ -57,15 +56,58 @@ class JetTaggerRecipe(common.Seeds):
     final_learning_rate: float = 1e-5
     bootstrap: int = 200
 
+    def simulate(self, n: int, seed: int, quiet: bool = False) -> dict:
+        """``n`` W and ``n`` QCD jets from ``seed`` (read from the cache, generated when missing), with their images."""
+        path = sample_path(n, seed)
+        if not path.exists():
+            simulator.generate(path, n, seed, quiet=quiet)
+        return with_images(simulator.read_jets(path))
 
-def jet_cnn_recipe() -> JetTaggerRecipe:
-    return JetTaggerRecipe()
+    def fit(self, model, data, epochs, workdir, verbose, strategy) -> dict:
+        train, validation = data
+        optimizer = common.cosine_adam(self.learning_rate, self.final_learning_rate,
+                                       epochs * (2 * self.n_train // self.batch_size))
+        return loop.fit_resumable(model, optimizer, "binary_crossentropy", _inputs(train, self.train_seed),
+                                  _inputs(validation, self.validation_seed), epochs, self.batch_size, workdir,
+                                  verbose=verbose)
+
+    def evaluate(self, model, data, history, workdir) -> Evaluation:
+        """The network against the mass window, tau_21 and their Fisher combination, fitted on the training jets."""
+        baselines = Baselines.fit(data[0])
+        evaluation = self.simulate(self.n_evaluation, self.evaluation_seed)
+        scores = tagger_scores(model, evaluation, baselines)  # once, for the metrics and the figure
+        metrics = metrics_of_scores(scores, evaluation, self.bootstrap)
+        return Evaluation(
+            metrics, TARGETS,
+            common.data_record(self, "pythia8 + fastjet (training/simulators/jets.py)",
+                               simulator.JetSelection().to_json(),
+                               {"processes": {"w": "q qbar' -> Z(nu nu) W(q qbar')", "qcd": "HardQCD:all"},
+                                "pythia8mc": simulator.package_version("pythia8mc"),
+                                "fastjet": simulator.package_version("fastjet")},
+                               baselines=baselines.to_json()),
+            render_evaluation(scores, evaluation), sections=[roc_section(metrics)])
+
+    def task_metrics(self, model, data: dict, baselines=None, resamples: int | None = None) -> dict:
+        """AUC and rejection at eps_sig = 50 % of the network and every baseline on ``data``, with bootstrap errors.
+
+        ``baselines`` are fitted on training jets (by default those recorded with the preset)."""
+        scores = tagger_scores(model, data, baselines or Baselines.of_model(self, model))
+        return metrics_of_scores(scores, data, resamples or self.bootstrap)
+
+    def held_out_checks(self, model, metadata: dict, seed: int) -> list:
+        return held_out_checks(self, model, metadata, seed)
+
+    def render_figure(self, model, data, scan=None) -> bytes:
+        """Figure of ``zoo evaluate --plot``: ROC of the network and the baselines, mean images, output against mass."""
+        return render_evaluation(tagger_scores(model, data, Baselines.of_model(self, model)), data)
 
 
-def jet_maxout_recipe() -> JetTaggerRecipe:
-    """The MaxOut network (800k weights in its first layer) overfits 80k jets after about 5 epochs: a first run of
-    20 epochs reached its lowest validation loss, 0.423, at epoch 4 and 0.451 by epoch 11, so it trains for 5."""
-    return JetTaggerRecipe(preset="jet-maxout-w-vs-qcd", epochs=5)
+RECIPES = {
+    "jet-cnn-w-vs-qcd": JetTaggerRecipe(preset="jet-cnn-w-vs-qcd"),
+    # The MaxOut network (800k weights in its first layer) overfits 80k jets after about 5 epochs: a first run of
+    # 20 epochs reached its lowest validation loss, 0.423, at epoch 4 and 0.451 by epoch 11, so it trains for 5.
+    "jet-maxout-w-vs-qcd": JetTaggerRecipe(preset="jet-maxout-w-vs-qcd", epochs=5),
+}
 
 
 # ----------------------------------------------------------------------------- data
@@ -76,14 +118,6 @@ def data_dir() -> Path:
 
 def sample_path(n: int, seed: int) -> Path:
     return data_dir() / f"jets-seed{seed}-n{n}.h5"
-
-
-def simulate(recipe, n: int, seed: int, quiet: bool = False) -> dict:
-    """``n`` W and ``n`` QCD jets from ``seed`` (read from the cache, generated when missing), with their images."""
-    path = sample_path(n, seed)
-    if not path.exists():
-        simulator.generate(path, n, seed, quiet=quiet)
-    return with_images(simulator.read_jets(path))
 
 
 def with_images(data: dict) -> dict:
@@ -112,7 +146,7 @@ class Baselines:
     fisher: taggers.FisherDiscriminant
 
     @classmethod
-    def fit(cls, train: dict) -> "Baselines":
+    def fit(cls, train: dict) -> Baselines:
         mass_w, mass_q = _by_class(train, "mass")
         window = taggers.best_mass_window(mass_w, mass_q)
         pairs = np.stack([train["mass"], train["tau21"]], axis=1)
@@ -122,7 +156,7 @@ class Baselines:
         return cls(float(np.mean(window)), window, likelihood, taggers.FisherDiscriminant().fit(images_w, images_q))
 
     @classmethod
-    def of_model(cls, recipe, model) -> "Baselines":
+    def of_model(cls, recipe, model) -> Baselines:
         """The baselines recorded with the model's preset, or fitted on the training sample for a fresh model."""
         from zoo import artifacts
 
@@ -132,7 +166,7 @@ class Baselines:
             recorded = artifacts.read_metadata(folder).get("data", {}).get("baselines")
             if recorded and "fisher_weights" in recorded:
                 return cls.from_json(recorded)
-        return cls.fit(simulate(recipe, recipe.n_train, recipe.train_seed))
+        return cls.fit(recipe.simulate(recipe.n_train, recipe.train_seed))
 
     def scores(self, data: dict) -> dict:
         """Baseline name -> score of every jet (larger: more W-like)."""
@@ -150,7 +184,7 @@ class Baselines:
                 "fisher_ridge": self.fisher.ridge, "fisher_weights": [float(f"{w:.7g}") for w in self.fisher.weights]}
 
     @classmethod
-    def from_json(cls, record: dict) -> "Baselines":
+    def from_json(cls, record: dict) -> Baselines:
         likelihood = taggers.HistogramLikelihoodRatio([record["mass_bins"], record["tau21_bins"]])
         likelihood.ratio = np.asarray(record["mass_tau21_likelihood_ratio"])
         fisher = taggers.FisherDiscriminant(record["fisher_ridge"])
@@ -177,14 +211,6 @@ def tagger_scores(model, data: dict, baselines: Baselines) -> dict:
     return {"network": network_scores(model, data), **baselines.scores(data)}
 
 
-def task_metrics(recipe, model, data: dict, baselines: Baselines | None = None, resamples: int | None = None) -> dict:
-    """AUC and rejection at eps_sig = 50 % of the network and every baseline on ``data``, with bootstrap errors.
-
-    ``baselines`` are fitted on training jets (by default those recorded with the preset)."""
-    scores = tagger_scores(model, data, baselines or Baselines.of_model(recipe, model))
-    return metrics_of_scores(scores, data, resamples or recipe.bootstrap)
-
-
 def metrics_of_scores(scores: dict, data: dict, resamples: int) -> dict:
     signal = data["label"] == 1
     sig, bkg = {k: v[signal] for k, v in scores.items()}, {k: v[~signal] for k, v in scores.items()}
@@ -201,13 +227,11 @@ def held_out_checks(recipe, model, metadata: dict, seed: int) -> list:
 
     Tolerances: four bootstrap standard errors of this small sample (AUC ~0.01, rejection ~25 %
     of its value), so the check catches wrong weights or preprocessing, not fluctuations."""
-    from training.recipes import HeldOutCheck
-
     data = with_images(simulator.read_jets(fixture_path(seed)))
     signal = data["label"] == 1
     p = network_scores(model, data)
     sig, bkg = {"network": p[signal]}, {"network": p[~signal]}
-    summary = lambda s, b: {"auc": taggers.auc(s["network"], b["network"]),  # noqa: E731
+    summary = lambda s, b: {"auc": taggers.auc(s["network"], b["network"]),
                             "rejection": taggers.rejection_at(s["network"], b["network"])}
     measured, errors = summary(sig, bkg), taggers.bootstrap(summary, sig, bkg, 200, seed)
     recorded = metadata["metrics"]
@@ -228,43 +252,6 @@ def _inputs(data: dict, seed: int) -> tuple:
     order = np.random.default_rng(seed).permutation(len(data["label"]))
     return data["images"][order].astype("float32"), data["label"][order].astype("float32")[:, None]
 
-
-def train_and_evaluate(recipe: JetTaggerRecipe, workdir, epochs: int | None = None, verbose: int = 2,
-                       strategy: str = "cpu", precision: str = "float32") -> dict:
-    """Generate (or read) the jets, train (resumable), evaluate against the baselines, write ``workdir/artifact``."""
-    tf_strategy = distribute.keras_fit_strategy(strategy, precision, JetImageTagger.training_spec)
-    workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
-    train = simulate(recipe, recipe.n_train, recipe.train_seed)
-    validation = simulate(recipe, recipe.n_validation, recipe.validation_seed)
-    keras.utils.set_random_seed(recipe.train_seed)
-    with tf_strategy.scope():
-        model = zoo.load(recipe.preset, pretrained=False)
-        optimizer = common.cosine_adam(recipe.learning_rate, recipe.final_learning_rate,
-                                       epochs * (2 * recipe.n_train // recipe.batch_size))
-        history = loop.fit_resumable(model, optimizer, "binary_crossentropy", _inputs(train, recipe.train_seed),
-                                     _inputs(validation, recipe.validation_seed), epochs, recipe.batch_size,
-                                     workdir, verbose=verbose)
-    baselines = Baselines.fit(train)
-    evaluation = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
-    scores = tagger_scores(model, evaluation, baselines)  # once, for the metrics and the figure
-    metrics = metrics_of_scores(scores, evaluation, recipe.bootstrap)
-    selection = simulator.JetSelection()
-    metadata = common.run_metadata(
-        dataclasses.replace(recipe, epochs=epochs), metrics, common.check_targets(TARGETS, metrics), history,
-        data=common.data_record(recipe, "pythia8 + fastjet (training/simulators/jets.py)", selection.to_json(),
-                                {"processes": {"w": "q qbar' -> Z(nu nu) W(q qbar')", "qcd": "HardQCD:all"},
-                                 "pythia8mc": simulator.package_version("pythia8mc"),
-                                 "fastjet": simulator.package_version("fastjet")},
-                                baselines=baselines.to_json()),
-        training={"strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync},
-        card_sections=[roc_section(metrics)],
-    )
-    figure = render_evaluation(scores, evaluation)
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
-    return zoo.artifacts.verify_preset(folder)
-
-
-# ----------------------------------------------------------------------------- card and figure
 
 LABELS = {"network": "network", "mass_window": "mass window", "tau21": "tau_21", "mass_tau21": "mass + tau_21",
           "fisher": "Fisher on images"}
@@ -320,7 +307,3 @@ def render_evaluation(scores: dict, data: dict) -> bytes:
     return common.render_to_png(draw_evaluation, curves, mean_images, (centres, profile(signal), profile(~signal)),
                                 panels=4, size=(16, 3.8))
 
-
-def render_figure(recipe, model, data, scan=None) -> bytes:
-    """Figure of ``zoo evaluate --plot``: ROC of the network and the baselines, mean images, output against mass."""
-    return render_evaluation(tagger_scores(model, data, Baselines.of_model(recipe, model)), data)

@@ -15,22 +15,20 @@ import dataclasses
 import math
 from pathlib import Path
 
-import keras
 import numpy as np
 
 import zoo
-import zoo.artifacts
-from zoo.models.rbm import IsingRBM
-from training import distribute, loop
+from training import loop
 from training.recipes import common
+from training.recipes.base import Evaluation, HeldOutCheck, Recipe
 from training.simulators import ising
 
 OBSERVABLES = ("energy", "abs_magnetisation", "specific_heat", "susceptibility")
 TARGETS = (("energy_relative_error", "<=", 0.02), ("abs_magnetisation_relative_error", "<=", 0.02))
 
 
-@dataclasses.dataclass(frozen=True)
-class RBMRecipe(common.Seeds):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RBMRecipe(Recipe):
     """Hyperparameters of one RBM preset.
 
     Attributes:
@@ -62,36 +60,56 @@ class RBMRecipe(common.Seeds):
     ais_betas: int = 20000
     entropy_samples: int = 2000
 
+    def simulate(self, n: int, seed: int) -> ising.IsingSamples:
+        return ising.simulate(n, seed, L=self.L, temperatures=[self.temperature])
 
-def _recipe(temperature: float) -> RBMRecipe:
-    return RBMRecipe(preset=f"rbm-ising-L8-T{temperature:g}", temperature=temperature)
+    def training_data(self) -> ising.IsingSamples:
+        return self.simulate(self.n_train, self.train_seed)
+
+    def build_model(self):
+        return zoo.load(self.preset, pretrained=False, cd_steps=self.cd_steps, persistent=self.persistent)
+
+    def fit(self, model, data, epochs, workdir, verbose, strategy) -> dict:
+        """Contrastive divergence on the training configurations, shuffled once."""
+        spins = data.spins[np.random.default_rng(self.train_seed).permutation(len(data.spins))].astype("float32")
+        optimizer = common.cosine_adam(self.learning_rate, self.final_learning_rate,
+                                       epochs * (len(spins) // self.batch_size))
+        return loop.fit_resumable(model, optimizer, None, (spins, None), None, epochs, self.batch_size, workdir,
+                                  verbose=verbose)
+
+    def evaluate(self, model, data, history, workdir) -> Evaluation:
+        """RBM samples against held-out Monte Carlo, and the held-out log-likelihood with log Z from AIS."""
+        evaluation = self.simulate(self.n_evaluation, self.evaluation_seed)
+        drawn = model.sample(self.rbm_samples, gibbs_steps=self.gibbs_steps, seed=self.evaluation_seed)
+        metrics = compare_observables(drawn, evaluation.spins, self.temperature)
+        metrics.update(log_likelihood_metrics(self, model, evaluation))
+        return Evaluation(
+            metrics, TARGETS,
+            common.data_record(self, "ising", ising.PARAMETER_RANGES, {"L": self.L, "temperature": self.temperature},
+                               monte_carlo=data.diagnostics),
+            common.render_to_png(draw_histograms, drawn, evaluation.spins, self),
+            sections=[observables_section(metrics, self)])
+
+    def task_metrics(self, model, data: ising.IsingSamples, samples: int | None = None, seed: int | None = None) -> dict:
+        """RBM samples against the Monte Carlo configurations ``data`` at the preset's temperature."""
+        seed = int(data.diagnostics["seed"]) if seed is None else seed
+        drawn = model.sample(samples or len(data.spins), gibbs_steps=self.gibbs_steps, seed=seed)
+        return compare_observables(drawn, data.spins, self.temperature)
+
+    def held_out_checks(self, model, metadata: dict, seed: int, n: int = 2000) -> list:
+        return held_out_checks(self, model, metadata, seed, n)
+
+    def render_figure(self, model, data, scan=None) -> bytes:
+        """Figure of ``zoo evaluate``: energy and |m| histograms of RBM samples against Monte Carlo."""
+        drawn = model.sample(len(data.spins), gibbs_steps=self.gibbs_steps, seed=int(data.diagnostics["seed"]))
+        return common.render_to_png(draw_histograms, drawn, data.spins, self)
 
 
-def recipe_T1_5():
-    return _recipe(1.5)
-
-
-def recipe_T2_0():
-    return _recipe(2.0)
-
-
-def recipe_T2_27():
-    return _recipe(2.27)
-
-
-def recipe_T2_5():
-    return _recipe(2.5)
-
-
-def recipe_T3_0():
-    return _recipe(3.0)
+PRESET_TEMPERATURES = (1.5, 2.0, 2.27, 2.5, 3.0)
+RECIPES = {f"rbm-ising-L8-T{t:g}": RBMRecipe(preset=f"rbm-ising-L8-T{t:g}", temperature=t) for t in PRESET_TEMPERATURES}
 
 
 # ----------------------------------------------------------------------------- data and metrics
-
-def simulate(recipe: RBMRecipe, n: int, seed: int) -> ising.IsingSamples:
-    return ising.simulate(n, seed, L=recipe.L, temperatures=[recipe.temperature])
-
 
 def compare_observables(rbm_spins, reference_spins, temperature: float) -> dict:
     """Observables of RBM samples and of Monte Carlo, with errors, and their relative differences."""
@@ -104,13 +122,6 @@ def compare_observables(rbm_spins, reference_spins, temperature: float) -> dict:
     return metrics
 
 
-def task_metrics(recipe, model, data: ising.IsingSamples, samples: int | None = None, seed: int | None = None) -> dict:
-    """RBM samples against the Monte Carlo configurations ``data`` at the preset's temperature."""
-    seed = int(data.diagnostics["seed"]) if seed is None else seed
-    drawn = model.sample(samples or len(data.spins), gibbs_steps=recipe.gibbs_steps, seed=seed)
-    return compare_observables(drawn, data.spins, recipe.temperature)
-
-
 def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 2000) -> list:
     """The card's targets (relative errors of RBM observables against Monte Carlo) from ``n`` fresh samples.
 
@@ -119,10 +130,8 @@ def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 2000) -> 
     of both samples, relative to the Monte Carlo value) plus 0.005 for the RBM's own bias.
     Relative errors are >= 0, so that bound also bounds the distance to the card's value.
     """
-    from training.recipes import HeldOutCheck
-
-    data = simulate(recipe, n, seed)
-    measured = task_metrics(recipe, model, data, samples=n, seed=seed)
+    data = recipe.simulate(n, seed)
+    measured = recipe.task_metrics(model, data, samples=n, seed=seed)
     checks = []
     for target in metadata["targets"]:
         key = target["metric"].replace("_relative_error", "")
@@ -156,43 +165,6 @@ def base_visible_bias(spins) -> np.ndarray:
     """AIS base machine: independent units with the data's marginals, logit of the mean occupation."""
     mean = np.clip(((np.asarray(spins, float).reshape(len(spins), -1) + 1) / 2).mean(axis=0), 0.02, 0.98)
     return np.log(mean / (1 - mean))
-
-
-# ----------------------------------------------------------------------------- training
-
-def train_model(recipe, model, spins, epochs, workdir, verbose=2) -> dict:
-    optimizer = common.cosine_adam(recipe.learning_rate, recipe.final_learning_rate,
-                                   epochs * (len(spins) // recipe.batch_size))
-    return loop.fit_resumable(model, optimizer, None, (spins, None), None, epochs,
-                              recipe.batch_size, workdir, verbose=verbose)
-
-
-def train_and_evaluate(recipe: RBMRecipe, workdir, epochs: int | None = None, verbose: int = 2,
-                       strategy: str = "cpu", precision: str = "float32") -> dict:
-    """Simulate, train with contrastive divergence (resumable), compare with held-out Monte Carlo and write ``workdir/artifact``."""
-    tf_strategy = distribute.keras_fit_strategy(strategy, precision, IsingRBM.training_spec)
-    workdir, epochs = Path(workdir), recipe.epochs if epochs is None else epochs
-    train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
-    keras.utils.set_random_seed(recipe.train_seed)
-    spins = train_data.spins[np.random.default_rng(recipe.train_seed).permutation(recipe.n_train)].astype("float32")
-    with tf_strategy.scope():
-        model = zoo.load(recipe.preset, pretrained=False, cd_steps=recipe.cd_steps, persistent=recipe.persistent)
-        history = train_model(recipe, model, spins, epochs, workdir, verbose)
-
-    evaluation = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
-    drawn = model.sample(recipe.rbm_samples, gibbs_steps=recipe.gibbs_steps, seed=recipe.evaluation_seed)
-    metrics = compare_observables(drawn, evaluation.spins, recipe.temperature)
-    metrics.update(log_likelihood_metrics(recipe, model, evaluation))
-    metadata = common.run_metadata(
-        dataclasses.replace(recipe, epochs=epochs), metrics, common.check_targets(TARGETS, metrics), history,
-        data=common.data_record(recipe, "ising", ising.PARAMETER_RANGES,
-                                {"L": recipe.L, "temperature": recipe.temperature}, monte_carlo=train_data.diagnostics),
-        training={"strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync},
-        card_sections=[observables_section(metrics, recipe)],
-    )
-    figure = common.render_to_png(draw_histograms, drawn, evaluation.spins, recipe)
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
-    return zoo.artifacts.verify_preset(folder)
 
 
 def observables_section(metrics: dict, recipe) -> dict:
@@ -240,12 +212,6 @@ def draw_histograms(axes, rbm_spins, mc_spins, recipe) -> None:
         axis.hist(values_rbm, bins, histtype="step", density=True, label="RBM samples")
         axis.set(xlabel=label, ylabel="density", title=f"{recipe.preset}")
         axis.legend(fontsize=8)
-
-
-def render_figure(recipe, model, data, scan=None) -> bytes:
-    """Figure of ``zoo evaluate``: energy and |m| histograms of RBM samples against Monte Carlo."""
-    drawn = model.sample(len(data.spins), gibbs_steps=recipe.gibbs_steps, seed=int(data.diagnostics["seed"]))
-    return common.render_to_png(draw_histograms, drawn, data.spins, recipe)
 
 
 # ----------------------------------------------------------------------------- all presets side by side

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import zoo
 import zoo.artifacts
 from training import distribute, loop
-from training.recipes import common
 from training.evaluation import metrics as generic
 from training.evaluation import scinet as evaluation
+from training.recipes import common
+from training.recipes.base import Evaluation, HeldOutCheck, Recipe, met_targets
 from training.simulators import collision, copernicus, pendulum, qubit
 from zoo.models.scinet import from_original_checkpoint, wrap_angle, wrapped_angle_mse  # noqa: F401 (re-exported)
 
@@ -32,8 +32,8 @@ REFERENCE_DIR = Path(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class SciNetRecipe(common.Seeds):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SciNetRecipe(Recipe):
     """Hyperparameters of one SciNet preset.
 
     Attributes:
@@ -50,10 +50,7 @@ class SciNetRecipe(common.Seeds):
         task_options: keyword arguments of the simulator.
     """
 
-    preset: str
     task: str
-    n_train: int
-    epochs: int
     batch_size: int = 256
     learning_rate: float = 1e-3
     final_learning_rate: float = 1e-5
@@ -65,36 +62,77 @@ class SciNetRecipe(common.Seeds):
     scan_n_train: int = 0
     task_options: dict = dataclasses.field(default_factory=dict)
 
+    precisions = ("float32", "mixed_bfloat16", "mixed_float16")
+    custom_loop = True  # MultiWorkerMirroredStrategy trains through training.distribute.train_custom_loop
 
-def pendulum_recipe() -> SciNetRecipe:
-    return SciNetRecipe("scinet-pendulum", "pendulum", n_train=200_000, epochs=300, batch_size=512)
+    def simulate(self, n: int, seed: int):
+        return SIMULATORS[self.task].simulate(n, seed, **self.task_options)
+
+    def training_data(self) -> tuple:
+        """(inputs, targets) of the training and validation samples."""
+        return tuple(features_and_targets(self, self.simulate(n, seed))
+                     for n, seed in ((self.n_train, self.train_seed), (self.n_validation, self.validation_seed)))
+
+    def fit(self, model, data, epochs, workdir, verbose, strategy) -> dict:
+        """The latent-size scan first (qubit), then the preset's model; several workers run the custom loop."""
+        train, validation = data
+        if self.latent_scan:
+            latent_scan(self, train, validation, self.simulate(self.n_evaluation, self.evaluation_seed), workdir,
+                        verbose)
+            keras.utils.set_random_seed(self.train_seed)
+        if distribute.is_multiworker(strategy):
+            return train_multiworker(self, strategy, model, train, epochs)
+        return train_model(self, model, train, validation, epochs, workdir, verbose)
+
+    def evaluate(self, model, data, history, workdir) -> Evaluation:
+        """The task's metrics, the latent scan's knee, and the authors' own weights on the same held-out data."""
+        evaluation_data = self.simulate(self.n_evaluation, self.evaluation_seed)
+        metrics = self.task_metrics(model, evaluation_data)
+        scan = read_latent_scan(workdir)
+        if scan:
+            metrics["latent_scan_knee"] = generic.knee(scan)
+            metrics["latent_scan_knee_error_over_floor"] = generic.floor_ratio(scan, metrics["latent_scan_knee"])
+        simulator = SIMULATORS[self.task]
+        return Evaluation(
+            metrics, target_rows(self),
+            common.data_record(self, simulator.__name__, simulator.PARAMETER_RANGES, self.task_options),
+            self.render_figure(model, evaluation_data, scan),
+            training={"train_seconds_latent_scan": float(sum(loop.training_seconds(workdir / f"scan_{size}")
+                                                             for size in scan))},
+            extra={"latent_scan": {str(k): v for k, v in sorted(scan.items())},
+                   "reference_metrics": reference_metrics(self, evaluation_data)})
+
+    def task_metrics(self, model, data) -> dict:
+        return {
+            "pendulum": evaluation.pendulum_metrics,
+            "qubit": evaluation.qubit_metrics,
+            "collision": evaluation.collision_metrics,
+            "heliocentric": evaluation.heliocentric_metrics,
+        }[self.task](model, data)
+
+    def held_out_checks(self, model, metadata: dict, seed: int, n: int = 3000) -> list:
+        return held_out_checks(self, model, metadata, seed, n)
+
+    def render_figure(self, model, data, scan=None) -> bytes:
+        """The card's figure for the recipe's task, as PNG bytes."""
+        draw = {"pendulum": _pendulum_figure, "qubit": _qubit_figure, "collision": _collision_figure,
+                "heliocentric": heliocentric_figure}[self.task]
+        return render_to_png(draw, model, data, scan)
 
 
-def qubit_1_recipe() -> SciNetRecipe:
-    return SciNetRecipe(
-        "scinet-qubit-1", "qubit", n_train=200_000, epochs=100, batch_size=512, learning_rate=3e-3,
-        task_options={"n_qubits": 1}, latent_scan=tuple(range(5)), scan_epochs=40, scan_n_train=200_000,
-    )
-
-
-def qubit_2_recipe() -> SciNetRecipe:
+RECIPES = {recipe.preset: recipe for recipe in (
+    SciNetRecipe(preset="scinet-pendulum", task="pendulum", n_train=200_000, epochs=300, batch_size=512),
+    SciNetRecipe(preset="scinet-qubit-1", task="qubit", n_train=200_000, epochs=100, batch_size=512,
+                 learning_rate=3e-3, task_options={"n_qubits": 1}, latent_scan=tuple(range(5)), scan_epochs=40,
+                 scan_n_train=200_000),
     # the authors trained 490k samples for 300 epochs, 8 runs per latent size; this is the CPU budget
-    return SciNetRecipe(
-        "scinet-qubit-2", "qubit", n_train=200_000, epochs=100, batch_size=512, learning_rate=3e-3,
-        task_options={"n_qubits": 2},
-        latent_scan=tuple(range(10)), scan_epochs=100, scan_n_train=200_000,
-    )
-
-
-def collision_recipe() -> SciNetRecipe:
-    return SciNetRecipe("scinet-collision", "collision", n_train=200_000, epochs=300, batch_size=512)
-
-
-def heliocentric_recipe() -> SciNetRecipe:
-    return SciNetRecipe(
-        "scinet-heliocentric", "heliocentric", n_train=100_000, epochs=60, learning_rate=3e-3,
-        final_learning_rate=1e-5, kl_warmup_epochs=10,
-    )
+    SciNetRecipe(preset="scinet-qubit-2", task="qubit", n_train=200_000, epochs=100, batch_size=512,
+                 learning_rate=3e-3, task_options={"n_qubits": 2}, latent_scan=tuple(range(10)), scan_epochs=100,
+                 scan_n_train=200_000),
+    SciNetRecipe(preset="scinet-collision", task="collision", n_train=200_000, epochs=300, batch_size=512),
+    SciNetRecipe(preset="scinet-heliocentric", task="heliocentric", n_train=100_000, epochs=60, learning_rate=3e-3,
+                 final_learning_rate=1e-5, kl_warmup_epochs=10),
+)}
 
 
 # --------------------------------------------------------------------------
@@ -104,23 +142,10 @@ def heliocentric_recipe() -> SciNetRecipe:
 SIMULATORS = {"pendulum": pendulum, "qubit": qubit, "collision": collision, "heliocentric": copernicus}
 
 
-def simulate(recipe: SciNetRecipe, n: int, seed: int):
-    return SIMULATORS[recipe.task].simulate(n, seed, **recipe.task_options)
-
-
 def features_and_targets(recipe, data):
     if recipe.task == "heliocentric":
         return data.initial_angles, data.angles
     return evaluation.question_inputs(data), data.answer
-
-
-def task_metrics(recipe, model, data) -> dict:
-    return {
-        "pendulum": evaluation.pendulum_metrics,
-        "qubit": evaluation.qubit_metrics,
-        "collision": evaluation.collision_metrics,
-        "heliocentric": evaluation.heliocentric_metrics,
-    }[recipe.task](model, data)
 
 
 REFERENCE_CHECKPOINTS = {"pendulum": "oscillator", "collision": "collision", "heliocentric": "copernicus"}
@@ -137,7 +162,7 @@ def reference_metrics(recipe, data) -> dict:
         predicted = evaluation.reference_heliocentric_prediction(model, data.initial_angles)
         error = generic.wrapped_rms(predicted, data.angles)
         return {"rms_angle_error_rad": error, "rms_angle_error_fraction_of_2pi": error / evaluation.TWO_PI}
-    return task_metrics(recipe, model, data)
+    return recipe.task_metrics(model, data)
 
 
 TARGETS = {
@@ -155,12 +180,13 @@ TARGETS = {
 }
 
 
-def quality_targets(recipe, metrics: dict) -> list:
-    """Each quality target with the measured value and whether it is met."""
+def target_rows(recipe) -> tuple:
+    """(metric, comparison, value) of each quality target of the recipe's task; for qubits the scan's knee
+    at the number of real parameters of the state (2 for one qubit, 6 for two)."""
     targets = list(TARGETS.get(recipe.task, []))
     if recipe.task == "qubit":
         targets.append(("latent_scan_knee", "==", 2 if recipe.task_options["n_qubits"] == 1 else 6))
-    return common.check_targets(targets, metrics)
+    return tuple(targets)
 
 
 def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 3000) -> list:
@@ -169,9 +195,7 @@ def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 3000) -> 
     R^2 values agree to 0.03 and errors to 25% (3000 samples against the card's
     20000); a target the card says is met is met within 0.02 (R^2) or 15% (errors).
     """
-    from training.recipes import HeldOutCheck, met_targets
-
-    measured = task_metrics(recipe, model, simulate(recipe, n, seed))
+    measured = recipe.task_metrics(model, recipe.simulate(n, seed))
     targets = met_targets(metadata)
     checks = []
     for key, recorded in metadata["metrics"].items():
@@ -188,10 +212,6 @@ def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 3000) -> 
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------
-
-def build_model(recipe, **overrides):
-    return zoo.load(recipe.preset, pretrained=False, **overrides)
-
 
 def make_optimizer(recipe, steps: int):
     """Adam with a cosine decay from the recipe's learning rate to its final one over ``steps``."""
@@ -225,7 +245,7 @@ def latent_scan(recipe, train, validation, evaluation_data, workdir, verbose) ->
         if str(size) in results:
             continue
         keras.utils.set_random_seed(recipe.train_seed + size)
-        model = build_model(recipe, latent_size=size)
+        model = zoo.load(recipe.preset, pretrained=False, latent_size=size)
         train_model(recipe, model, short, validation, recipe.scan_epochs, Path(workdir) / f"scan_{size}", verbose)
         results[str(size)] = evaluation.prediction_error(model, evaluation_data)
         zoo.artifacts.write_json(results_file, results)
@@ -234,85 +254,26 @@ def latent_scan(recipe, train, validation, evaluation_data, workdir, verbose) ->
     return {int(k): v for k, v in results.items()}
 
 
-def train_multiworker(recipe, strategy, train, epochs):
+def read_latent_scan(workdir) -> dict:
+    """Latent size -> held-out RMS error of the scan trained in ``workdir`` ({} without a scan)."""
+    results_file = Path(workdir) / "latent_scan.json"
+    return {int(k): v for k, v in json.loads(results_file.read_text()).items()} if results_file.exists() else {}
+
+
+def train_multiworker(recipe, strategy, model, train, epochs) -> dict:
     """Keras 3 ``fit`` fails under MultiWorkerMirroredStrategy: the custom loop of training.distribute instead."""
     steps = epochs * (len(train[1]) // recipe.batch_size)
-    model, losses = distribute.train_custom_loop(
-        strategy, lambda: build_model(recipe), lambda: make_optimizer(recipe, steps), train[0], train[1],
+    _, losses = distribute.train_custom_loop(
+        strategy, lambda: model, lambda: make_optimizer(recipe, steps), train[0], train[1],
         recipe.batch_size, steps, seed=recipe.train_seed,
     )
     per_epoch = len(losses) // max(1, epochs)
-    return model, {"loss": [float(np.mean(losses[i:i + per_epoch])) for i in range(0, len(losses), per_epoch)]}
-
-
-def train_and_evaluate(recipe: SciNetRecipe, workdir, epochs: int | None = None, verbose: int = 2,
-                       strategy: str = "cpu", precision: str = "float32") -> dict:
-    """Train ``recipe.preset`` in ``workdir`` (resuming if a checkpoint is there) and write its artifact.
-
-    ``strategy`` is a name of :func:`training.distribute.strategy_for`. Under
-    ``multiworker`` training runs a custom loop without per-epoch checkpoints.
-    ``precision`` is a Keras dtype policy (``float32``, ``mixed_bfloat16``,
-    ``mixed_float16``); weights stay float32 and the shipped model computes in float32.
-    Returns the metadata written to ``workdir/artifact/metadata.json``.
-    """
-    workdir = Path(workdir)
-    epochs = recipe.epochs if epochs is None else epochs
-    keras.utils.set_random_seed(recipe.train_seed)
-    train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
-    validation_data = simulate(recipe, recipe.n_validation, recipe.validation_seed)
-    evaluation_data = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
-    train = features_and_targets(recipe, train_data)
-    validation = features_and_targets(recipe, validation_data)
-
-    scan = latent_scan(recipe, train, validation, evaluation_data, workdir, verbose) if recipe.latent_scan else {}
-    keras.utils.set_random_seed(recipe.train_seed)
-    tf_strategy = distribute.strategy_for(strategy)
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        if isinstance(tf_strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            model, history = train_multiworker(recipe, tf_strategy, train, epochs)
-        else:
-            with tf_strategy.scope():
-                model = build_model(recipe)
-                history = train_model(recipe, model, train, validation, epochs, workdir, verbose)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    if precision != "float32":  # evaluate and ship a float32 model with the trained weights
-        model = zoo.artifacts.inference_copy(model)
-
-    metrics = task_metrics(recipe, model, evaluation_data)
-    if scan:
-        metrics["latent_scan_knee"] = generic.knee(scan)
-        metrics["latent_scan_knee_error_over_floor"] = generic.floor_ratio(scan, metrics["latent_scan_knee"])
-    scan_seconds = sum(loop.training_seconds(workdir / f"scan_{size}") for size in scan)
-    metadata = describe_run(recipe, model, epochs, history, metrics, scan, scan_seconds)
-    metadata["training"].update(strategy=strategy, precision=precision)
-    metadata["reference_metrics"] = reference_metrics(recipe, evaluation_data)
-    figure = render_figure(recipe, model, evaluation_data, scan)
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
-    return zoo.artifacts.verify_preset(folder)
-
-
-def describe_run(recipe, model, epochs, history, metrics, scan, scan_seconds) -> dict:
-    simulator = SIMULATORS[recipe.task]
-    return common.run_metadata(
-        dataclasses.replace(recipe, epochs=epochs), metrics, quality_targets(recipe, metrics), history,
-        data=common.data_record(recipe, simulator.__name__, simulator.PARAMETER_RANGES, recipe.task_options),
-        training={"train_seconds_latent_scan": float(scan_seconds)},
-        latent_scan={str(k): v for k, v in sorted(scan.items())},
-    )
+    return {"loss": [float(np.mean(losses[i:i + per_epoch])) for i in range(0, len(losses), per_epoch)]}
 
 
 # --------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------
-
-def render_figure(recipe, model, data, scan) -> bytes:
-    """The card's figure for ``recipe``'s task, as PNG bytes."""
-    draw = {"pendulum": _pendulum_figure, "qubit": _qubit_figure, "collision": _collision_figure,
-            "heliocentric": heliocentric_figure}[recipe.task]
-    return render_to_png(draw, model, data, scan)
-
 
 def render_to_png(draw, model, data, scan=None) -> bytes:
     """Call ``draw(axes, model, data, scan)`` on two side-by-side panels and return the PNG."""

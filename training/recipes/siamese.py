@@ -11,19 +11,16 @@ and writes a complete preset folder to ``workdir/artifact``.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import keras
 import numpy as np
 
-import zoo
-import zoo.artifacts
-from zoo.models.base import ZooModel
-from zoo.models.siamese import SiameseNet
-from training import distribute, loop
-from training.recipes import common
+from training import loop
 from training.evaluation import readout
+from training.recipes import common
+from training.recipes.base import Evaluation, HeldOutCheck, Recipe, met_targets
 from training.simulators import lorentz, orbits
+from zoo.models.base import ZooModel
 
 # the paper's test accuracies (Wetzel et al. 2020), the zoo's targets
 PAPER_ACCURACY = {"kepler": 0.97, "minkowski": 0.92, "em_field": 0.94}
@@ -35,8 +32,8 @@ INVARIANT_FORMULAS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class SiameseRecipe(common.Seeds):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SiameseRecipe(Recipe):
     """Hyperparameters of one siamese preset.
 
     Attributes:
@@ -60,7 +57,6 @@ class SiameseRecipe(common.Seeds):
         margin: of the contrastive and triplet losses (embedding units).
     """
 
-    preset: str
     task: str
     invariant: str
     expected_terms: tuple
@@ -80,36 +76,60 @@ class SiameseRecipe(common.Seeds):
     loss: str = "binary_crossentropy"
     margin: float = 1.0
 
+    def simulate(self, n: int, seed: int) -> orbits.PairData:
+        return SIMULATORS[self.task].simulate(n, seed, **self.task_options)
+
+    def fit(self, model, data, epochs, workdir, verbose, strategy) -> dict:
+        train, validation = ((pair_inputs(model, pairs), pairs.label) for pairs in data)
+        return train_model(self, model, train, validation, epochs, workdir, verbose)
+
+    def evaluate(self, model, data, history, workdir) -> Evaluation:
+        """Pair accuracy, the embedding against the invariant, and the polynomial read-out of its formula."""
+        evaluation_data = self.simulate(self.n_evaluation, self.evaluation_seed)
+        fitted = fit_readout(self, model, evaluation_data)
+        metrics = self.task_metrics(model, evaluation_data, fitted)
+        simulator = SIMULATORS[self.task]
+        return Evaluation(
+            metrics, target_rows(self),
+            common.data_record(self, simulator.__name__, simulator.PARAMETER_RANGES, self.task_options),
+            self.render_figure(model, evaluation_data),
+            sections=[accuracy_section(self, metrics), readout_section(self, fitted)],
+            extra={"readout": {
+                "formula": fitted.formula,
+                "terms": fitted.terms,
+                "coefficients": [float(c) for c in fitted.coefficients],
+                "r2_vs_linearised_embedding": fitted.r2,
+                "true_invariant": INVARIANT_FORMULAS[self.invariant],
+            }})
+
+    def task_metrics(self, model, data, fitted: readout.Readout | None = None) -> dict:
+        return task_metrics(self, model, data, fitted)
+
+    def held_out_checks(self, model, metadata: dict, seed: int, n: int = 3000) -> list:
+        return held_out_checks(self, model, metadata, seed, n)
+
+    def render_figure(self, model, data, scan=None) -> bytes:
+        """Embedding against the true invariant, and P(same) of positive and negative held-out pairs (PNG)."""
+        return common.render_to_png(_draw, self, model, data)
+
 
 LOSSES = ("binary_crossentropy", "contrastive", "triplet")
 
 
-def kepler_recipe() -> SiameseRecipe:
-    return SiameseRecipe(
-        "siamese-kepler", "orbits", "angular_momentum", ("x*v_y", "y*v_x"), PAPER_ACCURACY["kepler"],
-        epochs=120, inverse_radius=(0, 1), task_options={"conserved": "angular_momentum", "orientation": "shared"},
-    )
-
-
-def kepler_energy_recipe() -> SiameseRecipe:
-    return SiameseRecipe(
-        "siamese-kepler-energy", "orbits", "energy", ("1/r", "v_x^2", "v_y^2"), PAPER_ACCURACY["kepler"],
-        n_train=200_000, epochs=80, inverse_radius=(0, 1), task_options={"conserved": "energy", "orientation": "rotated"},
-    )
-
-
-def minkowski_recipe() -> SiameseRecipe:
-    return SiameseRecipe(
-        "siamese-minkowski", "lorentz", "interval", ("t^2", "x^2", "y^2", "z^2"), PAPER_ACCURACY["minkowski"],
-        epochs=60, task_options={"kind": "events", "time_reversal": True},
-    )
-
-
-def em_field_recipe() -> SiameseRecipe:
-    return SiameseRecipe(
-        "siamese-em-field", "lorentz", "e_dot_b", ("E_x*B_x", "E_y*B_y", "E_z*B_z"), PAPER_ACCURACY["em_field"],
-        n_train=300_000, epochs=60, task_options={"kind": "fields", "e2_minus_b2_value": 0.5},
-    )
+RECIPES = {recipe.preset: recipe for recipe in (
+    SiameseRecipe(preset="siamese-kepler", task="orbits", invariant="angular_momentum",
+                  expected_terms=("x*v_y", "y*v_x"), accuracy_target=PAPER_ACCURACY["kepler"], epochs=120,
+                  inverse_radius=(0, 1), task_options={"conserved": "angular_momentum", "orientation": "shared"}),
+    SiameseRecipe(preset="siamese-kepler-energy", task="orbits", invariant="energy",
+                  expected_terms=("1/r", "v_x^2", "v_y^2"), accuracy_target=PAPER_ACCURACY["kepler"], n_train=200_000,
+                  epochs=80, inverse_radius=(0, 1), task_options={"conserved": "energy", "orientation": "rotated"}),
+    SiameseRecipe(preset="siamese-minkowski", task="lorentz", invariant="interval",
+                  expected_terms=("t^2", "x^2", "y^2", "z^2"), accuracy_target=PAPER_ACCURACY["minkowski"], epochs=60,
+                  task_options={"kind": "events", "time_reversal": True}),
+    SiameseRecipe(preset="siamese-em-field", task="lorentz", invariant="e_dot_b",
+                  expected_terms=("E_x*B_x", "E_y*B_y", "E_z*B_z"), accuracy_target=PAPER_ACCURACY["em_field"],
+                  n_train=300_000, epochs=60, task_options={"kind": "fields", "e2_minus_b2_value": 0.5}),
+)}
 
 
 # --------------------------------------------------------------------------
@@ -117,10 +137,6 @@ def em_field_recipe() -> SiameseRecipe:
 # --------------------------------------------------------------------------
 
 SIMULATORS = {"orbits": orbits, "lorentz": lorentz}
-
-
-def simulate(recipe: SiameseRecipe, n: int, seed: int) -> orbits.PairData:
-    return SIMULATORS[recipe.task].simulate(n, seed, **recipe.task_options)
 
 
 def pair_inputs(model, data) -> dict:
@@ -159,14 +175,13 @@ def task_metrics(recipe, model, data, fitted: readout.Readout | None = None) -> 
     }
 
 
-def quality_targets(recipe, metrics: dict) -> list:
-    """Each quality target with the measured value and whether it is met."""
-    targets = [
+def target_rows(recipe) -> tuple:
+    """(metric, comparison, value) of each quality target."""
+    return (
         ("pair_accuracy", ">=", recipe.accuracy_target),
         (f"spearman_abs_embedding_vs_{recipe.invariant}", ">=", recipe.spearman_target),
         ("readout_dominant_terms_match", "==", 1.0),
-    ]
-    return common.check_targets(targets, metrics)
+    )
 
 
 def accuracy_section(recipe, metrics: dict) -> dict:
@@ -202,11 +217,9 @@ def readout_section(recipe, fitted: readout.Readout) -> dict:
 def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 3000) -> list:
     """Pair accuracy (within 0.015, three binomial errors of 3000 pairs), the embedding's rank correlation
     with the invariant (within 0.005) and the read-out's R^2 (above 0.95) on ``n`` fresh pairs from ``seed``."""
-    from training.recipes import HeldOutCheck, met_targets
-
     targets = met_targets(metadata)
-    data = simulate(recipe, n, seed)
-    measured = task_metrics(recipe, model, data)
+    data = recipe.simulate(n, seed)
+    measured = recipe.task_metrics(model, data)
     checks = []
     for key, tolerance, slack in (("pair_accuracy", 0.015, 0.01),
                                   (f"spearman_abs_embedding_vs_{recipe.invariant}", 0.005, 0.005)):
@@ -221,10 +234,6 @@ def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 3000) -> 
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------
-
-def build_model(recipe, **overrides):
-    return zoo.load(recipe.preset, pretrained=False, **overrides)
-
 
 def make_optimizer(recipe, steps: int):
     return common.cosine_adam(recipe.learning_rate, recipe.final_learning_rate, steps, clipnorm=1.0)
@@ -327,61 +336,9 @@ def train_model(recipe, model, train, validation, epochs, workdir, verbose=2) ->
     return history
 
 
-def train_and_evaluate(recipe: SiameseRecipe, workdir, epochs: int | None = None, verbose: int = 2,
-                       strategy: str = "cpu", precision: str = "float32") -> dict:
-    """Train ``recipe.preset`` in ``workdir`` (resuming if a checkpoint is there) and write its artifact.
-
-    ``strategy`` is cpu, auto, mirrored or tpu (Keras fit); the models are a few
-    thousand weights in float32 and train in minutes on two cores.
-    Returns the metadata written to ``workdir/artifact/metadata.json``.
-    """
-    tf_strategy = distribute.keras_fit_strategy(strategy, precision, SiameseNet.training_spec)
-    workdir = Path(workdir)
-    epochs = recipe.epochs if epochs is None else epochs
-    keras.utils.set_random_seed(recipe.train_seed)
-    train_data = simulate(recipe, recipe.n_train, recipe.train_seed)
-    validation_data = simulate(recipe, recipe.n_validation, recipe.validation_seed)
-    evaluation_data = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
-    with tf_strategy.scope():
-        model = build_model(recipe)
-        train = (pair_inputs(model, train_data), train_data.label)
-        validation = (pair_inputs(model, validation_data), validation_data.label)
-        history = train_model(recipe, model, train, validation, epochs, workdir, verbose)
-
-    fitted = fit_readout(recipe, model, evaluation_data)
-    metrics = task_metrics(recipe, model, evaluation_data, fitted)
-    metadata = describe_run(recipe, model, epochs, history, metrics)
-    metadata["training"].update(strategy=strategy, replicas=tf_strategy.num_replicas_in_sync)
-    metadata["readout"] = {
-        "formula": fitted.formula,
-        "terms": fitted.terms,
-        "coefficients": [float(c) for c in fitted.coefficients],
-        "r2_vs_linearised_embedding": fitted.r2,
-        "true_invariant": INVARIANT_FORMULAS[recipe.invariant],
-    }
-    metadata["card_sections"] = [accuracy_section(recipe, metrics), readout_section(recipe, fitted)]
-    figure = render_figure(recipe, model, evaluation_data, None)
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
-    return zoo.artifacts.verify_preset(folder)
-
-
-def describe_run(recipe, model, epochs, history, metrics) -> dict:
-    simulator = SIMULATORS[recipe.task]
-    return common.run_metadata(
-        dataclasses.replace(recipe, epochs=epochs), metrics, quality_targets(recipe, metrics), history,
-        data=common.data_record(recipe, simulator.__name__, simulator.PARAMETER_RANGES, recipe.task_options),
-        training={"precision": "float32"},
-    )
-
-
 # --------------------------------------------------------------------------
 # Figure
 # --------------------------------------------------------------------------
-
-def render_figure(recipe, model, data, scan=None) -> bytes:
-    """Embedding against the true invariant, and P(same) of positive and negative held-out pairs (PNG)."""
-    return common.render_to_png(_draw, recipe, model, data)
-
 
 def _draw(axes, recipe, model, data) -> None:
     points, invariant = points_and_invariant(recipe, data, 3000)

@@ -21,7 +21,6 @@ The k = 3 distiller is compared with the three-variable density formulation.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -31,6 +30,7 @@ import zoo.artifacts
 from training import loop
 from training.evaluation import update_rules
 from training.recipes import common
+from training.recipes.base import Evaluation, HeldOutCheck, Recipe, met_targets
 from training.simulators import schrodinger
 
 CLASSES = schrodinger.POTENTIAL_CLASSES
@@ -38,8 +38,8 @@ SMOOTH = ("smooth-shallow", "smooth-deep")
 DENSITY_ERROR_TARGET = 0.05  # the zoo's bar for smooth potentials (relative L2 of the density)
 
 
-@dataclasses.dataclass(frozen=True)
-class TranslatorRecipe(common.Seeds):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TranslatorRecipe(Recipe):
     """Hyperparameters of the translator preset.
 
     Attributes:
@@ -67,9 +67,60 @@ class TranslatorRecipe(common.Seeds):
     long_seed: int = 11
     evaluation_sites: tuple = (50, 200, 1000)
 
+    def simulate(self, n: int, seed: int) -> dict:
+        """Potentials of every class, their densities and class labels, at the longest evaluation length."""
+        return labelled_potentials(n, max(self.evaluation_sites), seed)
 
-@dataclasses.dataclass(frozen=True)
-class DistillerRecipe(common.Seeds):
+    def training_data(self) -> tuple:
+        """(training, validation) pairs of (potentials, densities) of each stage: windows, then long systems."""
+        return tuple((schrodinger.mixed_dataset(n, sites, seed)[:2],
+                      schrodinger.mixed_dataset(self.n_validation, sites, self.validation_seed)[:2])
+                     for sites, n, seed in ((self.train_sites, self.n_train, self.train_seed),
+                                            (self.long_sites, self.n_long, self.long_seed)))
+
+    def build_model(self):
+        model = zoo.load(self.preset, pretrained=False)
+        model.build_with_examples()
+        return model
+
+    def fit(self, model, data, epochs, workdir, verbose, strategy) -> dict:
+        """Two stages, each resumable in its own folder: systems of one window, then long systems whose
+        state is carried across windows (the second decays to a hundredth of its learning rate)."""
+        history = {}
+        for stage, ((train, validation), stage_epochs, rate, final_rate, n) in enumerate(zip(
+                data, (epochs, self.long_epochs), (self.learning_rate, self.long_learning_rate),
+                (self.final_learning_rate, self.long_learning_rate / 100), (self.n_train, self.n_long))):
+            optimizer = common.cosine_adam(rate, final_rate, stage_epochs * (n // self.batch_size), clipnorm=1.0)
+            stage_history = loop.fit_resumable(model, optimizer, model.training_spec.loss, train, validation,
+                                               stage_epochs, self.batch_size, workdir / f"stage{stage + 1}",
+                                               verbose=verbose, jit_compile=True)
+            for key, values in stage_history.items():
+                history.setdefault(key, []).extend(values)
+        return history
+
+    def evaluate(self, model, data, history, workdir) -> Evaluation:
+        """Density errors per potential class at the window length and at 4 and 20 times it."""
+        evaluation = self.simulate(self.n_evaluation, self.evaluation_seed)
+        metrics = self.task_metrics(model, evaluation)
+        return Evaluation(
+            metrics, translator_targets(self),
+            _data_record(self, self.train_sites, long_sites=self.long_sites, n_long=self.n_long,
+                         long_seed=self.long_seed),
+            self.render_figure(model, evaluation), sections=[translator_section(self, metrics)])
+
+    def task_metrics(self, model, data: dict) -> dict:
+        return translator_metrics(self, model, data)
+
+    def held_out_checks(self, model, metadata: dict, seed: int, n: int = 600) -> list:
+        return held_out_checks(self, model, metadata, seed, n)
+
+    def render_figure(self, model, data, scan=None) -> bytes:
+        """Translated against solved densities for one held-out potential of each class (PNG)."""
+        return common.render_to_png(_draw_translations, self, model, data, panels=3, size=(12, 3.6))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DistillerRecipe(Recipe):
     """Hyperparameters of the distiller preset and its bottleneck scan.
 
     Attributes:
@@ -93,20 +144,70 @@ class DistillerRecipe(common.Seeds):
     learning_rate: float = 3e-3
     final_learning_rate: float = 3e-5
 
+    def simulate(self, n: int, seed: int) -> dict:
+        return labelled_potentials(n, self.sites, seed)
 
-def recipe_translator() -> TranslatorRecipe:
-    return TranslatorRecipe()
+    def training_data(self) -> tuple:
+        """(potential windows, the translator's hidden states on them) from the training and validation seeds."""
+        translator = zoo.load(self.translator)
+        rollout = distiller(self, self.latent_size, translator).rollout
+        return tuple(state_windows(translator, schrodinger.mixed_dataset(n, self.sites, seed)[0], rollout)
+                     for n, seed in ((self.n_train, self.train_seed), (self.n_validation, self.validation_seed)))
+
+    def build_model(self):
+        keras.utils.set_random_seed(self.train_seed + self.latent_size)  # as every bottleneck of the scan
+        return distiller(self, self.latent_size, zoo.load(self.translator))
+
+    def fit(self, model, data, epochs, workdir, verbose, strategy) -> dict:
+        """Every bottleneck of the scan with the same budget (each resumable in ``workdir/kK``); the shipped one
+        is ``model``. The scan's held-out losses and update rules go to ``workdir/scan.json``."""
+        translator, evaluation = model.translator, self.simulate(self.n_evaluation, self.evaluation_seed)
+        variance = hidden_variance(translator, evaluation["potentials"])
+        scan, history = {}, {}
+        for k in self.scan:
+            if k != self.latent_size:
+                keras.utils.set_random_seed(self.train_seed + k)
+            trained = model if k == self.latent_size else distiller(self, k, translator)
+            k_history = train_distiller(self, trained, *data, epochs, workdir / f"k{k}", verbose)
+            history = k_history if k == self.latent_size else history
+            scan[str(k)] = {"loss": reconstruction_loss(trained, evaluation["potentials"], variance),
+                            "update_rules": update_comparison(trained)}
+        zoo.artifacts.write_json(workdir / "scan.json", common.jsonable(scan))
+        return history
+
+    def evaluate(self, model, data, history, workdir) -> Evaluation:
+        """The scan's knee, the shipped bottleneck's update rule against the Schroedinger equation's, and its
+        density errors."""
+        scan = {int(k): v for k, v in zoo.artifacts.read_json(workdir / "scan.json").items()}
+        losses = {k: v["loss"] for k, v in scan.items()}
+        comparisons = {k: v["update_rules"] for k, v in scan.items()}
+        evaluation = self.simulate(self.n_evaluation, self.evaluation_seed)
+        metrics = {**{f"reconstruction_loss/k{k}": v for k, v in losses.items()},
+                   **residual_metrics(comparisons[self.latent_size]), "knee_k": knee(losses)}
+        if 3 in comparisons and "density" in comparisons[3]:
+            metrics["basis_change_residual/density_k3"] = comparisons[3]["density"]["residual"]
+        metrics.update({f"density_error/{kind}/N{self.sites}": value
+                        for kind, value in _distilled_density_errors(model, evaluation).items()})
+        return Evaluation(
+            metrics, (("knee_k", "==", 2),), _data_record(self, self.sites),
+            common.render_to_png(_draw_distillation, self, model, evaluation, losses, panels=2, size=(10, 3.6)),
+            sections=distiller_sections(self, metrics, comparisons, model.rollout),
+            extra={"update_rules": comparisons, "translator": _translator_record(self.translator, model.translator)})
+
+    def task_metrics(self, model, data: dict) -> dict:
+        return distiller_metrics(self, model, data)
+
+    def held_out_checks(self, model, metadata: dict, seed: int, n: int = 600) -> list:
+        return held_out_checks(self, model, metadata, seed, n)
 
 
-def recipe_distiller_k2() -> DistillerRecipe:
-    return DistillerRecipe()
+RECIPES = {"translator-schrodinger": TranslatorRecipe(), "distiller-schrodinger-k2": DistillerRecipe()}
 
 
 # ---------------------------------------------------------------------------- data and metrics
 
-def simulate(recipe, n: int, seed: int) -> dict:
-    """Potentials of every class, their densities and class labels, at the recipe's longest length."""
-    sites = max(recipe.evaluation_sites) if isinstance(recipe, TranslatorRecipe) else recipe.sites
+def labelled_potentials(n: int, sites: int, seed: int) -> dict:
+    """Potentials of every class, their densities and class labels."""
     potentials, densities, labels = schrodinger.mixed_dataset(n, sites, seed)
     return {"potentials": potentials, "densities": densities, "labels": labels}
 
@@ -130,54 +231,12 @@ def translator_metrics(recipe, model, data: dict) -> dict:
     return metrics
 
 
-def task_metrics(recipe, model, data: dict) -> dict:
-    if isinstance(recipe, TranslatorRecipe):
-        return translator_metrics(recipe, model, data)
-    return distiller_metrics(recipe, model, data)
-
-
 def translator_targets(recipe) -> tuple:
     return tuple((f"density_error/{kind}/N{sites}", "<=", DENSITY_ERROR_TARGET)
                  for kind in SMOOTH for sites in recipe.evaluation_sites[:2])
 
 
 # ---------------------------------------------------------------------------- the translator
-
-def train_and_evaluate(recipe, workdir, epochs: int | None = None, verbose: int = 2, strategy: str = "cpu",
-                       precision: str = "float32") -> dict:
-    """Train ``recipe.preset`` in ``workdir`` (resuming from its checkpoint) and write ``workdir/artifact``."""
-    if isinstance(recipe, DistillerRecipe):
-        return train_and_evaluate_distiller(recipe, workdir, epochs, verbose)
-    workdir = Path(workdir)
-    epochs = recipe.epochs if epochs is None else epochs
-    keras.utils.set_random_seed(recipe.train_seed)
-    model = zoo.load(recipe.preset, pretrained=False)
-    model.build_with_examples()
-    history = {}
-    for stage, (sites, n, seed, stage_epochs, rate) in enumerate((
-            (recipe.train_sites, recipe.n_train, recipe.train_seed, epochs, recipe.learning_rate),
-            (recipe.long_sites, recipe.n_long, recipe.long_seed, recipe.long_epochs, recipe.long_learning_rate))):
-        train = schrodinger.mixed_dataset(n, sites, seed)
-        validation = schrodinger.mixed_dataset(recipe.n_validation, sites, recipe.validation_seed)
-        final_rate = recipe.final_learning_rate if stage == 0 else rate / 100
-        optimizer = common.cosine_adam(rate, final_rate, stage_epochs * (n // recipe.batch_size), clipnorm=1.0)
-        stage_history = loop.fit_resumable(model, optimizer, model.training_spec.loss, train[:2], validation[:2],
-                                           stage_epochs, recipe.batch_size, workdir / f"stage{stage + 1}",
-                                           verbose=verbose, jit_compile=True)
-        for key, values in stage_history.items():
-            history.setdefault(key, []).extend(values)
-    evaluation = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
-    metrics = translator_metrics(recipe, model, evaluation)
-    metadata = common.run_metadata(
-        dataclasses.replace(recipe, epochs=epochs), metrics,
-        common.check_targets(translator_targets(recipe), metrics), history,
-        data=_data_record(recipe, recipe.train_sites, long_sites=recipe.long_sites, n_long=recipe.n_long,
-                          long_seed=recipe.long_seed), training={"precision": "float32"})
-    metadata["card_sections"] = [translator_section(recipe, metrics)]
-    figure = render_figure(recipe, model, evaluation)
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
-    return zoo.artifacts.verify_preset(folder)
-
 
 def _data_record(recipe, sites: int, **extra) -> dict:
     ranges = {kind: list(schrodinger.potential_range(kind)) for kind in CLASSES}
@@ -204,11 +263,6 @@ def translator_section(recipe, metrics: dict) -> dict:
         f"Target: below {DENSITY_ERROR_TARGET:.0%} for the smooth classes at N = 50 and N = 200. The densities "
         "come from an accurate (fourth-order Magnus) solution of psi'' = V psi, not from the Euler rule.")
     return {"title": "Density error by potential class and length", "markdown": text}
-
-
-def render_figure(recipe, model, data, scan=None) -> bytes:
-    """Translated against solved densities for one held-out potential of each class (PNG)."""
-    return common.render_to_png(_draw_translations, recipe, model, data, panels=3, size=(12, 3.6))
 
 
 def _draw_translations(axes, recipe, model, data) -> None:
@@ -324,43 +378,6 @@ def train_distiller(recipe, model, train, validation, epochs: int, workdir, verb
                               workdir, verbose=verbose, jit_compile=True)
 
 
-def train_and_evaluate_distiller(recipe: DistillerRecipe, workdir, epochs: int | None = None,
-                                 verbose: int = 2) -> dict:
-    """Train a distiller for every k of the scan (each resumable in ``workdir/kK``), ship ``latent_size``."""
-    workdir = Path(workdir)
-    epochs = recipe.epochs if epochs is None else epochs
-    translator = zoo.load(recipe.translator)
-    rollout = distiller(recipe, recipe.latent_size, translator).rollout
-    train, validation = (state_windows(translator, schrodinger.mixed_dataset(n, recipe.sites, seed)[0], rollout)
-                         for n, seed in ((recipe.n_train, recipe.train_seed),
-                                         (recipe.n_validation, recipe.validation_seed)))
-    evaluation = simulate(recipe, recipe.n_evaluation, recipe.evaluation_seed)
-    variance = hidden_variance(translator, evaluation["potentials"])
-    losses, comparisons, models, histories = {}, {}, {}, {}
-    for k in recipe.scan:
-        keras.utils.set_random_seed(recipe.train_seed + k)
-        models[k] = distiller(recipe, k, translator)
-        histories[k] = train_distiller(recipe, models[k], train, validation, epochs, workdir / f"k{k}", verbose)
-        losses[k] = reconstruction_loss(models[k], evaluation["potentials"], variance)
-        comparisons[k] = update_comparison(models[k])
-    model = models[recipe.latent_size]
-    metrics = {**{f"reconstruction_loss/k{k}": v for k, v in losses.items()},
-               **residual_metrics(comparisons[recipe.latent_size]), "knee_k": knee(losses)}
-    if 3 in comparisons and "density" in comparisons[3]:
-        metrics["basis_change_residual/density_k3"] = comparisons[3]["density"]["residual"]
-    metrics.update({f"density_error/{kind}/N{recipe.sites}": value
-                    for kind, value in _distilled_density_errors(model, evaluation).items()})
-    metadata = common.run_metadata(
-        dataclasses.replace(recipe, epochs=epochs), metrics,
-        common.check_targets((("knee_k", "==", 2),), metrics), histories[recipe.latent_size],
-        data=_data_record(recipe, recipe.sites), training={"precision": "float32"},
-        update_rules=comparisons, translator=_translator_record(recipe.translator, translator))
-    metadata["card_sections"] = distiller_sections(recipe, metrics, comparisons, rollout)
-    figure = common.render_to_png(_draw_distillation, recipe, model, evaluation, losses, panels=2, size=(10, 3.6))
-    folder = zoo.artifacts.write_preset(workdir / "artifact", model, metadata, {"evaluation.png": figure}, force=True)
-    return zoo.artifacts.verify_preset(folder)
-
-
 def _translator_record(name: str, translator) -> dict:
     info = translator.__dict__.get("preset")
     return {"preset": name, "weights_sha256": getattr(info, "weights_sha256", None)}
@@ -449,11 +466,9 @@ def _draw_distillation(axes, recipe, model, data, losses) -> None:
 def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 600) -> list:
     """The smooth classes' density errors at the window length (translator), or the k = 2 reconstruction loss
     and the basis-change residual (distiller), measured again on ``n`` fresh potentials from ``seed``."""
-    from training.recipes import HeldOutCheck, met_targets
-
     targets, recorded = met_targets(metadata), metadata["metrics"]
-    data = simulate(recipe, n, seed)
-    measured = task_metrics(recipe, model, data)
+    data = recipe.simulate(n, seed)
+    measured = recipe.task_metrics(model, data)
     if isinstance(recipe, TranslatorRecipe):
         checks = []
         for kind in SMOOTH:

@@ -16,12 +16,12 @@ TINY = {"latent_size": 4, "discriminator_filters": 2}
 
 @pytest.fixture(scope="module")
 def small_recipe():
-    return dataclasses.replace(recipe_module.recipe_gamma(), n_evaluation=300, classifier_epochs=2, n_train=2000,
+    return dataclasses.replace(recipe_module.RECIPES["calogan-gamma"], n_evaluation=300, classifier_epochs=2, n_train=2000,
                                head_epochs=2)
 
 
 def test_simulated_showers_are_in_gev(small_recipe):
-    data = recipe_module.simulate(small_recipe, 50, seed=3)
+    data = small_recipe.simulate(50, seed=3)
     total = sum(layer.sum(axis=(1, 2)) for layer in data.layers.values())
     assert len(data) == 50 and np.all(total <= data.energies * (1 + 1e-6))
     assert np.all(total > 0.5 * data.energies)  # photons in ~30 X0 deposit most of their energy
@@ -31,7 +31,7 @@ def test_simulated_showers_are_in_gev(small_recipe):
 
 def test_the_simulator_against_an_independent_sample_of_itself(small_recipe):
     """Two seeds of the simulator: the classifier cannot tell them apart and the mean response agrees."""
-    data = recipe_module.simulate(small_recipe, 600, seed=4)
+    data = small_recipe.simulate(600, seed=4)
     raw = calorimeter.simulate("gamma", 600, seed=5, energies=data.energies)
     other = {k: raw[k] / 1000.0 for k in data.layers}
     metrics, table = recipe_module.compare(small_recipe, data, other, seed=4)
@@ -43,7 +43,6 @@ def test_the_simulator_against_an_independent_sample_of_itself(small_recipe):
 def test_install_from_a_jax_run(tmp_path, small_recipe, monkeypatch):
     """A calogan_jax run folder (the paper's generator, the discriminator, history.json) becomes a verified preset
     folder: the run's streams under an energy head fitted on the training showers."""
-    monkeypatch.setattr(recipe_module, "recipe_gamma", lambda: small_recipe)
     trained = zoo.load("calogan-gamma", pretrained=False, energy_head=False, **TINY)
     trained.build_with_examples()
     run = tmp_path / "run"

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import zoo
-from training.distribute import keras_fit_strategy
+from training.recipes import recipe_for
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 SETUP = """
 import json, numpy as np, tensorflow as tf
@@ -76,4 +75,4 @@ def test_rbm_contrastive_divergence_is_averaged_over_replicas():
 def test_multiworker_is_refused_with_the_reason():
     os.environ.pop("TF_CONFIG", None)
     with pytest.raises(ValueError, match="keras-team/keras#20585"):
-        keras_fit_strategy("multiworker", "float32", zoo.get_spec("ising-cnn").model_class.training_spec)
+        recipe_for("ising-cnn").distribution("multiworker", "float32")

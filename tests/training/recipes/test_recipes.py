@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+import zoo
 from training import loop
 from training.recipes import scinet as recipes
 from zoo import artifacts
@@ -17,8 +18,8 @@ def tiny(recipe, **changes):
 
 
 def test_heliocentric_recipe_writes_a_verified_artifact(tmp_path):
-    recipe = tiny(recipes.heliocentric_recipe(), epochs=1)
-    metadata = recipes.train_and_evaluate(recipe, tmp_path, verbose=0)
+    recipe = tiny(recipes.RECIPES["scinet-heliocentric"], epochs=1)
+    metadata = recipe.train_and_evaluate(tmp_path, verbose=0)
     folder = tmp_path / "artifact"
     assert artifacts.verify_preset(folder)["metrics"] == metadata["metrics"]
     assert {"config.json", "model.weights.h5", "evaluation.png"} <= set(metadata["files"])
@@ -29,15 +30,15 @@ def test_heliocentric_recipe_writes_a_verified_artifact(tmp_path):
 
 
 def test_qubit_recipe_scans_latent_sizes(tmp_path):
-    recipe = tiny(recipes.qubit_1_recipe(), epochs=1, latent_scan=(0, 1), scan_epochs=1, scan_n_train=256)
-    metadata = recipes.train_and_evaluate(recipe, tmp_path, verbose=0)
+    recipe = tiny(recipes.RECIPES["scinet-qubit-1"], epochs=1, latent_scan=(0, 1), scan_epochs=1, scan_n_train=256)
+    metadata = recipe.train_and_evaluate(tmp_path, verbose=0)
     assert set(metadata["latent_scan"]) == {"0", "1"}
     assert metadata["metrics"]["latent_scan_knee"] in (0, 1)
 
 
 def test_training_resumes_after_an_interrupt(tmp_path):
-    recipe = tiny(recipes.pendulum_recipe(), epochs=3)
-    data = recipes.simulate(recipe, recipe.n_train, 1)
+    recipe = tiny(recipes.RECIPES["scinet-pendulum"], epochs=3)
+    data = recipe.simulate(recipe.n_train, 1)
     train = recipes.features_and_targets(recipe, data)
 
     class InterruptInEpoch2(keras.callbacks.Callback):
@@ -45,17 +46,17 @@ def test_training_resumes_after_an_interrupt(tmp_path):
             if self.model.optimizer.iterations.numpy() > 6:  # 4 batches an epoch: inside epoch 2
                 raise KeyboardInterrupt
 
-    model = recipes.build_model(recipe, encoder_units=[8], decoder_units=[8])
+    model = zoo.load(recipe.preset, pretrained=False, encoder_units=[8], decoder_units=[8])
     optimizer = keras.optimizers.Adam(1e-3)
     with pytest.raises(KeyboardInterrupt):
         loop.fit_resumable(model, optimizer, "mse", train, None, 3, 128, tmp_path,
                            callbacks=[InterruptInEpoch2()], verbose=0)
-    fresh = recipes.build_model(recipe, encoder_units=[8], decoder_units=[8])
+    fresh = zoo.load(recipe.preset, pretrained=False, encoder_units=[8], decoder_units=[8])
     fresh.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     epoch, history = loop.restore_checkpoint(tmp_path, fresh)
     assert epoch == 1 and len(history["loss"]) == 1
 
-    resumed = recipes.build_model(recipe, encoder_units=[8], decoder_units=[8])
+    resumed = zoo.load(recipe.preset, pretrained=False, encoder_units=[8], decoder_units=[8])
     optimizer = keras.optimizers.Adam(1e-3)
     history = loop.fit_resumable(resumed, optimizer, "mse", train, None, 3, 128, tmp_path, verbose=0)
     assert len(history["loss"]) == 3
@@ -63,13 +64,13 @@ def test_training_resumes_after_an_interrupt(tmp_path):
 
 
 def test_recipe_runs_under_mirrored_strategy(tmp_path):
-    recipe = tiny(recipes.collision_recipe(), epochs=1)
-    metadata = recipes.train_and_evaluate(recipe, tmp_path, verbose=0, strategy="mirrored")
+    recipe = tiny(recipes.RECIPES["scinet-collision"], epochs=1)
+    metadata = recipe.train_and_evaluate(tmp_path, verbose=0, strategy="mirrored")
     assert np.isfinite(metadata["metrics"]["rms_error"])
 
 
 def test_custom_loop_loss_matches_the_recipe_loss():
-    recipe = recipes.heliocentric_recipe()
+    recipe = recipes.RECIPES["scinet-heliocentric"]
     targets = np.zeros((3, 50, 2), "float32")
     predictions = np.full((3, 50, 2), 2 * np.pi + 0.1, "float32")  # one full turn off: only 0.1 counts
     per_example = np.asarray(recipes.per_example_loss(recipe)(targets, predictions))
@@ -80,9 +81,11 @@ def test_custom_loop_loss_matches_the_recipe_loss():
 def test_multiworker_custom_loop_trains_a_recipe_model():
     import tensorflow as tf
 
-    recipe = tiny(recipes.heliocentric_recipe(), epochs=2)
-    data = recipes.simulate(recipe, recipe.n_train, 1)
-    model, history = recipes.train_multiworker(recipe, tf.distribute.get_strategy(), recipes.features_and_targets(recipe, data), 2)
+    recipe = tiny(recipes.RECIPES["scinet-heliocentric"], epochs=2)
+    data = recipe.simulate(recipe.n_train, 1)
+    model = zoo.load(recipe.preset, pretrained=False)
+    history = recipes.train_multiworker(recipe, tf.distribute.get_strategy(), model,
+                                        recipes.features_and_targets(recipe, data), 2)
     assert len(history["loss"]) == 2 and history["loss"][1] < history["loss"][0]
     assert model.predict(data.initial_angles[:3], verbose=0).shape == (3, 50, 2)
 
@@ -92,8 +95,8 @@ def test_mixed_precision_training_ships_a_float32_model(tmp_path):
 
     import keras
 
-    recipe = tiny(recipes.heliocentric_recipe(), epochs=1)
-    metadata = recipes.train_and_evaluate(recipe, tmp_path, verbose=0, precision="mixed_bfloat16")
+    recipe = tiny(recipes.RECIPES["scinet-heliocentric"], epochs=1)
+    metadata = recipe.train_and_evaluate(tmp_path, verbose=0, precision="mixed_bfloat16")
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
     assert metadata["training"]["precision"] == "mixed_bfloat16"
     assert "dtype" not in json.loads((tmp_path / "artifact" / "config.json").read_text())["config"]
@@ -104,7 +107,7 @@ def test_mixed_precision_training_ships_a_float32_model(tmp_path):
 def test_custom_loop_loss_accepts_mixed_precision_predictions():
     import tensorflow as tf
 
-    loss = recipes.per_example_loss(recipes.heliocentric_recipe())
+    loss = recipes.per_example_loss(recipes.RECIPES["scinet-heliocentric"])
     predictions = tf.cast(tf.fill((2, 50, 2), 0.5), tf.bfloat16)
     value = loss(tf.zeros((2, 50, 2)), predictions)
     assert value.dtype == tf.float32

@@ -15,8 +15,8 @@ def tiny(recipe, **changes):
 
 
 def test_train_and_evaluate_writes_a_complete_artifact_and_resumes(tmp_path):
-    recipe = tiny(recipes.kepler_recipe())
-    metadata = recipes.train_and_evaluate(recipe, tmp_path, epochs=1, verbose=0)
+    recipe = tiny(recipes.RECIPES["siamese-kepler"])
+    metadata = recipe.train_and_evaluate(tmp_path, epochs=1, verbose=0)
     assert metadata["training"]["epochs"] == 1
     assert {t["metric"] for t in metadata["targets"]} == {
         "pair_accuracy", "spearman_abs_embedding_vs_angular_momentum", "readout_dominant_terms_match"}
@@ -28,27 +28,26 @@ def test_train_and_evaluate_writes_a_complete_artifact_and_resumes(tmp_path):
     assert (tmp_path / "artifact" / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
     model = zoo.load(str(tmp_path / "artifact"))
     assert model.embed(np.full((2, 4), 0.7)).shape == (2, 1)
-    resumed = recipes.train_and_evaluate(recipe, tmp_path, epochs=2, verbose=0)
+    resumed = recipe.train_and_evaluate(tmp_path, epochs=2, verbose=0)
     assert resumed["training"]["epochs"] == 2
     artifacts.verify_preset(tmp_path / "artifact")
 
 
 def test_recipes_use_distinct_seeds_and_known_presets():
-    for make in (recipes.kepler_recipe, recipes.kepler_energy_recipe, recipes.minkowski_recipe, recipes.em_field_recipe):
-        recipe = make()
-        assert zoo.get_spec(recipe.preset).recipe.endswith(make.__name__)
+    for recipe in recipes.RECIPES.values():
+        assert zoo.get_spec(recipe.preset).family == "siamese"
         assert len({recipe.train_seed, recipe.validation_seed, recipe.evaluation_seed}) == 3
-        data = recipes.simulate(recipe, 8, 0)
+        data = recipe.simulate(8, 0)
         assert recipe.invariant in data.invariants_first
         assert data.first.shape[1] == zoo.get_spec(recipe.preset).config["input_size"]
 
 
 @pytest.mark.parametrize("loss", ["contrastive", "triplet"])
 def test_contrastive_and_triplet_training_calibrate_the_head(loss, tmp_path):
-    recipe = tiny(recipes.kepler_recipe(), loss=loss, n_train=20000, margin=1.0 if loss == "contrastive" else 0.3)
-    model = recipes.build_model(recipe, units=[32, 32])
-    train = recipes.simulate(recipe, recipe.n_train, 1)
-    validation = recipes.simulate(recipe, recipe.n_validation, 2)
+    recipe = tiny(recipes.RECIPES["siamese-kepler"], loss=loss, n_train=20000, margin=1.0 if loss == "contrastive" else 0.3)
+    model = zoo.load(recipe.preset, pretrained=False, units=[32, 32])
+    train = recipe.simulate(recipe.n_train, 1)
+    validation = recipe.simulate(recipe.n_validation, 2)
     pairs = (recipes.pair_inputs(model, train), train.label)
     history = recipes.train_model(recipe, model, pairs, (recipes.pair_inputs(model, validation), validation.label), 3,
                                   tmp_path, verbose=0)
@@ -64,6 +63,6 @@ def test_contrastive_and_triplet_training_calibrate_the_head(loss, tmp_path):
 
 
 def test_unknown_loss_is_rejected(tmp_path):
-    recipe = tiny(recipes.minkowski_recipe(), loss="hinge")
+    recipe = tiny(recipes.RECIPES["siamese-minkowski"], loss="hinge")
     with pytest.raises(ValueError, match="loss must be one of"):
-        recipes.train_model(recipe, recipes.build_model(recipe), None, None, 1, tmp_path)
+        recipes.train_model(recipe, zoo.load(recipe.preset, pretrained=False), None, None, 1, tmp_path)

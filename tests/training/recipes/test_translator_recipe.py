@@ -28,9 +28,9 @@ def test_knee_is_the_largest_drop():
 
 
 def test_translator_recipe_writes_a_preset(tiny_zoo, tmp_path):
-    recipe = dataclasses.replace(recipe_module.recipe_translator(), n_train=30, n_validation=9, n_evaluation=12,
+    recipe = dataclasses.replace(recipe_module.RECIPES["translator-schrodinger"], n_train=30, n_validation=9, n_evaluation=12,
                                  epochs=1, n_long=12, long_sites=100, long_epochs=1, evaluation_sites=(50, 100))
-    metadata = recipe_module.train_and_evaluate(recipe, tmp_path, verbose=0)
+    metadata = recipe.train_and_evaluate(tmp_path, verbose=0)
     assert metadata["training"]["epochs"] == 2  # one epoch of each stage
     keys = {t["metric"] for t in metadata["targets"]}
     assert keys == {f"density_error/{kind}/N{n}" for kind in recipe_module.SMOOTH for n in (50, 100)}
@@ -40,9 +40,9 @@ def test_translator_recipe_writes_a_preset(tiny_zoo, tmp_path):
 
 
 def test_distiller_recipe_scans_the_bottleneck(tiny_zoo, tmp_path):
-    recipe = dataclasses.replace(recipe_module.recipe_distiller_k2(), scan=(1, 2, 3), n_train=20, n_validation=6,
+    recipe = dataclasses.replace(recipe_module.RECIPES["distiller-schrodinger-k2"], scan=(1, 2, 3), n_train=20, n_validation=6,
                                  n_evaluation=9, sites=20, epochs=1)  # the tiny distiller rolls out 5 sites
-    metadata = recipe_module.train_and_evaluate(recipe, tmp_path, verbose=0)
+    metadata = recipe.train_and_evaluate(tmp_path, verbose=0)
     metrics = metadata["metrics"]
     assert {f"reconstruction_loss/k{k}" for k in (1, 2, 3)} <= set(metrics)
     assert metrics["knee_k"] in (2, 3)
