@@ -14,10 +14,10 @@ on, concurrent requests to the same signature are run as one batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +124,7 @@ class Batcher:
     async def _answer_one(self, arrays, future, rows_per_call):
         try:
             result = await run_in_threadpool(self.signature, arrays, rows_per_call)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- the future carries any error to its own request
             if not future.done():
                 future.set_exception(e)
             return
@@ -342,18 +342,16 @@ class RestPredictor:
         return encode_response(outputs, request.layout, warnings), warnings
 
     async def __call__(self, name, version, label, raw: bytes) -> Response:
-        small_body = len(raw) <= INLINE_BYTES
-        request = self.prepare(name, version, label, raw) if small_body else await run_in_threadpool(
+        # parsing comes before the cost is known, so only there does the body's size choose the thread
+        request = self.prepare(name, version, label, raw) if len(raw) <= INLINE_BYTES else await run_in_threadpool(
             self.prepare, name, version, label, raw)
         if self.batching is None or _rows(request.arrays) >= self.batching.max_batch_size:
             # a request as large as a whole batch runs alone: small ones never wait behind it
-            content, warnings = self.answer(request) if request.inline else await run_in_threadpool(
-                self.answer, request)
+            content, warnings = await _as_planned(request, self.answer, request)
         else:
             outputs = await self._batcher(name, request).run(request.arrays, request.rows_per_call)
             warnings = request.signature.warnings(request.arrays)
-            write = lambda: encode_response(outputs, request.layout, warnings)  # noqa: E731
-            content = write() if request.inline else await run_in_threadpool(write)
+            content = await _as_planned(request, encode_response, outputs, request.layout, warnings)
         headers = {"Warning": "; ".join(f'299 zoo "{w}"' for w in warnings)} if warnings else None
         return Response(content, media_type="application/json", headers=headers)
 
@@ -365,6 +363,12 @@ class RestPredictor:
         return batcher
 
 
+async def _as_planned(request: Predict, function, *args):
+    """``function(*args)`` on the event loop if ``RestPredictor.prepare`` planned ``request`` inline, else in a
+    worker thread: the one place that acts on the plan."""
+    return function(*args) if request.inline else await run_in_threadpool(function, *args)
+
+
 def create_app(base_dir, batching: BatchingParameters | None = None, poll_seconds: float = 1.0,
                max_request_bytes: int = 16 << 20, repository: ModelRepository | None = None,
                max_rows: int = MAX_ROWS, max_output_elements: int = MAX_OUTPUT_ELEMENTS) -> FastAPI:
@@ -373,64 +377,80 @@ def create_app(base_dir, batching: BatchingParameters | None = None, poll_second
     ``max_request_bytes`` bounds a request body, ``max_rows`` its batch and ``max_output_elements`` its
     outputs, so that one request's memory and time are bounded.
 
-    ``poll_seconds`` > 0 starts a thread that picks up new version folders
+    ``poll_seconds`` > 0 starts a task that picks up new version folders
     (TF Serving's file-system polling); 0 disables it.
+
+    The handlers below are module-level functions that find the repository, the predictor and the
+    limits in ``app.state``; this function only wires them.
     """
-    repo = repository or ModelRepository(base_dir)
-    predictor = RestPredictor(repo, batching, max_rows, max_output_elements)
-    stop = threading.Event()
-
-    async def poll():
-        while not stop.is_set():
-            await asyncio.sleep(poll_seconds)
-            await run_in_threadpool(repo.refresh)
-
-    async def lifespan(app):
-        task = asyncio.create_task(poll()) if poll_seconds > 0 else None
-        yield
-        stop.set()
-        if task:
-            task.cancel()
-
     app = FastAPI(title="zoo serving (TF Serving REST API)", lifespan=lifespan)
-    app.state.repository = repo
-
-    @app.exception_handler(Exception)
-    async def unexpected(request, exc):  # the last line of defence: log, never leak a trace
-        log.exception("unexpected error on %s", request.url.path)
-        return error(500, f"internal error: {type(exc).__name__}")
-
-    @app.get("/v1/models/{path:path}")
-    async def get_model(path: str):
-        try:
-            name, version, label, suffix = locate(path)
-            if suffix == "/metadata":
-                servable = repo.resolve(name, version, label)
-                return {
-                    "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
-                    "metadata": {"signature_def": {"signature_def": signature_metadata(servable)}},
-                }
-            if suffix:
-                raise NotFound(f"Malformed request: GET /v1/models/{path}")
-            return {"model_version_status": repo.status(name, version, label)}
-        except NotFound as e:
-            return error(404, str(e))
-
-    async def post_model(request: Request):
-        """A plain Starlette route: the predict path skips FastAPI's parameter machinery."""
-        path = request.path_params["path"]
-        try:
-            name, version, label, suffix = locate(path)
-            if suffix != ":predict":
-                raise BadRequest(f"only :predict is supported, received {suffix or 'no method'} in /v1/models/{path}")
-            return await predictor(name, version, label, await read_body(request, max_request_bytes))
-        except NotFound as e:
-            return error(404, str(e))
-        except BadRequest as e:
-            return error(400, str(e))
-
+    app.state.repository = repository or ModelRepository(base_dir)
+    app.state.predictor = RestPredictor(app.state.repository, batching, max_rows, max_output_elements)
+    app.state.poll_seconds = poll_seconds
+    app.state.max_request_bytes = max_request_bytes
+    app.add_exception_handler(Exception, unexpected)
+    app.get("/v1/models/{path:path}")(get_model)
     app.router.add_route("/v1/models/{path:path}", post_model, methods=["POST"])
     return app
+
+
+async def poll_repository(app) -> None:
+    """Refresh the app's repository every ``poll_seconds``, forever (the lifespan cancels it)."""
+    while True:
+        await asyncio.sleep(app.state.poll_seconds)
+        await run_in_threadpool(app.state.repository.refresh)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    """Polls the repository while the app runs, when ``poll_seconds`` > 0."""
+    task = asyncio.create_task(poll_repository(app)) if app.state.poll_seconds > 0 else None
+    yield
+    if task:
+        task.cancel()
+
+
+async def unexpected(request, exc) -> Response:
+    """The last line of defence: the trace goes to the log, the client gets only the exception's type."""
+    log.exception("unexpected error on %s", request.url.path)
+    return error(500, f"internal error: {type(exc).__name__}")
+
+
+async def get_model(path: str, request: Request):
+    """Model status, or with ``/metadata`` the signature metadata (a FastAPI route, listed in its OpenAPI)."""
+    repo = request.app.state.repository
+    try:
+        name, version, label, suffix = locate(path)
+        if suffix == "/metadata":
+            return model_metadata(name, repo.resolve(name, version, label))
+        if suffix:
+            raise NotFound(f"Malformed request: GET /v1/models/{path}")
+        return {"model_version_status": repo.status(name, version, label)}
+    except NotFound as e:
+        return error(404, str(e))
+
+
+def model_metadata(name: str, servable) -> dict:
+    """TF Serving's GetModelMetadata response (REST) for one servable."""
+    return {
+        "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
+        "metadata": {"signature_def": {"signature_def": signature_metadata(servable)}},
+    }
+
+
+async def post_model(request: Request) -> Response:
+    """A plain Starlette route: the predict path skips FastAPI's parameter machinery."""
+    path = request.path_params["path"]
+    state = request.app.state
+    try:
+        name, version, label, suffix = locate(path)
+        if suffix != ":predict":
+            raise BadRequest(f"only :predict is supported, received {suffix or 'no method'} in /v1/models/{path}")
+        return await state.predictor(name, version, label, await read_body(request, state.max_request_bytes))
+    except NotFound as e:
+        return error(404, str(e))
+    except BadRequest as e:
+        return error(400, str(e))
 
 
 def locate(path: str) -> tuple:
@@ -479,6 +499,6 @@ def serve(base_dir, host: str = "127.0.0.1", port: int = 8501, batching: Batchin
 
 def read_batching_parameters(path) -> BatchingParameters:
     """Read max_batch_size and batch_timeout_micros from a TF Serving batching parameters file."""
-    text = open(path).read()
+    text = Path(path).read_text()
     values = {k: int(v) for k, v in re.findall(r"(max_batch_size|batch_timeout_micros)\s*\{\s*value:\s*(\d+)\s*\}", text)}
     return BatchingParameters(**values)

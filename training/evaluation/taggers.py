@@ -57,14 +57,6 @@ def best_mass_window(signal_mass, background_mass, efficiency: float = WORKING_P
     return float(low[best]), float(high[best])
 
 
-def mass_window_rejection(signal_mass, background_mass, window) -> tuple:
-    """(eps_sig, 1 / eps_bkg) of the cut m_lo <= m <= m_hi."""
-    low, high = window
-    eps_s = np.mean((signal_mass >= low) & (signal_mass <= high))
-    eps_b = np.mean((background_mass >= low) & (background_mass <= high))
-    return float(eps_s), float(1.0 / eps_b) if eps_b > 0 else float("inf")
-
-
 class HistogramLikelihoodRatio:
     """Score = p_W(x) / p_QCD(x) from histograms of one or two jet observables, with add-one smoothing.
 

@@ -7,7 +7,7 @@ shower costs seconds; a generator that has learned the distribution of cell ener
 given the incident energy costs a millisecond.
 
 The calorimeter is the paper's lead / liquid-argon stack, read out in three layers of
-3 x 96, 12 x 12 and 12 x 6 cells (``training/simulators/calorimeter.py``). The
+3 x 96, 12 x 12 and 12 x 6 cells (the zoo's calorimeter simulator models it cell by cell). The
 generator turns a latent vector z ~ N(0, 1), scaled by E / 100 GeV (and, here, by a
 learned embedding of the particle, the reference code's conditional mode), into the
 three images; the networks are in :mod:`zoo.models.calogan_networks`.

@@ -7,7 +7,7 @@ architecture as in hep-lbdl/CaloGAN (``models/train.py``, ``architectures.py``,
 This module imports neither TensorFlow nor the rest of the zoo, so the same two
 networks train under any Keras backend: :mod:`zoo.models.calogan` wraps them in the
 zoo's TensorFlow model (``train_step``, endpoints, export), and
-``training/recipes/calogan_jax.py`` trains them with JAX on accelerators that have
+a JAX training loop trains them on accelerators that have
 no TensorFlow. The weights files of both are the same.
 
 Units: the networks see and produce GeV (the data are stored in MeV and divided

@@ -134,7 +134,7 @@ def hs_inverse_coupling(L: int, K: float) -> np.ndarray:
     """(L^2, L^2) matrix M^{-1} of the continuous Ising model, M = K A + offset I with NeuralRG's offset.
 
     M is diagonal in momentum space with eigenvalues K a(p) + offset, a(p) = 2 cos p1 + 2 cos p2;
-    offset = 0.1 + 4K makes its smallest eigenvalue 0.1 (``training/simulators/lattice.py`` has the derivation).
+    offset = 0.1 + 4K makes its smallest eigenvalue 0.1 (the lattice simulator's docstring has the derivation).
     """
     p = 2 * np.pi * np.fft.fftfreq(L)
     spectrum = K * (2 * np.cos(p)[:, None] + 2 * np.cos(p)[None, :])

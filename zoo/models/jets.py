@@ -53,7 +53,7 @@ SUBJET_CONSTITUENTS = 40
 # ---------------------------------------------------------------------------- input checks
 
 # Constituents within |eta| < 5 (the calorimeters' reach) enter the generator's clustering, and jets of
-# R = 1.0 are kept at |eta| < 2 (training/simulators/jets.py): the taggers saw constituents at |eta| < 3.
+# R = 1.0 are kept at |eta| < 2 (the jet generator's selection): the taggers saw constituents at |eta| < 3.
 CONSTITUENT_ETA_VALID = {1: (-5.0, 5.0)}
 CONSTITUENT_ETA_TRAINED = {1: (-3.0, 3.0)}
 

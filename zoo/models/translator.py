@@ -5,8 +5,8 @@ architecture", Science Bulletin 64, 1228 (2019), arXiv:1901.11103.
 
 The translator reads a one-dimensional potential V_i site by site, like a sentence,
 and writes the density n_i = psi(x_i)^2 of the zero-energy solution of
-psi'' = V psi that starts from psi = 1, psi' = 0 (``training.simulators.schrodinger``
-holds the conventions). Nothing tells it that a wave function exists.
+psi'' = V psi that starts from psi = 1, psi' = 0 (the conventions of the Schroedinger
+simulator that made its data). Nothing tells it that a wave function exists.
 
 The distiller then asks what the translator's hidden state h_i really carries. It
 compresses h_i into k latent numbers z, lets z evolve along the chain with an
@@ -39,7 +39,7 @@ PAPER = (
     "C. Wang, H. Zhai, Y.-Z. You, Emergent Schroedinger equation in an introspective machine learning "
     "architecture, Science Bulletin 64, 1228 (2019), arXiv:1901.11103"
 )
-GRID_SPACING = 0.1  # a of the training data (training.simulators.schrodinger.GRID_SPACING)
+GRID_SPACING = 0.1  # a of the training data (the Schroedinger simulator's grid spacing)
 
 
 def tracked_loss(model, loss) -> dict:
@@ -77,7 +77,7 @@ class PotentialCheck(InputCheck):
         return tensors
 
 
-# Trained on the three potential classes of training/simulators/schrodinger.py, V in [-30, -0.25]: wells,
+# Trained on the Schroedinger simulator's three potential classes, V in [-30, -0.25]: wells,
 # where psi oscillates. Any finite V is a Schroedinger equation, so none is refused.
 _POTENTIALS = TensorSpec("potentials", (None, None), "V_i on sites x_i = i a, a = 0.1, hbar^2 / 2m = 1",
                          trained_range=(-30.0, -0.25))

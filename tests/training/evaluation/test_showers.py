@@ -233,9 +233,20 @@ def test_energy_response_empty_bins_and_mismatched_bins(positrons):
 
 # ---------------------------------------------------------------------------- figures
 
-def test_figures_are_png(positrons, pions):
+def test_shape_histograms_and_average_images_are_drawn_on_the_given_axes(positrons, pions):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     (a, ea), _ = positrons
-    shapes = S.shape_figure(a, pions[0], ea, pions[1], names=["f_0", "depth", "width_0", "sparsity_1", "max_ratio_0"],
-                            columns=3)
-    images = S.images_figure(a, pions[0])
-    assert shapes.startswith(b"\x89PNG") and images.startswith(b"\x89PNG")
+    names = ["f_0", "depth", "width_0"]
+    ref, gen = ({k: v[k] for k in names} for v in (S.shape_variables(a, ea), S.shape_variables(*pions)))
+    fig, axes = plt.subplots(3, 3)
+    try:
+        S.draw_shape_histograms(axes[0], ref, gen, S.compare_variables(ref, gen))
+        S.draw_average_images(axes[1:], a, pions[0])
+        assert [ax.get_xlabel() for ax in axes[0]] == [S.VARIABLES[k] for k in names]
+        assert axes[1, 0].get_title() == "simulator, layer 0" and axes[2, 2].get_title() == "generated, layer 2"
+    finally:
+        plt.close(fig)
