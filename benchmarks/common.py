@@ -46,12 +46,12 @@ def median_seconds(fn, repeats: int) -> float:
 
 
 def record_preset_results(name: str, results: dict, script: str) -> None:
-    """Store one preset's speed numbers in benchmarks/results/presets.json (the card reads them there) and
-    re-render its card. Shipped preset folders are never written: their files are hashed at training time."""
+    """Store one preset's speed numbers in zoo/presets_speed.json (the card reads them there; the package ships
+    it) and re-render its card. The hashed files of a shipped preset folder are never written: only its card."""
     import zoo
     from zoo import artifacts, cards
 
-    path = Path(__file__).resolve().parent / "results" / "presets.json"
+    path = cards.SPEED_FILE
     table = json.loads(path.read_text()) if path.exists() else {}
     previous = table.get(name, {})
     others = [s for s in previous.get("script", "").split(", ") if s and s != script]

@@ -2,8 +2,8 @@
 
 Run on demand (not in CI): ``python benchmarks/scinet_speed.py [NAME ...]``.
 All presets are measured in one process, side by side, so their ratios are
-comparable even on a noisy machine. Results go to benchmarks/results/presets.json
-and the cards are re-rendered from it; shipped preset folders are never written.
+comparable even on a noisy machine. Results go to zoo/presets_speed.json
+and the cards are re-rendered from it; the hashed files of shipped preset folders are never written.
 """
 from __future__ import annotations
 

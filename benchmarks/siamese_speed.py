@@ -4,7 +4,7 @@ Run on demand (not in CI): ``python benchmarks/siamese_speed.py [NAME ...]``.
 Every preset is measured in one process, side by side. The training time is the
 recorded wall time of the shipped model's epochs (metadata.json), i.e. the time
 to reach the quality bar on the card; throughputs are measured here. Results go
-to benchmarks/results/siamese.json and benchmarks/results/presets.json, which the
+to benchmarks/results/siamese.json and zoo/presets_speed.json, which the
 cards read (they are re-rendered).
 """
 from __future__ import annotations

@@ -133,7 +133,7 @@ def finetune(name, data, out, epochs: int = 10, batch_size: int = 256, learning_
                        "reinitialized": list(reinitialize), "error_name": model.fine_tuning.error_name,
                        "final_loss": float(history.history["loss"][-1])},
     }
-    return model.save_to_preset(out, metadata, force=force, card=finetune_card)
+    return artifacts.save_to_preset(model, out, metadata, force=force, card=finetune_card)
 
 
 def finetune_card(metadata: dict) -> str:

@@ -7,62 +7,44 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import inspect
 import os
 from pathlib import Path
 
+# none of these modules imports TensorFlow: `import zoo` stays fast, models import it when built
+from zoo import (
+    artifacts,
+    folders,
+    hub,
+    registry,
+    sources,
+)
+from zoo.registry import PRETRAINED_DIR, get_family, get_spec, register_family
+from zoo.sources import (
+    HUB_PREFIX,
+    Source,
+    has_weights,
+    locate,
+    looks_like_path,
+    preset_folder,
+)
+from zoo.version import __version__
+
+__all__ = [
+    "HUB_PREFIX", "PRETRAINED_DIR", "PresetInfo", "Source", "__version__", "artifacts", "get_family", "get_spec",
+    "has_weights", "hub", "list_models", "load", "locate", "looks_like_path", "preset_folder", "register_family",
+    "row_seeds", "set_trainable",
+]
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of user output
-
-__version__ = "0.1.0"
-
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-HUB_PREFIX = "hf://"
 
 
 def list_models(pattern: str | None = None) -> list:
     """Names of every preset, sorted; ``pattern`` keeps those whose name or family matches it
     (shell wildcards: ``"scinet*"``, ``"*kepler*"``, or a family name such as ``"rbm"``)."""
-    import fnmatch
-
-    from zoo.registry import list_specs
-
-    return [spec.name for spec in list_specs()
+    return [spec.name for spec in registry.list_specs()
             if pattern is None or fnmatch.fnmatch(spec.name, pattern) or fnmatch.fnmatch(spec.family, pattern)]
-
-
-def get_spec(name: str):
-    """The frozen :class:`zoo.spec.PresetSpec` of preset ``name``."""
-    from zoo.registry import get_spec as _get_spec
-
-    return _get_spec(name)
-
-
-def get_family(name: str):
-    """The :class:`zoo.spec.Family` called ``name`` (``get_family(get_spec(preset).family)``)."""
-    from zoo.registry import get_family as _get_family
-
-    return _get_family(name)
-
-
-def register_family(family):
-    """Make a :class:`zoo.spec.Family` defined outside the zoo loadable by preset name."""
-    from zoo.registry import register_family as _register
-
-    return _register(family)
-
-
-def preset_folder(name: str) -> Path:
-    """Where the shipped weights, config and metadata of preset ``name`` live."""
-    spec = get_spec(name)
-    base = get_family(spec.family).pretrained_dir
-    return Path(base or PRETRAINED_DIR) / spec.name
-
-
-def has_weights(name: str) -> bool:
-    """Whether pretrained weights are shipped for preset ``name``."""
-    from zoo import artifacts
-
-    return (preset_folder(name) / artifacts.METADATA_FILE).exists()
 
 
 def row_seeds(n: int, seed=None):
@@ -72,61 +54,6 @@ def row_seeds(n: int, seed=None):
     from zoo.models.base import row_seeds as _row_seeds
 
     return _row_seeds(n, seed)
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """What a preset name, a preset folder or an ``hf://`` name points to.
-
-    Attributes:
-        name: what the user gave.
-        spec: the registered preset it is, or descends from (a fine-tuned folder's
-            parent); None for a folder of an unregistered preset.
-        folder: the preset folder holding its files (None: no weights shipped).
-    """
-
-    name: str
-    spec: object
-    folder: Path | None
-
-
-def locate(name) -> Source:
-    """Resolve a preset name, a preset folder path or ``hf://ORG/NAME[@REVISION]``.
-
-    Raises:
-        KeyError: an unknown preset name (with close matches).
-        zoo.artifacts.ArtifactError: a path that is not a preset folder.
-    """
-    from zoo import artifacts
-
-    if isinstance(name, str) and name.startswith(HUB_PREFIX):
-        from zoo import hub
-
-        return _folder_source(str(name), hub.download(*hub.parse(name)))
-    if looks_like_path(name):
-        folder = Path(name)
-        artifacts.recover_interrupted_swap(folder)
-        if not (folder / artifacts.METADATA_FILE).is_file():
-            what = "does not exist" if not folder.exists() else f"has no {artifacts.METADATA_FILE}"
-            raise artifacts.ArtifactError(f"{folder} is not a preset folder: it {what}.")
-        return _folder_source(str(name), folder)
-    spec = get_spec(name)
-    return Source(spec.name, spec, preset_folder(spec.name) if has_weights(spec.name) else None)
-
-
-def _folder_source(name: str, folder: Path) -> Source:
-    from zoo import artifacts
-    from zoo.registry import list_specs
-
-    metadata = artifacts.read_metadata(folder)
-    registered = {s.name: s for s in list_specs()}
-    lineage = [metadata.get("name"), (metadata.get("parent") or {}).get("preset")]
-    spec = next((registered[n] for n in lineage if isinstance(n, str) and n in registered), None)
-    return Source(name, spec, folder)
-
-
-def looks_like_path(name) -> bool:
-    return isinstance(name, Path) or (isinstance(name, str) and (os.sep in name or "/" in name or name.startswith(".")))
 
 
 def load(name, pretrained: bool = True, trainable=True, **config_overrides):
@@ -166,7 +93,7 @@ class PresetInfo:
         folder: the verified folder its weights came from (None for ``pretrained=False``).
         zoo_version: the zoo version that wrote the folder.
         weights_sha256: sha256 of model.weights.h5 (None for ``pretrained=False``).
-        card: the model card (model_cards/NAME.md, or the folder's README.md).
+        card: the model card, the folder's README.md (None without a folder, or a folder without one).
         base: the registered preset it is or descends from (a fine-tuned folder's parent), if any.
     """
 
@@ -182,20 +109,15 @@ class PresetInfo:
 
 def _preset_info(source: Source, model) -> PresetInfo:
     """``model.preset`` from the source ``_build`` resolved (its folder is None for fresh weights)."""
-    from zoo import artifacts
-    from zoo.registry import family_of_class
-
-    family = family_of_class(type(model))
+    family = registry.family_of_class(type(model))
     if source.folder is None:
         return PresetInfo(source.spec.name, source.spec.family, source.name, None, __version__, None, None,
                           source.spec.name)
-    metadata = artifacts.read_metadata(source.folder)
-    shipped = source.spec is not None and source.folder == preset_folder(source.spec.name)
-    card = (Path(__file__).resolve().parents[1] / "model_cards" / f"{source.spec.name}.md") if shipped else (
-        source.folder / "README.md")
+    metadata = folders.read_metadata(source.folder)
+    card = source.folder / folders.README_FILE
     return PresetInfo(metadata.get("name", source.folder.name), family.name if family else metadata.get("family"),
                       source.name, source.folder, metadata.get("zoo_version"),
-                      metadata["files"].get(artifacts.WEIGHTS_FILE), card if card.exists() else None,
+                      metadata["files"].get(folders.WEIGHTS_FILE), card if card.is_file() else None,
                       source.spec.name if source.spec else None)
 
 
@@ -217,18 +139,14 @@ def set_trainable(model, trainable) -> None:
 
 def _build(name, pretrained: bool, config_overrides: dict) -> tuple:
     """(model, the Source it was built from; its folder is None when no weights were read)."""
-    from zoo import artifacts
-
     if isinstance(name, str) and name.startswith(HUB_PREFIX):
-        from zoo import hub
-
         if not pretrained:
             raise ValueError(f"{name!r} names Hub weights; pretrained=False makes no sense for it.")
         model, folder = hub.load_with_folder(name, **config_overrides)
-        return model, _folder_source(name, folder)
+        return model, sources.folder_source(name, folder)
     source = locate(name)
     if source.spec is not None and source.folder is None and pretrained:
-        raise artifacts.ArtifactError(
+        raise folders.ArtifactError(
             f"No pretrained weights are shipped for {source.name!r} (looked in {preset_folder(source.spec.name)}). "
             f"Use zoo.load({source.name!r}, pretrained=False), or train them with `zoo train {source.name}`."
         )
@@ -242,7 +160,7 @@ def _build(name, pretrained: bool, config_overrides: dict) -> tuple:
         return model, dataclasses.replace(source, folder=None)
     if source.spec is not None and source.folder == preset_folder(source.spec.name):
         _check_overrides(source.spec, config_overrides)
-    return artifacts.build_from_folder(source.folder, config_overrides), source
+    return folders.build_from_folder(source.folder, config_overrides), source
 
 
 def _check_overrides(spec, overrides: dict) -> None:

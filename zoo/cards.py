@@ -1,20 +1,27 @@
 """Model cards rendered from metadata.json: every number in a card comes from evaluation code.
 
-The card has Hugging Face metadata (library_name, tags, license, model-index
-with the measured metrics) so that it can be published as the repo's README.
+A preset folder carries its card as README.md, so that the folder is a Hugging Face repository as it is:
+the card has Hub metadata (library_name, tags, license, model-index with the measured metrics) and shows
+the folder's figures by their file names. :func:`zoo.artifacts.write_preset` writes it with the folder
+(:func:`folder_card`); :func:`write_card` renders it again (``zoo card``) and, in a checkout, also writes
+model_cards/NAME.md: the same card with its links rebased onto the preset folder (:func:`docs_copy`), which
+the project's README and docs site link to. Speed numbers come from zoo/presets_speed.json, which the
+benchmarks write; the package ships it, so an installed zoo renders the same cards.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
-import zoo
-from zoo import artifacts
+from zoo import folders, registry, sources
+from zoo.version import __version__
 
-CARDS_DIR = Path(__file__).resolve().parents[1] / "model_cards"
-
-BENCHMARK_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "presets.json"
+CARDS_DIR = Path(__file__).resolve().parents[1] / "model_cards"  # a checkout's docs copies (not installed)
+SPEED_FILE = Path(__file__).resolve().parent / "presets_speed.json"
+FIGURE = "evaluation.png"
+TRAINED_RECORDS = ("recipe", "training", "data", "versions")  # what a recipe's metadata.json holds besides metrics
 ZOO_BIBTEX = """@software{physics_model_zoo,
   title = {The physics model zoo: trained, documented, servable Keras models of physics-discovery networks},
   author = {{The physics model zoo developers}},
@@ -32,7 +39,8 @@ def derived_front_matter(metadata: dict, family_tag: bool = True) -> str:
 
 
 def derived_card(metadata: dict, model) -> str:
-    """The README of a folder ``model.save_to_preset`` writes: what it derives from and its endpoints."""
+    """The README of a folder :func:`zoo.artifacts.save_to_preset` writes: what it derives from and its
+    endpoints."""
     parent = (metadata.get("parent") or {}).get("preset")
     rows = "\n".join(f"| `{e.name}` | {', '.join(t.name for t in e.inputs)} | {', '.join(t.name for t in e.outputs)} |"
                      for e in model.endpoints())
@@ -42,9 +50,17 @@ def derived_card(metadata: dict, model) -> str:
 
 
 def citation(name) -> str:
-    """BibTeX of the preset's paper (from its family) and of the zoo itself: what ``zoo cite NAME`` prints."""
-    family = zoo.get_family(zoo.locate(name).spec.family)
-    return "\n\n".join(filter(None, [family.bibtex, ZOO_BIBTEX % zoo.__version__]))
+    """BibTeX of the preset's paper (from its family) and of the zoo itself: what ``zoo cite NAME`` prints.
+    ``name`` is a preset name, a preset folder or an ``hf://`` name of a registered preset or a descendant."""
+    spec = sources.locate(name).spec
+    if spec is None:
+        raise ValueError(f"{name!r} is a folder of an unregistered preset; its family, and so its paper, is unknown. "
+                         "Expected a registered preset, or a folder fine-tuned from one.")
+    return _bibtex(registry.get_family(spec.family))
+
+
+def _bibtex(family) -> str:
+    return "\n\n".join(filter(None, [family.bibtex, ZOO_BIBTEX % __version__]))
 
 
 def _flatten(mapping: dict, prefix: str = "") -> list:
@@ -157,10 +173,10 @@ def _endpoint_rows(model, spec) -> str:
 
 
 def benchmark_results(name: str) -> dict | None:
-    """The speed measurements of preset ``name`` that the benchmarks wrote to benchmarks/results/presets.json."""
-    if not BENCHMARK_RESULTS.exists():
+    """The speed measurements of preset ``name`` that the benchmarks wrote to :data:`SPEED_FILE`."""
+    if not SPEED_FILE.exists():
         return None
-    return json.loads(BENCHMARK_RESULTS.read_text()).get(name)
+    return json.loads(SPEED_FILE.read_text()).get(name)
 
 
 def _benchmarks_section(name) -> str:
@@ -181,19 +197,22 @@ def _training_time(training) -> str:
                    "sharing the machine with other training runs.")
 
 
-def render_card(name: str, figure_dir: str | None = None) -> str:
-    """The markdown card of preset ``name`` from its shipped metadata.json.
+def _recipe_name(recipe: dict) -> str:
+    """The recipe as metadata.json names it: its Recipe class, or the function that trained the preset."""
+    return recipe.get("class") or recipe.get("function") or "unknown"
 
-    ``figure_dir`` is where the card finds the preset's figures: by default
-    the preset folder seen from model_cards/; ``""`` beside the card (Hub repo).
+
+def trained_card(metadata: dict, model, config: dict, figure_dir: str = "") -> str:
+    """The markdown card of a registered preset trained by its recipe, from the folder's metadata.json.
+
+    Args:
+        metadata: the folder's metadata.json (``files`` included), with the records a recipe writes.
+        model: the preset's model, constructed (its class and endpoints fill the card's tables).
+        config: the constructor arguments config.json records.
+        figure_dir: prefix of the figures' file names: ``""`` for the folder's README.md.
     """
-    source = zoo.locate(name)
-    if source.folder is None or source.spec is None:
-        raise artifacts.ArtifactError(f"{name!r} has no preset folder with metrics to render a card from.")
-    spec, family = source.spec, zoo.get_family(source.spec.family)
-    metadata = artifacts.read_metadata(source.folder)
-    shipped_config = artifacts.read_config(source.folder)
-    model = artifacts.construct_model(source.folder, metadata=metadata)
+    spec = registry.get_spec(metadata["name"])
+    family = registry.get_family(spec.family)
     extra = family.card_sections(metadata) if family.card_sections else ""
     recipe = metadata["recipe"]
     training = metadata["training"]
@@ -205,9 +224,7 @@ def render_card(name: str, figure_dir: str | None = None) -> str:
         else f"**Quality targets missed:** {', '.join(missed)} (measured values below)."
     )
     io_rows = _endpoint_rows(model, spec)
-    if figure_dir is None:
-        figure_dir = os.path.relpath(source.folder, CARDS_DIR) + "/"
-    figure = f"{figure_dir}evaluation.png"
+    figure = f"{figure_dir}{FIGURE}"
     return f"""{_front_matter(spec, metadata, family.task or family.name)}
 # {spec.name}
 
@@ -229,7 +246,7 @@ model = zoo.load("{spec.name}")
 `{type(model).__name__}` (`{family.module}`, family `{family.name}`), configuration of the shipped weights:
 
 ```json
-{json.dumps(shipped_config["config"], indent=2, sort_keys=True)}
+{json.dumps(config, indent=2, sort_keys=True)}
 ```
 
 {io_rows}
@@ -244,7 +261,7 @@ training never used.
 
 ## Training procedure
 
-Recipe `{recipe['function']}`; hyperparameters:
+Recipe `{_recipe_name(recipe)}`; hyperparameters:
 
 ```json
 {json.dumps(recipe['hyperparameters'], indent=2, sort_keys=True)}
@@ -286,16 +303,74 @@ not hashed: they are rendered from those files and the evaluation's outputs.
 {spec.paper}
 
 ```bibtex
-{citation(spec.name)}
+{_bibtex(family)}
 ```
 """
 
 
+def _registered(name) -> bool:
+    return isinstance(name, str) and name in {spec.name for spec in registry.list_specs()}
+
+
+def folder_card(metadata: dict, model, config: dict) -> str:
+    """The README.md of a folder holding ``model``: the full card (:func:`trained_card`) when metadata.json
+    holds the records a recipe writes for a registered preset, else the short card of a derived folder."""
+    if _registered(metadata.get("name")) and all(key in metadata for key in TRAINED_RECORDS):
+        return trained_card(metadata, model, config)
+    return derived_card(metadata, model)
+
+
+_LINK = re.compile(r"(\]\()([^)\s#]+)(\))")
+
+
+def docs_copy(readme: str, folder) -> str:
+    """The README.md of preset folder ``folder`` as model_cards/ holds it: every relative link to a file of the
+    folder rebased onto model_cards/, the rest unchanged."""
+    folder = Path(folder)
+
+    def rebase(match):
+        target = match.group(2)
+        if "://" in target or target.startswith("/") or not (folder / target).is_file():
+            return match.group(0)
+        return match.group(1) + Path(os.path.relpath(folder / target, CARDS_DIR)).as_posix() + match.group(3)
+
+    return _LINK.sub(rebase, readme)
+
+
+def render_card(name: str, figure_dir: str | None = None) -> str:
+    """The card of registered preset ``name``, rendered from its shipped folder's metadata.json.
+
+    ``figure_dir=""`` gives the folder's README.md, whose figures are beside it; the default (None) gives
+    the docs copy in model_cards/ (:func:`docs_copy`).
+    """
+    source = sources.locate(name)
+    if source.folder is None or source.spec is None:
+        raise folders.ArtifactError(f"{name!r} has no preset folder with metrics to render a card from.")
+    metadata = folders.read_metadata(source.folder)
+    config = folders.read_config(source.folder)["config"]
+    model = folders.construct_model(source.folder, metadata=metadata)
+    if figure_dir is not None:
+        return trained_card(metadata, model, config, figure_dir)
+    return docs_copy(trained_card(metadata, model, config), source.folder)
+
+
 def card_path(name: str) -> Path:
-    return CARDS_DIR / f"{zoo.get_spec(name).name}.md"
+    """The docs copy of preset ``name``'s card: model_cards/NAME.md in a checkout."""
+    return CARDS_DIR / f"{registry.get_spec(name).name}.md"
+
+
+def readme_path(name: str) -> Path:
+    """The card of registered preset ``name`` as its shipped folder carries it: README.md."""
+    return sources.preset_folder(name) / folders.README_FILE
 
 
 def write_card(name: str) -> Path:
-    path = card_path(name)
-    artifacts.atomic_write_text(path, render_card(name))
-    return path
+    """Render preset ``name``'s card into its folder's README.md and, in a checkout, into model_cards/ (for
+    the zoo's own presets); return the README's path. Only the card changes: the files metadata.json hashes
+    stay as they are."""
+    folder = sources.preset_folder(name)
+    readme = render_card(name, figure_dir="")
+    folders.atomic_write_text(folder / folders.README_FILE, readme)
+    if CARDS_DIR.is_dir() and folder.resolve().is_relative_to(registry.PRETRAINED_DIR):
+        folders.atomic_write_text(card_path(name), docs_copy(readme, folder))
+    return folder / folders.README_FILE

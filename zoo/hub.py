@@ -1,9 +1,10 @@
-"""Hugging Face Hub: publish a preset folder as it is, load ``hf://ORG/NAME[@REVISION]`` pinned and verified.
+"""Hugging Face Hub: load ``hf://ORG/NAME[@REVISION]`` pinned and verified, publish a preset folder as it is.
 
-Downloads go through ``huggingface_hub.snapshot_download`` and its cache, so
-``HF_HUB_OFFLINE=1`` works from the cache. Every file is checked against the
-sha256 recorded in metadata.json before any model is built, and only
-registered zoo classes are ever constructed.
+A preset folder is a Hub repository already (config, weights, metadata.json, figures and README.md, the
+card): publishing uploads its files unchanged. Downloads go through the Hugging Face cache
+(:func:`zoo.sources.download`), so ``HF_HUB_OFFLINE=1`` works from the cache. Every file is checked against
+the sha256 recorded in metadata.json before any model is built, and only registered zoo classes are ever
+constructed.
 """
 from __future__ import annotations
 
@@ -11,46 +12,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import zoo
-from zoo import artifacts
+from zoo import folders, sources
+from zoo.sources import HUB_PREFIX as PREFIX
+from zoo.sources import HubError, download, parse
+from zoo.version import __version__
 
-PREFIX = "hf://"
-README = "README.md"
+__all__ = ["PREFIX", "README", "HubError", "download", "load", "load_with_folder", "parse", "publish", "staged_repo"]
 
-
-class HubError(ValueError):
-    """A Hub repo, revision or file that cannot give a zoo preset."""
-
-
-def parse(name: str) -> tuple:
-    """``hf://ORG/NAME@REVISION`` -> (``ORG/NAME``, ``REVISION`` or None)."""
-    if not name.startswith(PREFIX):
-        raise HubError(f"A Hub preset name starts with {PREFIX!r}; received {name!r}.")
-    repo_id, _, revision = name[len(PREFIX):].partition("@")
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise HubError(f"Expected {PREFIX}ORG/NAME[@REVISION]; received {name!r}.")
-    return repo_id, revision or None
-
-
-def download(repo_id: str, revision: str | None = None, cache_dir=None) -> Path:
-    """The local snapshot folder of ``repo_id`` at ``revision`` (branch, tag or commit hash)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
-
-    try:
-        return Path(snapshot_download(
-            repo_id, revision=revision, cache_dir=cache_dir,
-            library_name="physics-model-zoo", library_version=zoo.__version__,
-        ))
-    except RevisionNotFoundError:
-        raise HubError(f"Revision {revision!r} does not exist in the Hub repo {repo_id!r}.") from None
-    except RepositoryNotFoundError:
-        raise HubError(f"The Hub repo {repo_id!r} does not exist or is not accessible with your token.") from None
-    except LocalEntryNotFoundError:
-        raise HubError(
-            f"{repo_id!r} at revision {revision or 'main'!r} is not in the Hugging Face cache and the Hub "
-            "cannot be reached (offline, HF_HUB_OFFLINE=1, or no network). Download it once while online."
-        ) from None
+README = folders.README_FILE
 
 
 def load(name: str, cache_dir=None, **config_overrides):
@@ -62,40 +31,43 @@ def load_with_folder(name: str, cache_dir=None, **config_overrides) -> tuple:
     """(model, the verified snapshot folder it was built from) of ``hf://ORG/NAME[@REVISION]``."""
     repo_id, revision = parse(name)
     folder = download(repo_id, revision, cache_dir)
-    if not (folder / artifacts.METADATA_FILE).exists():
-        raise HubError(f"{repo_id!r} is not a zoo preset: it has no {artifacts.METADATA_FILE}.")
+    if not (folder / folders.METADATA_FILE).exists():
+        raise HubError(f"{repo_id!r} is not a zoo preset: it has no {folders.METADATA_FILE}.")
     try:
-        return artifacts.build_from_folder(folder, config_overrides), folder
-    except artifacts.UnknownFamilyError as e:
+        return folders.build_from_folder(folder, config_overrides), folder
+    except folders.UnknownFamilyError as e:
         raise HubError(str(e).replace(str(folder), f"The Hub repo {repo_id!r}")) from None
 
 
-def staged_repo(name: str, export_dir=None) -> Path:
-    """A temporary folder with what is uploaded: the preset folder, README.md = its card, and ``export_dir``
-    (a SavedModel that ``zoo export`` already wrote) as saved_model/1 when given."""
-    from zoo import cards
+def staged_repo(name, export_dir=None) -> Path:
+    """A temporary folder with what is uploaded: the preset folder's files as they are (README.md, its card,
+    included), and ``export_dir`` (a SavedModel that ``zoo export`` already wrote) as saved_model/1 when given.
 
-    source = zoo.locate(name)
+    ``name`` is a preset name, a preset folder or an ``hf://`` name (:func:`zoo.sources.locate`)."""
+    source = sources.locate(name)
     if source.folder is None:
         raise HubError(f"{name!r} has no preset folder to publish; train it or fine-tune it first.")
-    metadata = artifacts.verify_preset(source.folder)
+    metadata = folders.verify_preset(source.folder)
     if not metadata.get("metrics") or not metadata.get("targets"):
         raise HubError(f"{name!r} has no measured metrics in its metadata.json; evaluate it before publishing.")
+    if not (source.folder / README).is_file():
+        raise HubError(f"{source.folder} has no {README}, the card the Hub shows; expected one rendered from its "
+                       "metadata.json (`zoo card NAME` renders a registered preset's).")
+    if export_dir is not None and not (Path(export_dir) / "saved_model.pb").is_file():
+        raise HubError(f"{export_dir} is not a SavedModel folder (no saved_model.pb); run `zoo export` first.")
     staging = Path(tempfile.mkdtemp(prefix="zoo-publish-"))
     for path in source.folder.iterdir():
         if path.is_file():
             shutil.copy2(path, staging / path.name)
-    (staging / README).write_text(cards.render_card(name, figure_dir=""))
     if export_dir is not None:
-        if not (Path(export_dir) / "saved_model.pb").is_file():
-            raise HubError(f"{export_dir} is not a SavedModel folder (no saved_model.pb); run `zoo export` first.")
         shutil.copytree(export_dir, staging / "saved_model" / "1")
     return staging
 
 
-def publish(name: str, repo_id: str, revision: str | None = None, private: bool = False,
+def publish(name, repo_id: str, revision: str | None = None, private: bool = False,
             export_dir=None, api=None) -> str:
-    """Upload preset ``name`` to ``repo_id`` in one commit, tag it with the zoo version; return the commit hash.
+    """Upload preset ``name`` (a name or a preset folder) to ``repo_id`` in one commit, tag it with the zoo
+    version; return the commit hash.
 
     The token comes from HF_TOKEN or ``huggingface-cli login`` through ``HfApi``.
     """
@@ -110,9 +82,9 @@ def publish(name: str, repo_id: str, revision: str | None = None, private: bool 
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         info = api.upload_folder(
             repo_id=repo_id, folder_path=str(staging), revision=revision,
-            commit_message=f"Upload {name} (physics model zoo {zoo.__version__})",
+            commit_message=f"Upload {name} (physics model zoo {__version__})",
         )
-        api.create_tag(repo_id, tag=f"zoo-v{zoo.__version__}", revision=info.oid, exist_ok=True)
+        api.create_tag(repo_id, tag=f"zoo-v{__version__}", revision=info.oid, exist_ok=True)
         return info.oid
     finally:
         shutil.rmtree(staging, ignore_errors=True)

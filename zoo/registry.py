@@ -16,9 +16,9 @@ with the same name fail when the registry is built.
 from __future__ import annotations
 
 import difflib
-import json
 import importlib
 import inspect
+import json
 import threading
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -103,8 +103,10 @@ def register_family(family: Family) -> Family:
     return family
 
 
-INDEX_FILE = Path(__file__).resolve().parent / "presets_index.json"
-INFO_FILE = Path(__file__).resolve().parent / "presets_info.json"
+PACKAGE_DIR = Path(__file__).resolve().parent
+PRETRAINED_DIR = PACKAGE_DIR / "pretrained"  # the zoo's own preset folders (a family may keep its elsewhere)
+INDEX_FILE = PACKAGE_DIR / "presets_index.json"
+INFO_FILE = PACKAGE_DIR / "presets_info.json"
 
 
 def index_rows() -> list:
@@ -132,12 +134,11 @@ def describe(model, spec: PresetSpec | None = None) -> dict:
 def info_records() -> dict:
     """Name -> :func:`describe` of every registered preset, with where its weights folder lives."""
     records = {}
-    package = Path(__file__).resolve().parent
     for spec in list_specs():
         model = spec.model_class(**spec.config)  # constructed, never built: no weights are read
-        base = Path(get_family(spec.family).pretrained_dir or package / "pretrained").resolve()
+        base = Path(get_family(spec.family).pretrained_dir or PRETRAINED_DIR).resolve()
         records[spec.name] = {
-            "pretrained_dir": str(base.relative_to(package)) if base.is_relative_to(package) else str(base),
+            "pretrained_dir": str(base.relative_to(PACKAGE_DIR)) if base.is_relative_to(PACKAGE_DIR) else str(base),
             **describe(model, spec)}
     return records
 
@@ -153,7 +154,7 @@ def write_index() -> Path:
 def shipped_folder(name: str, record: dict) -> Path | None:
     """The preset folder of a cached :func:`info_records` entry, or None when no weights are shipped."""
     base = Path(record["pretrained_dir"])
-    folder = (base if base.is_absolute() else Path(__file__).resolve().parent / base) / name
+    folder = (base if base.is_absolute() else PACKAGE_DIR / base) / name
     return folder if (folder / "metadata.json").exists() else None
 
 

@@ -75,8 +75,8 @@ def _cmd_info(args) -> int:
         print(f"  config: {json.dumps(record['config'])}\n  no pretrained weights shipped")
         return 0
     print(f"  folder: {folder}\n  config: {json.dumps(artifacts.read_config(folder)['config'])}")
-    if record.get("recipe"):
-        print(f"  recipe: {record['recipe']}")
+    if (folder / artifacts.README_FILE).is_file():
+        print(f"  card: {folder / artifacts.README_FILE}")
     if metadata.get("parent"):
         print(f"  fine-tuned from {metadata['parent']['preset']}: " + ", ".join(
             f"{k} = {v:.4g}" for k, v in metadata.get("metrics", {}).items()))

@@ -55,7 +55,7 @@ def test_first_zoo_call_in_a_new_process_can_be_a_folder_load(tmp_path):
     import sys
 
     script = f"import zoo; print(zoo.load({str(zoo.preset_folder('scinet-pendulum'))!r}).__class__.__name__)"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "SciNet" in result.stdout, result.stderr[-2000:]
 
 
@@ -102,20 +102,34 @@ def test_a_loaded_model_knows_what_it_is(tmp_path):
     shipped = artifacts.read_metadata(zoo.preset_folder("scinet-pendulum"))
     assert model.preset.name == "scinet-pendulum" and model.preset.family == "scinet"
     assert model.preset.weights_sha256 == shipped["files"]["model.weights.h5"]
-    assert model.preset.card is not None and model.preset.card.name == "scinet-pendulum.md"
+    assert model.preset.card == zoo.preset_folder("scinet-pendulum") / "README.md"  # the folder carries its card
+    assert model.preset.card.read_text().startswith("---\nlibrary_name: keras\n")
     assert "'scinet-pendulum' (scinet): endpoints serving_default, encode" in repr(model)
     assert zoo.load("scinet-pendulum", pretrained=False).preset.weights_sha256 is None
 
 
 def test_save_to_preset_writes_a_verified_folder_that_loads_back(tmp_path):
+    from zoo import artifacts
+
     model = zoo.load("ising-cnn")
-    metadata = model.save_to_preset(tmp_path / "my-cnn", metadata={"metrics": {"note": 1.0}})
+    metadata = artifacts.save_to_preset(model, tmp_path / "my-cnn", metadata={"metrics": {"note": 1.0}})
     assert metadata["parent"]["preset"] == "ising-cnn" and metadata["metrics"] == {"note": 1.0}
     again = zoo.load(tmp_path / "my-cnn")
     spins = np.where(np.random.default_rng(0).random((3, 16, 16)) < 0.5, -1.0, 1.0)
     np.testing.assert_array_equal(again.predict(spins), model.predict(spins))
     assert again.preset.name == "my-cnn" and again.preset.card == tmp_path / "my-cnn" / "README.md"
+    card = again.preset.card.read_text()
+    assert "base_model: ising-cnn" in card and "Derived from `ising-cnn`" in card and "| `serving_default` |" in card
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "x.txt").write_text("keep")
     with pytest.raises(FileExistsError, match="never replaced"):
-        model.save_to_preset(tmp_path / "notes")
+        artifacts.save_to_preset(model, tmp_path / "notes")
+
+
+def test_save_to_preset_takes_the_callers_card(tmp_path):
+    from zoo import artifacts
+
+    model = zoo.load("scinet-pendulum", pretrained=False, encoder_units=[8], decoder_units=[8])
+    metadata = artifacts.save_to_preset(model, tmp_path / "mine", card=lambda m: f"# {m['name']}: {sorted(m['files'])}\n")
+    assert (tmp_path / "mine" / "README.md").read_text() == "# mine: ['config.json', 'model.weights.h5']\n"
+    assert "parent" not in metadata and "README.md" not in metadata["files"]  # fresh weights; the card is not hashed

@@ -122,3 +122,35 @@ def test_install_replaces_a_preset_only_with_a_verified_folder(folder, tmp_path)
     with pytest.raises(artifacts.ArtifactError, match="figure.png"):
         artifacts.install_preset(path, destination)
     assert (destination / "figure.png").read_bytes() == b"png"
+
+
+def test_the_folder_carries_its_card_which_metadata_does_not_hash(folder):
+    path, model = folder
+    card = (path / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: keras\n") and card.count("# test\n") == 1  # a derived folder's card
+    assert all(f"| `{e.name}` |" in card for e in model.endpoints())
+    assert "README.md" not in artifacts.verify_preset(path)["files"]
+    (path / "README.md").write_text("edited by hand")  # the card is rendered, not hashed: zoo card renders it again
+    artifacts.verify_preset(path)
+
+
+def test_the_card_is_not_an_extra_file(folder, tmp_path):
+    path, model = folder
+    with pytest.raises(artifacts.ArtifactError, match="pass card=.*received extra files \\['README.md'\\]"):
+        artifacts.write_preset(tmp_path / "other", model, {"name": "x"}, {"README.md": b"# x"})
+    with pytest.raises(artifacts.ArtifactError, match="other than metadata.json and README.md; received 'README.md'"):
+        artifacts.replace_files(path, {"README.md": b"# x"})
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_trained_preset_written_again_gets_the_card_it_ships(tmp_path):
+    """write_preset renders the full card from metadata.json: writing a shipped preset's model, metadata and
+    figure again gives byte for byte the README.md it ships (so every shipped card is what the code renders)."""
+    name = "ising-cnn"
+    if not zoo.has_weights(name):
+        pytest.skip("no shipped weights")
+    shipped = zoo.preset_folder(name)
+    metadata = {k: v for k, v in artifacts.read_metadata(shipped).items() if k != "files"}
+    path = artifacts.write_preset(tmp_path / name, zoo.load(name), metadata,
+                                  {"evaluation.png": (shipped / "evaluation.png").read_bytes()})
+    assert (path / "README.md").read_text() == (shipped / "README.md").read_text()

@@ -123,7 +123,7 @@ class ZooModel(keras.Model):
         outputs = self.run_endpoint("serving_default", x, batch_size)
         return next(iter(outputs.values())) if len(outputs) == 1 else outputs
 
-    # ------------------------------------------------------------------ what it is, and writing it out
+    # ------------------------------------------------------------------ what it is
 
     def __repr__(self) -> str:
         info = self.__dict__.get("preset")
@@ -138,31 +138,6 @@ class ZooModel(keras.Model):
         """The layers whose weights an export carries: the whole model, unless a family needs less (a GAN's
         generator)."""
         return self
-
-    def save_to_preset(self, folder, metadata: dict | None = None, force: bool = False, card=None) -> dict:
-        """Write this model as a verified preset folder (config, weights, metadata, README card), as training
-        and fine-tuning do; ``zoo.load(folder)`` loads it back. Returns the folder's metadata.
-
-        ``metadata`` adds entries (e.g. measured ``metrics``); the parent preset, if the model was loaded
-        from one, is recorded with the sha256 of its weights. ``card(metadata)`` writes the README (default:
-        :func:`zoo.cards.derived_card`). An occupied folder is refused unless it is a preset folder and
-        ``force`` is set."""
-        from pathlib import Path
-
-        import zoo
-        from zoo import artifacts, cards
-        from zoo.registry import family_of_class
-
-        info, family = self.__dict__.get("preset"), family_of_class(type(self))
-        record = {"name": Path(folder).name, "family": family.name if family else None,
-                  "family_module": family.module if family else type(self).__module__,
-                  "zoo_version": zoo.__version__, "metrics": {}, "targets": [], **(metadata or {})}
-        if info is not None and info.weights_sha256:
-            record.setdefault("parent", {"preset": info.base or info.name, "source": info.source,
-                                         "zoo_version": info.zoo_version, "weights_sha256": info.weights_sha256})
-        readme = card(record) if card is not None else cards.derived_card(record, self)
-        artifacts.write_preset(folder, self, record, {"README.md": readme.encode()}, force=force)
-        return artifacts.verify_preset(folder)
 
     # ------------------------------------------------------------------ training and fine-tuning
 
