@@ -34,7 +34,7 @@ from zoo.version import __version__
 __all__ = [
     "HUB_PREFIX", "PRETRAINED_DIR", "PresetInfo", "Source", "__version__", "artifacts", "get_family", "get_spec",
     "has_weights", "hub", "list_models", "load", "locate", "looks_like_path", "preset_folder", "register_family",
-    "row_seeds", "set_trainable",
+    "row_seeds", "set_trainable", "sources",
 ]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of user output
@@ -76,9 +76,9 @@ def load(name, pretrained: bool = True, trainable=True, **config_overrides):
         ValueError: an unknown layer group in ``trainable``.
         zoo.artifacts.ArtifactError: missing, corrupt or altered weight files.
     """
-    model, source = _build(name, pretrained, config_overrides)
+    model, source, metadata = _build(name, pretrained, config_overrides)
     set_trainable(model, trainable)
-    object.__setattr__(model, "preset", _preset_info(source, model))  # outside Keras' tracking
+    object.__setattr__(model, "preset", _preset_info(source, model, metadata))  # outside Keras' tracking
     return model
 
 
@@ -107,13 +107,13 @@ class PresetInfo:
     base: str | None = None
 
 
-def _preset_info(source: Source, model) -> PresetInfo:
-    """``model.preset`` from the source ``_build`` resolved (its folder is None for fresh weights)."""
+def _preset_info(source: Source, model, metadata: dict | None) -> PresetInfo:
+    """``model.preset`` from the source ``_build`` resolved and the metadata it verified (both folder and
+    metadata are None for fresh weights)."""
     family = registry.family_of_class(type(model))
     if source.folder is None:
         return PresetInfo(source.spec.name, source.spec.family, source.name, None, __version__, None, None,
                           source.spec.name)
-    metadata = folders.read_metadata(source.folder)
     card = source.folder / folders.README_FILE
     return PresetInfo(metadata.get("name", source.folder.name), family.name if family else metadata.get("family"),
                       source.name, source.folder, metadata.get("zoo_version"),
@@ -138,12 +138,12 @@ def set_trainable(model, trainable) -> None:
 
 
 def _build(name, pretrained: bool, config_overrides: dict) -> tuple:
-    """(model, the Source it was built from; its folder is None when no weights were read)."""
-    if isinstance(name, str) and name.startswith(HUB_PREFIX):
-        if not pretrained:
-            raise ValueError(f"{name!r} names Hub weights; pretrained=False makes no sense for it.")
-        model, folder = hub.load_with_folder(name, **config_overrides)
-        return model, sources.folder_source(name, folder)
+    """(model, the Source it was built from, the metadata verified); folder and metadata are None when no
+    weights were read. Each step runs once: the name is resolved to one folder, whose metadata.json is read
+    once, while its files are verified."""
+    is_hub = isinstance(name, str) and name.startswith(HUB_PREFIX)
+    if is_hub and not pretrained:
+        raise ValueError(f"{name!r} names Hub weights; pretrained=False makes no sense for it.")
     source = locate(name)
     if source.spec is not None and source.folder is None and pretrained:
         raise folders.ArtifactError(
@@ -157,10 +157,14 @@ def _build(name, pretrained: bool, config_overrides: dict) -> tuple:
         _check_overrides(spec, config_overrides)
         model = spec.model_class(**dict(spec.config, **config_overrides))
         model.build_with_examples()
-        return model, dataclasses.replace(source, folder=None)
-    if source.spec is not None and source.folder == preset_folder(source.spec.name):
+        return model, dataclasses.replace(source, folder=None), None
+    if source.shipped:
         _check_overrides(source.spec, config_overrides)
-    return folders.build_from_folder(source.folder, config_overrides), source
+    if is_hub:
+        model, metadata = hub.load_snapshot(hub.parse(name)[0], source.folder, config_overrides)
+    else:
+        model, metadata = folders.load_folder(source.folder, config_overrides)
+    return model, source, metadata
 
 
 def _check_overrides(spec, overrides: dict) -> None:

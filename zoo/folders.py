@@ -212,6 +212,12 @@ def construct_model(folder, overrides: dict | None = None, metadata: dict | None
 
 def build_from_folder(folder, overrides: dict | None = None, verify: bool = True):
     """Verify ``folder``, build its model (only registered zoo classes) and load its weights."""
+    return load_folder(folder, overrides, verify)[0]
+
+
+def load_folder(folder, overrides: dict | None = None, verify: bool = True) -> tuple:
+    """(model, metadata) of ``folder``: verified, built (only registered zoo classes) and loaded, reading
+    metadata.json once."""
     folder = Path(folder)
     metadata = verify_preset(folder) if verify else read_metadata(folder)
     model = construct_model(folder, overrides, metadata)
@@ -226,4 +232,4 @@ def build_from_folder(folder, overrides: dict | None = None, verify: bool = True
             f"The pretrained weights in {folder} do not fit the model built with overrides {changed}: {e}. "
             "Overrides that change layer sizes need pretrained=False."
         ) from None
-    return model
+    return model, metadata

@@ -31,10 +31,15 @@ def load_with_folder(name: str, cache_dir=None, **config_overrides) -> tuple:
     """(model, the verified snapshot folder it was built from) of ``hf://ORG/NAME[@REVISION]``."""
     repo_id, revision = parse(name)
     folder = download(repo_id, revision, cache_dir)
+    return load_snapshot(repo_id, folder, config_overrides)[0], folder
+
+
+def load_snapshot(repo_id: str, folder, config_overrides: dict) -> tuple:
+    """(model, metadata) of a downloaded snapshot ``folder`` of ``repo_id``, after verifying every file."""
     if not (folder / folders.METADATA_FILE).exists():
         raise HubError(f"{repo_id!r} is not a zoo preset: it has no {folders.METADATA_FILE}.")
     try:
-        return folders.build_from_folder(folder, config_overrides), folder
+        return folders.load_folder(folder, config_overrides)
     except folders.UnknownFamilyError as e:
         raise HubError(str(e).replace(str(folder), f"The Hub repo {repo_id!r}")) from None
 

@@ -30,11 +30,13 @@ class Source:
         spec: the registered preset it is, or descends from (a fine-tuned folder's
             parent); None for a folder of an unregistered preset.
         folder: the preset folder holding its files (None: no weights shipped).
+        shipped: given by its registered name, so its folder is the one the zoo ships.
     """
 
     name: str
     spec: object
     folder: Path | None
+    shipped: bool = False
 
 
 def preset_folder(name: str) -> Path:
@@ -62,7 +64,11 @@ def locate(name) -> Source:
         HubError: a malformed ``hf://`` name, or a repo or revision that cannot be downloaded.
     """
     if isinstance(name, str) and name.startswith(HUB_PREFIX):
-        return folder_source(str(name), download(*parse(name)))
+        repo_id, revision = parse(name)
+        folder = download(repo_id, revision)
+        if not (folder / folders.METADATA_FILE).exists():
+            raise HubError(f"{repo_id!r} is not a zoo preset: it has no {folders.METADATA_FILE}.")
+        return folder_source(str(name), folder)
     if looks_like_path(name):
         folder = Path(name)
         folders.recover_interrupted_swap(folder)
@@ -71,7 +77,8 @@ def locate(name) -> Source:
             raise folders.ArtifactError(f"{folder} is not a preset folder: it {what}.")
         return folder_source(str(name), folder)
     spec = registry.get_spec(name)
-    return Source(spec.name, spec, preset_folder(spec.name) if has_weights(spec.name) else None)
+    folder = preset_folder(spec.name)
+    return Source(spec.name, spec, folder if (folder / folders.METADATA_FILE).is_file() else None, shipped=True)
 
 
 def folder_source(name: str, folder: Path) -> Source:
