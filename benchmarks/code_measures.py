@@ -34,6 +34,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.test_layering import import_cycles as cycles_of
+from tests.test_layering import import_graph
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "code_measures.json"
 MIN_RUN = 6
@@ -125,98 +129,10 @@ def duplicated_runs(root: Path) -> dict:
 
 # ---------------------------------------------------------------------------- import cycles
 
-def module_name(path: Path, root: Path) -> str:
-    """Dotted name of a module file; a package's __init__.py is the package."""
-    parts = list(path.relative_to(root).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def resolve_relative(node: ast.ImportFrom, module: str, is_package: bool) -> str:
-    """Absolute name of the module a ``from ... import`` statement takes its names from."""
-    if not node.level:
-        return node.module or ""
-    package = module.split(".") if is_package else module.split(".")[:-1]
-    base = package[:len(package) - (node.level - 1)]
-    return ".".join(base + ([node.module] if node.module else []))
-
-
-def known_prefix(name: str, modules: set) -> str | None:
-    """The longest leading part of a dotted name that is a project module (None if none is)."""
-    parts = name.split(".")
-    for end in range(len(parts), 0, -1):
-        candidate = ".".join(parts[:end])
-        if candidate in modules:
-            return candidate
-    return None
-
-
-def import_targets(node, module: str, is_package: bool, modules: set) -> set:
-    """The project modules one import statement is an edge to."""
-    if isinstance(node, ast.Import):
-        names = [alias.name for alias in node.names]
-    else:
-        source = resolve_relative(node, module, is_package)
-        names = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
-                 for alias in node.names]
-    return {target for target in (known_prefix(n, modules) for n in names if n) if target}
-
-
-def import_graph(root: Path) -> dict:
-    """{module: set of project modules it imports}, every import statement counted, wherever it is."""
-    files = {module_name(p, root): p for p in python_files(root, PACKAGES)}
-    modules = set(files)
-    graph = {}
-    for module, path in files.items():
-        is_package = path.name == "__init__.py"
-        edges = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                edges |= import_targets(node, module, is_package, modules)
-        graph[module] = edges - {module}
-    return graph
-
-
-def strongly_connected(graph: dict) -> list:
-    """Tarjan's strongly connected components, iteratively (no recursion limit)."""
-    index, low, on_stack, stack, components = {}, {}, set(), [], []
-    for start in sorted(graph):
-        if start in index:
-            continue
-        work = [(start, iter(sorted(graph[start])))]
-        index[start] = low[start] = len(index)
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = len(index)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph.get(child, ())))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                components.append(sorted(component))
-    return components
-
-
 def import_cycles(root: Path) -> dict:
     """{"count": n, "components": [[modules]]}: the strongly connected components of more than one module."""
     graph = import_graph(root)
-    cycles = sorted((c for c in strongly_connected(graph) if len(c) > 1), key=lambda c: (-len(c), c))
+    cycles = sorted(cycles_of(graph), key=lambda c: (-len(c), c))
     return {"modules": len(graph), "edges": sum(len(e) for e in graph.values()), "count": len(cycles),
             "components": cycles}
 
