@@ -45,3 +45,30 @@ def test_multiworker_is_refused_by_a_recipe_that_trains_with_fit(tmp_path, monke
 def test_a_family_without_a_demo_says_which_have_one():
     with pytest.raises(ValueError, match=r"The 'rbm' family has no demo; families with one: \['scinet'\]"):
         recipes.demo_for("rbm")
+
+
+TINY_RUNS = {
+    "ising-cnn": dict(n_train=64, n_validation=32, n_evaluation=64, L=8, temperatures=(1.5, 2.0, 2.5, 3.0),
+                      crossing_temperatures=(2.1, 2.2, 2.3, 2.4), crossing_sizes=(4, 8), crossing_samples=4,
+                      bootstrap=5),
+    "rbm-ising-L8-T2.27": dict(n_train=200, n_evaluation=200, batch_size=50, rbm_samples=100, gibbs_steps=10,
+                               ais_runs=4, ais_betas=50, entropy_samples=20),
+    "realnvp-phi4-L8": dict(steps_per_epoch=2, batch_size=16, n_evaluation=256, hmc_trajectories=64, hmc_chains=2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TINY_RUNS))
+def test_the_skeleton_trains_evaluates_and_writes_a_verified_preset(name, tmp_path):
+    """One epoch of the family's own fit, then its evaluation, through the one skeleton: the folder verifies,
+    loads, and records the run's strategy, precision and the recipe's class."""
+    recipe = dataclasses.replace(recipes.recipe_for(name), epochs=1, **TINY_RUNS[name])
+    metadata = recipe.train_and_evaluate(tmp_path, verbose=0)
+    folder = tmp_path / "artifact"
+    assert zoo.artifacts.verify_preset(folder)["metrics"] == metadata["metrics"]
+    assert metadata["training"]["strategy"] == "cpu" and metadata["training"]["precision"] == "float32"
+    assert metadata["training"]["epochs"] == 1
+    assert metadata["recipe"]["class"] == f"{type(recipe).__module__}.{type(recipe).__qualname__}"
+    assert metadata["recipe"]["hyperparameters"]["n_evaluation"] == TINY_RUNS[name]["n_evaluation"]
+    assert all({"metric", "comparison", "target", "measured", "met"} <= set(t) for t in metadata["targets"])
+    assert (folder / "README.md").is_file() and (folder / "evaluation.png").stat().st_size > 1000
+    assert zoo.load(str(folder)).preset.base == name
