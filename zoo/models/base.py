@@ -106,9 +106,9 @@ class ZooModel(keras.Model):
         n = len(arrays[order[0]])
         step = max(1, int(batch_size or PREDICT_CHUNK))
         if n <= step:
-            return {k: v.numpy() for k, v in function(*[tf.constant(arrays[k]) for k in order]).items()}
-        chunks = [function(*[tf.constant(arrays[k][i:i + step]) for k in order]) for i in range(0, n, step)]
-        return {k: np.concatenate([c[k].numpy() for c in chunks]) for k in chunks[0]}
+            return {k: np.asarray(v) for k, v in function(*[arrays[k] for k in order]).items()}
+        chunks = [function(*[arrays[k][i:i + step] for k in order]) for i in range(0, n, step)]
+        return {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in chunks[0]}
 
     def _compiled(self, name: str):
         compiled = self._endpoint_cache()["compiled"]
@@ -205,10 +205,17 @@ class _FirstTraceIsNotRetracing(logging.Filter):
 
 
 def compile_endpoint(model: ZooModel, name: str):
-    """The concrete function of endpoint ``name`` over its declared input signature (batch axis free).
+    """Endpoint ``name`` compiled for the Keras backend: numpy arrays in, arrays out.
 
-    Calling the concrete function directly skips tf.function's argument matching,
-    which costs as much as a small model itself."""
+    TensorFlow: the concrete function over the declared input signature (batch axis free);
+    calling it directly skips tf.function's argument matching, which costs as much as a
+    small model itself. JAX: ``jax.jit`` of the endpoint with the weights passed in
+    (a stateless call, so weights changed later are seen). Other backends run eagerly."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jit_endpoint(model, name)
+    if backend != "tensorflow":
+        return _eager_endpoint(model, name)
     tf.get_logger().addFilter(_RETRACING_FILTER)
     declared = model.endpoint(name)
     signature = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in declared.inputs]
@@ -219,7 +226,35 @@ def compile_endpoint(model: ZooModel, name: str):
     def call(*tensors):
         return owner().endpoint(name).function(**dict(zip(names, tensors)))
 
-    return call.get_concrete_function()
+    concrete = call.get_concrete_function()
+    return lambda *arrays: concrete(*[tf.constant(a) for a in arrays])
+
+
+def _jit_endpoint(model: ZooModel, name: str):
+    import jax
+
+    owner = weakref.ref(model)
+    names = model.endpoint(name).input_names
+
+    def stateless(values, *arrays):
+        model = owner()
+        with keras.StatelessScope(state_mapping=list(zip(model.variables, values))):
+            return model.endpoint(name).function(**dict(zip(names, arrays)))
+
+    jitted = jax.jit(stateless)
+    return lambda *arrays: jitted([v.value for v in owner().variables], *arrays)
+
+
+def _eager_endpoint(model: ZooModel, name: str):
+    owner = weakref.ref(model)
+    names = model.endpoint(name).input_names
+
+    def call(*arrays):
+        tensors = [keras.ops.convert_to_tensor(a) for a in arrays]
+        return {k: keras.ops.convert_to_numpy(v) for k, v in
+                owner().endpoint(name).function(**dict(zip(names, tensors))).items()}
+
+    return call
 
 
 _RETRACING_FILTER = _FirstTraceIsNotRetracing()
