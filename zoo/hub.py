@@ -14,7 +14,7 @@ from pathlib import Path
 
 from zoo import folders, sources
 from zoo.sources import HUB_PREFIX as PREFIX
-from zoo.sources import HubError, download, parse
+from zoo.sources import HubError, download, parse, preset_snapshot
 from zoo.version import __version__
 
 __all__ = ["PREFIX", "README", "HubError", "download", "load", "load_with_folder", "parse", "publish", "staged_repo"]
@@ -30,14 +30,13 @@ def load(name: str, cache_dir=None, **config_overrides):
 def load_with_folder(name: str, cache_dir=None, **config_overrides) -> tuple:
     """(model, the verified snapshot folder it was built from) of ``hf://ORG/NAME[@REVISION]``."""
     repo_id, revision = parse(name)
-    folder = download(repo_id, revision, cache_dir)
+    folder = preset_snapshot(repo_id, revision, cache_dir)
     return load_snapshot(repo_id, folder, config_overrides)[0], folder
 
 
 def load_snapshot(repo_id: str, folder, config_overrides: dict) -> tuple:
-    """(model, metadata) of a downloaded snapshot ``folder`` of ``repo_id``, after verifying every file."""
-    if not (folder / folders.METADATA_FILE).exists():
-        raise HubError(f"{repo_id!r} is not a zoo preset: it has no {folders.METADATA_FILE}.")
+    """(model, metadata) of the snapshot ``folder`` of a zoo preset on the Hub (:func:`preset_snapshot`),
+    after verifying every file."""
     try:
         return folders.load_folder(folder, config_overrides)
     except folders.UnknownFamilyError as e:

@@ -64,11 +64,7 @@ def locate(name) -> Source:
         HubError: a malformed ``hf://`` name, or a repo or revision that cannot be downloaded.
     """
     if isinstance(name, str) and name.startswith(HUB_PREFIX):
-        repo_id, revision = parse(name)
-        folder = download(repo_id, revision)
-        if not (folder / folders.METADATA_FILE).exists():
-            raise HubError(f"{repo_id!r} is not a zoo preset: it has no {folders.METADATA_FILE}.")
-        return folder_source(str(name), folder)
+        return folder_source(str(name), preset_snapshot(*parse(name)))
     if looks_like_path(name):
         folder = Path(name)
         folders.recover_interrupted_swap(folder)
@@ -98,6 +94,14 @@ def parse(name: str) -> tuple:
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise HubError(f"Expected {HUB_PREFIX}ORG/NAME[@REVISION]; received {name!r}.")
     return repo_id, revision or None
+
+
+def preset_snapshot(repo_id: str, revision: str | None = None, cache_dir=None) -> Path:
+    """The local snapshot folder of a zoo preset on the Hub: :func:`download`, refusing a repo that is not one."""
+    folder = download(repo_id, revision, cache_dir)
+    if not (folder / folders.METADATA_FILE).exists():
+        raise HubError(f"{repo_id!r} is not a zoo preset: it has no {folders.METADATA_FILE}.")
+    return folder
 
 
 def download(repo_id: str, revision: str | None = None, cache_dir=None) -> Path:

@@ -84,10 +84,53 @@ class IsingCNNRecipe(Recipe):
             sections=[finite_size_section(metrics, self, diagnostics)])
 
     def task_metrics(self, model, data: ising.IsingSamples, curves: dict | None = None) -> dict:
-        return task_metrics(self, model, data, curves)
+        """Held-out metrics: accuracy on ``data`` (L = 32 grid); crossings and T_c extrapolation from ``curves``.
+
+        ``curves`` is :func:`crossing_curves` of the model on the crossing data sets.
+        """
+        p = predict_p_ordered(model, data)
+        far, overall = accuracy_far_from_tc(p, data.temperatures, self.far_from_tc)
+        metrics = {"accuracy_far_from_tc": far, "accuracy_all_temperatures": overall}
+        grid, outputs = group_by_temperature(p, data.temperatures)
+        metrics["crossing_coarse_grid"] = crossing_temperature(grid, [o.mean() for o in outputs])
+        if curves:
+            values, errors = [], []
+            for L, (g, o) in sorted(curves.items()):
+                value, error = crossing_with_error(g, o, self.bootstrap)
+                metrics[f"crossing_L{L}"], metrics[f"crossing_L{L}_error"] = value, error
+                values.append(value), errors.append(error)
+            if f"crossing_L{self.L}" in metrics:
+                metrics[f"crossing_L{self.L}_relative_error"] = abs(metrics[f"crossing_L{self.L}"] / ising.T_CRITICAL - 1)
+            fit = finite_size_extrapolation(sorted(curves), values, errors)
+            metrics.update({"tc_extrapolated": fit["tc"], "tc_extrapolated_error": fit["tc_error"],
+                            "fss_slope": fit["slope"], "fss_chi2_per_dof": fit["chi2_per_dof"]})
+        return metrics
 
     def held_out_checks(self, model, metadata: dict, seed: int) -> list:
-        return held_out_checks(self, model, metadata, seed)
+        """The card's two targets measured again on fresh Monte Carlo from ``seed``.
+
+        - accuracy far from T_c on 1024 configurations at T = 1.6, 1.9, 2.65, 3.0: within four
+          binomial standard errors (at least 0.01) of the card, and above its target by as much;
+        - the L = 32 crossing from 576 configurations on T = 2.15 ... 2.40: within 0.03 of the
+          card's crossing (its bootstrap error at this size is about 0.01), and T_c within 1.5%.
+        """
+        targets = met_targets(metadata)
+        data = ising.simulate(256, seed, L=32, temperatures=[1.6, 1.9, 2.65, 3.0])
+        p = predict_p_ordered(model, data)
+        accuracy = accuracy_far_from_tc(p, data.temperatures, self.far_from_tc)[0]  # every T here is far from T_c
+        sigma = max(0.01, 4 * np.sqrt(max(accuracy * (1 - accuracy), 1e-4) / len(p)))
+        far = targets.get("accuracy_far_from_tc", {})
+        checks = [HeldOutCheck("accuracy_far_from_tc", accuracy, metadata["metrics"]["accuracy_far_from_tc"], sigma,
+                               far.get("target"), far.get("comparison"), sigma)]
+        crossing_data = ising.simulate(576, seed + 1, L=32, temperatures=np.round(np.arange(2.15, 2.41, 0.05), 3))
+        grid, outputs = mean_output_curve(model, crossing_data)
+        crossing = crossing_temperature(grid, [o.mean() for o in outputs])
+        checks.append(HeldOutCheck("crossing_L32", crossing, metadata["metrics"]["crossing_L32"], 0.03))
+        relative = targets.get("crossing_L32_relative_error", {})
+        checks.append(HeldOutCheck("crossing_L32_relative_error", abs(crossing / ising.T_CRITICAL - 1),
+                                   metadata["metrics"]["crossing_L32_relative_error"], 0.015,
+                                   relative.get("target"), relative.get("comparison"), 0.005))
+        return checks
 
     def render_figure(self, model, data, scan=None) -> bytes:
         """Figure of ``zoo evaluate ising-cnn --plot``: output against T for L = 16, 32, 64 and the crossing fit."""
@@ -177,57 +220,6 @@ def finite_size_extrapolation(sizes, crossings, errors) -> dict:
             "chi2_per_dof": float(residual @ residual) / dof}
 
 
-def task_metrics(recipe, model, data: ising.IsingSamples, curves: dict | None = None) -> dict:
-    """Held-out metrics: accuracy on ``data`` (L = 32 grid); crossings and T_c extrapolation from ``curves``.
-
-    ``curves`` is :func:`crossing_curves` of the model on the crossing data sets.
-    """
-    p = predict_p_ordered(model, data)
-    far, overall = accuracy_far_from_tc(p, data.temperatures, recipe.far_from_tc)
-    metrics = {"accuracy_far_from_tc": far, "accuracy_all_temperatures": overall}
-    grid, outputs = group_by_temperature(p, data.temperatures)
-    metrics["crossing_coarse_grid"] = crossing_temperature(grid, [o.mean() for o in outputs])
-    if curves:
-        values, errors = [], []
-        for L, (g, o) in sorted(curves.items()):
-            value, error = crossing_with_error(g, o, recipe.bootstrap)
-            metrics[f"crossing_L{L}"], metrics[f"crossing_L{L}_error"] = value, error
-            values.append(value), errors.append(error)
-        if f"crossing_L{recipe.L}" in metrics:
-            metrics[f"crossing_L{recipe.L}_relative_error"] = abs(metrics[f"crossing_L{recipe.L}"] / ising.T_CRITICAL - 1)
-        fit = finite_size_extrapolation(sorted(curves), values, errors)
-        metrics.update({"tc_extrapolated": fit["tc"], "tc_extrapolated_error": fit["tc_error"],
-                        "fss_slope": fit["slope"], "fss_chi2_per_dof": fit["chi2_per_dof"]})
-    return metrics
-
-
-def held_out_checks(recipe, model, metadata: dict, seed: int) -> list:
-    """The card's two targets measured again on fresh Monte Carlo from ``seed``.
-
-    - accuracy far from T_c on 1024 configurations at T = 1.6, 1.9, 2.65, 3.0: within four
-      binomial standard errors (at least 0.01) of the card, and above its target by as much;
-    - the L = 32 crossing from 576 configurations on T = 2.15 ... 2.40: within 0.03 of the
-      card's crossing (its bootstrap error at this size is about 0.01), and T_c within 1.5%.
-    """
-    targets = met_targets(metadata)
-    data = ising.simulate(256, seed, L=32, temperatures=[1.6, 1.9, 2.65, 3.0])
-    p = predict_p_ordered(model, data)
-    accuracy = accuracy_far_from_tc(p, data.temperatures, recipe.far_from_tc)[0]  # every T here is far from T_c
-    sigma = max(0.01, 4 * np.sqrt(max(accuracy * (1 - accuracy), 1e-4) / len(p)))
-    far = targets.get("accuracy_far_from_tc", {})
-    checks = [HeldOutCheck("accuracy_far_from_tc", accuracy, metadata["metrics"]["accuracy_far_from_tc"], sigma,
-                           far.get("target"), far.get("comparison"), sigma)]
-    crossing_data = ising.simulate(576, seed + 1, L=32, temperatures=np.round(np.arange(2.15, 2.41, 0.05), 3))
-    grid, outputs = mean_output_curve(model, crossing_data)
-    crossing = crossing_temperature(grid, [o.mean() for o in outputs])
-    checks.append(HeldOutCheck("crossing_L32", crossing, metadata["metrics"]["crossing_L32"], 0.03))
-    relative = targets.get("crossing_L32_relative_error", {})
-    checks.append(HeldOutCheck("crossing_L32_relative_error", abs(crossing / ising.T_CRITICAL - 1),
-                               metadata["metrics"]["crossing_L32_relative_error"], 0.015,
-                               relative.get("target"), relative.get("comparison"), 0.005))
-    return checks
-
-
 # ----------------------------------------------------------------------------- training
 
 def _shuffled(data: ising.IsingSamples, seed: int) -> tuple:
@@ -268,4 +260,3 @@ def draw_crossing(axes, curves: dict, metrics: dict) -> None:
     axes[1].axhline(ising.T_CRITICAL, color="k", ls="--", lw=1)
     axes[1].set(xlabel="1 / L", ylabel="crossing T*(L)", title="finite-size scaling")
     axes[1].legend(fontsize=8)
-

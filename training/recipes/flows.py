@@ -119,7 +119,25 @@ class FlowRecipe(Recipe):
         return compare(self, result, data)
 
     def held_out_checks(self, model, metadata: dict, seed: int, n: int = 4000) -> list:
-        return held_out_checks(self, model, metadata, seed, n)
+        """On ``n`` fresh proposals: the Metropolis acceptance (tolerance: five binomial errors of a chain whose
+        acceptance steps are correlated, inflated by 3, plus 0.02); the variational free energy, where the card
+        records its error (five standard errors of the mean of log w on n proposals); and for the RealNVP presets
+        the largest observable pull of the Metropolis chain (at most the target plus 1.5). The hierarchical
+        presets' Metropolis chains are too sticky for a pull on 4000 proposals to mean anything; their exact
+        sampler, latent-space HMC, takes minutes and is on the card."""
+        data = self.simulate(n, seed + 1)
+        measured = self.task_metrics(model, data, seed=seed)
+        recorded = metadata["metrics"]
+        p = recorded["acceptance"]
+        checks = [HeldOutCheck("acceptance", measured["acceptance"], p, 15 * math.sqrt(p * (1 - p) / n) + 0.02)]
+        if not self.hierarchical:
+            checks.append(HeldOutCheck("max_observable_pull", measured["max_observable_pull"],
+                                       recorded["max_observable_pull"], max(4.5, recorded["max_observable_pull"] + 1.5)))
+        if "variational_free_energy_error" in recorded:
+            tolerance = 5 * recorded["variational_free_energy_error"] * math.sqrt(self.n_evaluation / n)
+            checks.append(HeldOutCheck("variational_free_energy", measured["variational_free_energy"],
+                                       recorded["variational_free_energy"], tolerance))
+        return checks
 
     def render_figure(self, model, data: Fields, scan=None) -> bytes:
         """Figure of ``zoo evaluate --plot``: magnetisation and action of flow + Metropolis against HMC."""
@@ -502,25 +520,3 @@ def draw(axes, history: dict, result: dict, data: Fields, recipe) -> None:
     axes[2].hist(s_reference, bins, density=True, histtype="stepfilled", alpha=0.4, label=reference_sampler(recipe))
     axes[2].hist(s_flow, bins, density=True, histtype="step", label="flow + Metropolis")
     axes[2].set(xlabel="action per site S / V", ylabel="density", title="action")
-
-
-def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 4000) -> list:
-    """On ``n`` fresh proposals: the Metropolis acceptance (tolerance: five binomial errors of a chain whose
-    acceptance steps are correlated, inflated by 3, plus 0.02); the variational free energy, where the card
-    records its error (five standard errors of the mean of log w on n proposals); and for the RealNVP presets
-    the largest observable pull of the Metropolis chain (at most the target plus 1.5). The hierarchical
-    presets' Metropolis chains are too sticky for a pull on 4000 proposals to mean anything; their exact
-    sampler, latent-space HMC, takes minutes and is on the card."""
-    data = recipe.simulate(n, seed + 1)
-    measured = recipe.task_metrics(model, data, seed=seed)
-    recorded = metadata["metrics"]
-    p = recorded["acceptance"]
-    checks = [HeldOutCheck("acceptance", measured["acceptance"], p, 15 * math.sqrt(p * (1 - p) / n) + 0.02)]
-    if not recipe.hierarchical:
-        checks.append(HeldOutCheck("max_observable_pull", measured["max_observable_pull"],
-                                   recorded["max_observable_pull"], max(4.5, recorded["max_observable_pull"] + 1.5)))
-    if "variational_free_energy_error" in recorded:
-        tolerance = 5 * recorded["variational_free_energy_error"] * math.sqrt(recipe.n_evaluation / n)
-        checks.append(HeldOutCheck("variational_free_energy", measured["variational_free_energy"],
-                                   recorded["variational_free_energy"], tolerance))
-    return checks

@@ -95,7 +95,23 @@ class JetTaggerRecipe(Recipe):
         return metrics_of_scores(scores, data, resamples or self.bootstrap)
 
     def held_out_checks(self, model, metadata: dict, seed: int) -> list:
-        return held_out_checks(self, model, metadata, seed)
+        """The network's AUC and 50 % rejection on the committed fixture (300 jets per class, seed 31337).
+
+        Tolerances: four bootstrap standard errors of this small sample (AUC ~0.01, rejection ~25 %
+        of its value), so the check catches wrong weights or preprocessing, not fluctuations."""
+        data = with_images(simulator.read_jets(fixture_path(seed)))
+        signal = data["label"] == 1
+        p = network_scores(model, data)
+        sig, bkg = {"network": p[signal]}, {"network": p[~signal]}
+        summary = lambda s, b: {"auc": taggers.auc(s["network"], b["network"]),
+                                "rejection": taggers.rejection_at(s["network"], b["network"])}
+        measured, errors = summary(sig, bkg), taggers.bootstrap(summary, sig, bkg, 200, seed)
+        recorded = metadata["metrics"]
+        return [
+            HeldOutCheck("auc_network", measured["auc"], recorded["auc_network"], 4 * errors["auc"]),
+            HeldOutCheck("rejection50_network", measured["rejection"], recorded["rejection50_network"],
+                         4 * errors["rejection"]),
+        ]
 
     def render_figure(self, model, data, scan=None) -> bytes:
         """Figure of ``zoo evaluate --plot``: ROC of the network and the baselines, mean images, output against mass."""
@@ -222,26 +238,6 @@ def metrics_of_scores(scores: dict, data: dict, resamples: int) -> dict:
     return metrics
 
 
-def held_out_checks(recipe, model, metadata: dict, seed: int) -> list:
-    """The network's AUC and 50 % rejection on the committed fixture (300 jets per class, seed 31337).
-
-    Tolerances: four bootstrap standard errors of this small sample (AUC ~0.01, rejection ~25 %
-    of its value), so the check catches wrong weights or preprocessing, not fluctuations."""
-    data = with_images(simulator.read_jets(fixture_path(seed)))
-    signal = data["label"] == 1
-    p = network_scores(model, data)
-    sig, bkg = {"network": p[signal]}, {"network": p[~signal]}
-    summary = lambda s, b: {"auc": taggers.auc(s["network"], b["network"]),
-                            "rejection": taggers.rejection_at(s["network"], b["network"])}
-    measured, errors = summary(sig, bkg), taggers.bootstrap(summary, sig, bkg, 200, seed)
-    recorded = metadata["metrics"]
-    return [
-        HeldOutCheck("auc_network", measured["auc"], recorded["auc_network"], 4 * errors["auc"]),
-        HeldOutCheck("rejection50_network", measured["rejection"], recorded["rejection50_network"],
-                     4 * errors["rejection"]),
-    ]
-
-
 def fixture_path(seed: int) -> Path:
     return Path(__file__).resolve().parents[2] / "tests" / "fixtures" / f"jets-seed{seed}.h5"
 
@@ -306,4 +302,3 @@ def render_evaluation(scores: dict, data: dict) -> bytes:
 
     return common.render_to_png(draw_evaluation, curves, mean_images, (centres, profile(signal), profile(~signal)),
                                 panels=4, size=(16, 3.8))
-

@@ -97,7 +97,24 @@ class RBMRecipe(Recipe):
         return compare_observables(drawn, data.spins, self.temperature)
 
     def held_out_checks(self, model, metadata: dict, seed: int, n: int = 2000) -> list:
-        return held_out_checks(self, model, metadata, seed, n)
+        """The card's targets (relative errors of RBM observables against Monte Carlo) from ``n`` fresh samples.
+
+        Each relative error must stay below the card's target (or, for a missed target, the
+        card's value) plus three combined standard errors of the two estimates (binning errors
+        of both samples, relative to the Monte Carlo value) plus 0.005 for the RBM's own bias.
+        Relative errors are >= 0, so that bound also bounds the distance to the card's value.
+        """
+        data = self.simulate(n, seed)
+        measured = self.task_metrics(model, data, samples=n, seed=seed)
+        checks = []
+        for target in metadata["targets"]:
+            key = target["metric"].replace("_relative_error", "")
+            sigma = math.hypot(measured[f"{key}_rbm_error"], measured[f"{key}_monte_carlo_error"]) / abs(measured[f"{key}_monte_carlo"])
+            slack = 3 * sigma + 0.005
+            bound = target["target"] if target["met"] else target["measured"]
+            checks.append(HeldOutCheck(target["metric"], measured[target["metric"]], target["measured"],
+                                       bound + slack, bound, "<=", slack))
+        return checks
 
     def render_figure(self, model, data, scan=None) -> bytes:
         """Figure of ``zoo evaluate``: energy and |m| histograms of RBM samples against Monte Carlo."""
@@ -120,27 +137,6 @@ def compare_observables(rbm_spins, reference_spins, temperature: float) -> dict:
         metrics[f"{key}_monte_carlo"], metrics[f"{key}_monte_carlo_error"] = mc[key]
         metrics[f"{key}_relative_error"] = abs(rbm[key][0] / mc[key][0] - 1)
     return metrics
-
-
-def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 2000) -> list:
-    """The card's targets (relative errors of RBM observables against Monte Carlo) from ``n`` fresh samples.
-
-    Each relative error must stay below the card's target (or, for a missed target, the
-    card's value) plus three combined standard errors of the two estimates (binning errors
-    of both samples, relative to the Monte Carlo value) plus 0.005 for the RBM's own bias.
-    Relative errors are >= 0, so that bound also bounds the distance to the card's value.
-    """
-    data = recipe.simulate(n, seed)
-    measured = recipe.task_metrics(model, data, samples=n, seed=seed)
-    checks = []
-    for target in metadata["targets"]:
-        key = target["metric"].replace("_relative_error", "")
-        sigma = math.hypot(measured[f"{key}_rbm_error"], measured[f"{key}_monte_carlo_error"]) / abs(measured[f"{key}_monte_carlo"])
-        slack = 3 * sigma + 0.005
-        bound = target["target"] if target["met"] else target["measured"]
-        checks.append(HeldOutCheck(target["metric"], measured[target["metric"]], target["measured"],
-                                   bound + slack, bound, "<=", slack))
-    return checks
 
 
 def log_likelihood_metrics(recipe, model, data: ising.IsingSamples) -> dict:

@@ -103,10 +103,36 @@ class SiameseRecipe(Recipe):
             }})
 
     def task_metrics(self, model, data, fitted: readout.Readout | None = None) -> dict:
-        return task_metrics(self, model, data, fitted)
+        """Held-out pair accuracy, rank correlation of the embedding with the invariant, read-out quality."""
+        probability = np.asarray(model.predict(pair_inputs(model, data), batch_size=4096, verbose=0))[:, 0]
+        accuracy = float(np.mean((probability > 0.5) == (data.label > 0.5)))
+        points, invariant = points_and_invariant(self, data)
+        embedding = model.embed(points)
+        fitted = fit_readout(self, model, data) if fitted is None else fitted
+        sub_points, sub_invariant = points_and_invariant(self, data, self.readout_points)
+        return {
+            "pair_accuracy": accuracy,
+            f"spearman_abs_embedding_vs_{self.invariant}": abs(readout.spearman(embedding[:, 0], invariant)),
+            f"readout_r2_vs_{self.invariant}": fitted.r2_against(sub_points, sub_invariant),
+            "readout_canonical_correlation": fitted.canonical_correlation,
+            "readout_dominant_terms_match": float(sorted(fitted.dominant_terms()) == sorted(self.expected_terms)),
+        }
 
     def held_out_checks(self, model, metadata: dict, seed: int, n: int = 3000) -> list:
-        return held_out_checks(self, model, metadata, seed, n)
+        """Pair accuracy (within 0.015, three binomial errors of 3000 pairs), the embedding's rank correlation
+        with the invariant (within 0.005) and the read-out's R^2 (above 0.95) on ``n`` fresh pairs from ``seed``."""
+        targets = met_targets(metadata)
+        data = self.simulate(n, seed)
+        measured = self.task_metrics(model, data)
+        checks = []
+        for key, tolerance, slack in (("pair_accuracy", 0.015, 0.01),
+                                      (f"spearman_abs_embedding_vs_{self.invariant}", 0.005, 0.005)):
+            target = targets.get(key, {})
+            checks.append(HeldOutCheck(key, measured[key], metadata["metrics"][key], tolerance,
+                                       target.get("target"), target.get("comparison"), slack))
+        r2 = f"readout_r2_vs_{self.invariant}"
+        checks.append(HeldOutCheck(r2, measured[r2], metadata["metrics"][r2], 1.0, 0.95, ">="))
+        return checks
 
     def render_figure(self, model, data, scan=None) -> bytes:
         """Embedding against the true invariant, and P(same) of positive and negative held-out pairs (PNG)."""
@@ -158,23 +184,6 @@ def fit_readout(recipe, model, data) -> readout.Readout:
     )
 
 
-def task_metrics(recipe, model, data, fitted: readout.Readout | None = None) -> dict:
-    """Held-out pair accuracy, rank correlation of the embedding with the invariant, read-out quality."""
-    probability = np.asarray(model.predict(pair_inputs(model, data), batch_size=4096, verbose=0))[:, 0]
-    accuracy = float(np.mean((probability > 0.5) == (data.label > 0.5)))
-    points, invariant = points_and_invariant(recipe, data)
-    embedding = model.embed(points)
-    fitted = fit_readout(recipe, model, data) if fitted is None else fitted
-    sub_points, sub_invariant = points_and_invariant(recipe, data, recipe.readout_points)
-    return {
-        "pair_accuracy": accuracy,
-        f"spearman_abs_embedding_vs_{recipe.invariant}": abs(readout.spearman(embedding[:, 0], invariant)),
-        f"readout_r2_vs_{recipe.invariant}": fitted.r2_against(sub_points, sub_invariant),
-        "readout_canonical_correlation": fitted.canonical_correlation,
-        "readout_dominant_terms_match": float(sorted(fitted.dominant_terms()) == sorted(recipe.expected_terms)),
-    }
-
-
 def target_rows(recipe) -> tuple:
     """(metric, comparison, value) of each quality target."""
     return (
@@ -212,23 +221,6 @@ def readout_section(recipe, fitted: readout.Readout) -> dict:
         f"{', '.join(f'`{t}`' for t in recipe.expected_terms)}.\n\n" + "\n".join(rows)
     )
     return {"title": "Read-out of the embedding", "markdown": text}
-
-
-def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 3000) -> list:
-    """Pair accuracy (within 0.015, three binomial errors of 3000 pairs), the embedding's rank correlation
-    with the invariant (within 0.005) and the read-out's R^2 (above 0.95) on ``n`` fresh pairs from ``seed``."""
-    targets = met_targets(metadata)
-    data = recipe.simulate(n, seed)
-    measured = recipe.task_metrics(model, data)
-    checks = []
-    for key, tolerance, slack in (("pair_accuracy", 0.015, 0.01),
-                                  (f"spearman_abs_embedding_vs_{recipe.invariant}", 0.005, 0.005)):
-        target = targets.get(key, {})
-        checks.append(HeldOutCheck(key, measured[key], metadata["metrics"][key], tolerance,
-                                   target.get("target"), target.get("comparison"), slack))
-    r2 = f"readout_r2_vs_{recipe.invariant}"
-    checks.append(HeldOutCheck(r2, measured[r2], metadata["metrics"][r2], 1.0, 0.95, ">="))
-    return checks
 
 
 # --------------------------------------------------------------------------

@@ -109,10 +109,32 @@ class TranslatorRecipe(Recipe):
             self.render_figure(model, evaluation), sections=[translator_section(self, metrics)])
 
     def task_metrics(self, model, data: dict) -> dict:
-        return translator_metrics(self, model, data)
+        """Mean and median relative density error per class at each evaluation length, and their sample errors."""
+        predicted = model.predict(data["potentials"], batch_size=500)
+        metrics = {}
+        for sites in self.evaluation_sites:
+            errors = density_errors(predicted[:, :sites], data["densities"][:, :sites])
+            for k, kind in enumerate(CLASSES):
+                chosen = errors[data["labels"] == k]
+                metrics[f"density_error/{kind}/N{sites}"] = float(np.mean(chosen))
+                metrics[f"density_error_sem/{kind}/N{sites}"] = float(np.std(chosen) / np.sqrt(len(chosen)))
+                metrics[f"density_error_median/{kind}/N{sites}"] = float(np.median(chosen))
+        return metrics
 
     def held_out_checks(self, model, metadata: dict, seed: int, n: int = 600) -> list:
-        return held_out_checks(self, model, metadata, seed, n)
+        """The smooth classes' density errors at the window length, measured again on ``n`` fresh potentials
+        from ``seed``: within five standard errors of both samples."""
+        targets, recorded = met_targets(metadata), metadata["metrics"]
+        measured = self.task_metrics(model, self.simulate(n, seed))
+        checks = []
+        for kind in SMOOTH:
+            window = self.evaluation_sites[0]
+            key, sem = f"density_error/{kind}/N{window}", f"density_error_sem/{kind}/N{window}"
+            tolerance = 5 * float(np.hypot(measured[sem], recorded[sem]))  # five standard errors of both samples
+            target = targets.get(key, {})
+            checks.append(HeldOutCheck(key, measured[key], recorded[key], tolerance, target.get("target"),
+                                       target.get("comparison"), tolerance))
+        return checks
 
     def render_figure(self, model, data, scan=None) -> bytes:
         """Translated against solved densities for one held-out potential of each class (PNG)."""
@@ -195,10 +217,20 @@ class DistillerRecipe(Recipe):
             extra={"update_rules": comparisons, "translator": _translator_record(self.translator, model.translator)})
 
     def task_metrics(self, model, data: dict) -> dict:
-        return distiller_metrics(self, model, data)
+        """Held-out reconstruction loss and the basis-change residuals of the shipped distiller."""
+        variance = hidden_variance(model.translator, data["potentials"])
+        return {f"reconstruction_loss/k{model.latent_size}": reconstruction_loss(model, data["potentials"], variance),
+                **residual_metrics(update_comparison(model))}
 
     def held_out_checks(self, model, metadata: dict, seed: int, n: int = 600) -> list:
-        return held_out_checks(self, model, metadata, seed, n)
+        """The shipped bottleneck's reconstruction loss and basis-change residual, measured again on ``n``
+        fresh potentials from ``seed``."""
+        recorded = metadata["metrics"]
+        measured = self.task_metrics(model, self.simulate(n, seed))
+        key = f"reconstruction_loss/k{model.latent_size}"
+        return [HeldOutCheck(key, measured[key], recorded[key], 0.5 * recorded[key]),
+                HeldOutCheck("basis_change_residual/density_exact", measured["basis_change_residual/density_exact"],
+                             recorded["basis_change_residual/density_exact"], 1e-6)]
 
 
 RECIPES = {"translator-schrodinger": TranslatorRecipe(), "distiller-schrodinger-k2": DistillerRecipe()}
@@ -215,20 +247,6 @@ def labelled_potentials(n: int, sites: int, seed: int) -> dict:
 def density_errors(predicted: np.ndarray, densities: np.ndarray) -> np.ndarray:
     """Relative L2 error ||n_pred - n|| / ||n|| of each potential."""
     return np.linalg.norm(predicted - densities, axis=1) / np.linalg.norm(densities, axis=1)
-
-
-def translator_metrics(recipe, model, data: dict) -> dict:
-    """Mean and median relative density error per class at each evaluation length, and their sample errors."""
-    predicted = model.predict(data["potentials"], batch_size=500)
-    metrics = {}
-    for sites in recipe.evaluation_sites:
-        errors = density_errors(predicted[:, :sites], data["densities"][:, :sites])
-        for k, kind in enumerate(CLASSES):
-            chosen = errors[data["labels"] == k]
-            metrics[f"density_error/{kind}/N{sites}"] = float(np.mean(chosen))
-            metrics[f"density_error_sem/{kind}/N{sites}"] = float(np.std(chosen) / np.sqrt(len(chosen)))
-            metrics[f"density_error_median/{kind}/N{sites}"] = float(np.median(chosen))
-    return metrics
 
 
 def translator_targets(recipe) -> tuple:
@@ -351,13 +369,6 @@ def residual_metrics(comparison: dict) -> dict:
             for name in ("euler", "exact", "density_euler", "density_exact", "density") if name in comparison}
 
 
-def distiller_metrics(recipe, model, data: dict) -> dict:
-    """Held-out reconstruction loss and the basis-change residuals of the shipped distiller."""
-    variance = hidden_variance(model.translator, data["potentials"])
-    return {f"reconstruction_loss/k{model.latent_size}": reconstruction_loss(model, data["potentials"], variance),
-            **residual_metrics(update_comparison(model))}
-
-
 def state_windows(translator, potentials: np.ndarray, rollout: int) -> tuple:
     """(potential windows (m, rollout), hidden-state windows (m, rollout, H)) cut from whole chains, so that
     a window's first state is the translator's state deep inside a chain, not at its start."""
@@ -461,25 +472,3 @@ def _draw_distillation(axes, recipe, model, data, losses) -> None:
     axes[1].plot(x, psi[0] / np.std(psi[0]), "k:", label="psi (scaled)", lw=1)
     axes[1].set(xlabel="x", title="latent pair along a smooth-shallow potential")
     axes[1].legend(fontsize=7)
-
-
-def held_out_checks(recipe, model, metadata: dict, seed: int, n: int = 600) -> list:
-    """The smooth classes' density errors at the window length (translator), or the k = 2 reconstruction loss
-    and the basis-change residual (distiller), measured again on ``n`` fresh potentials from ``seed``."""
-    targets, recorded = met_targets(metadata), metadata["metrics"]
-    data = recipe.simulate(n, seed)
-    measured = recipe.task_metrics(model, data)
-    if isinstance(recipe, TranslatorRecipe):
-        checks = []
-        for kind in SMOOTH:
-            window = recipe.evaluation_sites[0]
-            key, sem = f"density_error/{kind}/N{window}", f"density_error_sem/{kind}/N{window}"
-            tolerance = 5 * float(np.hypot(measured[sem], recorded[sem]))  # five standard errors of both samples
-            target = targets.get(key, {})
-            checks.append(HeldOutCheck(key, measured[key], recorded[key], tolerance, target.get("target"),
-                                       target.get("comparison"), tolerance))
-        return checks
-    key = f"reconstruction_loss/k{model.latent_size}"
-    return [HeldOutCheck(key, measured[key], recorded[key], 0.5 * recorded[key]),
-            HeldOutCheck("basis_change_residual/density_exact", measured["basis_change_residual/density_exact"],
-                         recorded["basis_change_residual/density_exact"], 1e-6)]
