@@ -1,4 +1,9 @@
-"""Training on GPUs, TPUs or several machines with tf.distribute.
+"""Training on GPUs, TPUs or several machines: tf.distribute under TensorFlow, keras.distribution under JAX.
+
+Under JAX (``zoo train NAME --backend jax``) ``strategy_for`` returns a :class:`JaxDataParallel`:
+``cpu`` is one device, ``auto`` every local device (GPUs or TPU cores) with Keras'
+``DataParallel``, which splits each global batch over the devices and averages the
+gradients; the tf.distribute names (``mirrored``, ``multiworker``, ``tpu``) are refused.
 
 ``strategy_for(name)`` picks a strategy: ``auto`` (a TPU when one is
 configured, else every visible GPU with MirroredStrategy, else several
@@ -13,11 +18,12 @@ Several machines: start the same command on each with TF_CONFIG set, e.g.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 STRATEGIES = ("auto", "cpu", "mirrored", "multiworker", "tpu")
 
@@ -31,10 +37,18 @@ def _workers_in_tf_config() -> int:
     return len(config.get("cluster", {}).get("worker", []))
 
 
-def strategy_for(name: str = "auto") -> tf.distribute.Strategy:
-    """The tf.distribute strategy that ``--strategy NAME`` asks for."""
+def strategy_for(name: str = "auto"):
+    """The strategy that ``--strategy NAME`` asks for: a tf.distribute strategy, or under JAX a
+    :class:`JaxDataParallel` (a strategy-like object with ``scope()`` and ``num_replicas_in_sync``)."""
     if name not in STRATEGIES:
         raise ValueError(f"--strategy must be one of {STRATEGIES}, received {name!r}.")
+    if keras.backend.backend() == "jax":
+        return JaxDataParallel.for_strategy(name)
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"zoo train runs on the tensorflow or jax backend; KERAS_BACKEND is "
+                         f"{keras.backend.backend()!r} (torch serves inference only).")
+    import tensorflow as tf
+
     if name == "auto":
         if _tpu_configured():
             name = "tpu"
@@ -56,9 +70,42 @@ def strategy_for(name: str = "auto") -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
+class JaxDataParallel:
+    """Data parallelism under JAX through ``keras.distribution``: inside ``scope()`` Keras places the variables
+    on every device (replicated) and splits each batch along its first axis; XLA sums the gradients."""
+
+    def __init__(self, devices: list):
+        self.devices = list(devices)
+
+    @classmethod
+    def for_strategy(cls, name: str) -> "JaxDataParallel":
+        import jax
+
+        if name in ("mirrored", "multiworker", "tpu"):
+            raise ValueError(f"--strategy {name} names a tf.distribute strategy; under --backend jax use "
+                             f"--strategy auto (every local device: {len(jax.local_devices())} here) or cpu (one).")
+        return cls(jax.local_devices() if name == "auto" else jax.local_devices()[:1])
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        return len(self.devices)
+
+    @contextlib.contextmanager
+    def scope(self):
+        if len(self.devices) == 1:
+            yield self
+            return
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=self.devices))
+        try:
+            yield self
+        finally:
+            keras.distribution.set_distribution(previous)
+
+
 def is_multiworker(strategy) -> bool:
     """Whether ``strategy`` spans several machines (where Keras 3's ``fit`` fails)."""
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    return type(strategy).__name__ == "MultiWorkerMirroredStrategy"
 
 
 KERAS_FIT_REFUSAL = (
@@ -74,14 +121,18 @@ def per_example_loss(loss):
     function = keras.losses.get(loss) if isinstance(loss, str) else loss
 
     def per_example(targets, predictions):
+        import tensorflow as tf
+
         values = function(tf.cast(targets, tf.float32), tf.cast(predictions, tf.float32))
         return tf.reduce_mean(tf.reshape(values, (tf.shape(values)[0], -1)), axis=-1)
 
     return per_example
 
 
-def global_batches(x, y, global_batch_size: int, steps: int, seed: int = 0) -> tf.data.Dataset:
+def global_batches(x, y, global_batch_size: int, steps: int, seed: int = 0):
     """``steps`` global batches drawn with a fixed seed: every worker and a single process see the same ones."""
+    import tensorflow as tf
+
     rng = np.random.default_rng(seed)
     n = y.shape[0]
     index = rng.integers(0, n, size=(steps, global_batch_size))
@@ -111,6 +162,8 @@ def train_custom_loop(strategy, build_model, build_optimizer, x, y, global_batch
     if model.training_spec.own_train_step or model.training_spec.multiworker_refusal:
         raise ValueError(model.training_spec.multiworker_refusal or
                          f"{type(model).__name__} trains with its own train_step, which the custom loop does not run.")
+    import tensorflow as tf
+
     loss_of = per_example_loss(model.training_spec.loss)
     batches = global_batches(x, y, global_batch_size, steps, seed).unbatch().batch(global_batch_size)
     distributed = strategy.experimental_distribute_dataset(batches)

@@ -310,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tf.distribute strategy (auto: TPU, else GPUs, else TF_CONFIG workers, else CPU)")
     p.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"),
                    help="Keras dtype policy while training; a recipe refuses those it was not checked in")
+    p.add_argument("--backend", default=None, choices=BACKENDS,
+                   help="Keras backend to train on (default: KERAS_BACKEND, else the faster one for the family on "
+                        "CPU, measured by benchmarks/backends.py); the preset is a .weights.h5 either way and exports "
+                        "under TensorFlow")
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser("evaluate", help="measure a preset (name, folder or hf://) on fresh simulated data")
     p.add_argument("name")
@@ -371,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reinitialize", action="append", default=[], metavar="GROUP",
                    help="start this layer group from fresh weights (repeatable), e.g. a new head")
     p.add_argument("--force", action="store_true", help="replace --out if it already holds a preset folder")
+    p.add_argument("--backend", default=None, choices=BACKENDS, help="Keras backend to fine-tune on (default: "
+                   "KERAS_BACKEND, else tensorflow)")
     p.set_defaults(func=_cmd_finetune)
     p = sub.add_parser("cite", help="BibTeX of a preset's paper and of the zoo")
     p.add_argument("name")
@@ -387,6 +393,39 @@ def _version() -> str:
     return zoo.__version__
 
 
+BACKENDS = ("tensorflow", "jax")
+
+
+def choose_backend(name: str) -> None:
+    """Keras reads KERAS_BACKEND once, when it is first imported: set it before anything imports Keras."""
+    loaded = sys.modules.get("keras")
+    if loaded is not None and loaded.backend.backend() != name:
+        raise ValueError(f"--backend {name} must be chosen before Keras is imported; this process already runs "
+                         f"Keras on {loaded.backend.backend()!r} (run the command in a fresh process).")
+    if name == "jax":
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            raise ValueError("--backend jax needs JAX: pip install 'physics-model-zoo[jax]'.") from None
+    os.environ["KERAS_BACKEND"] = name
+
+
+FASTER_BACKENDS = Path(__file__).resolve().parents[1] / "training" / "faster_backends.json"
+
+
+def faster_backend(name: str) -> str:
+    """The backend that trains ``name``'s family faster on the CPU (benchmarks/backends.py measures it and writes
+    training/faster_backends.json); tensorflow where JAX is not installed or nothing was measured."""
+    import importlib.util
+
+    from zoo import registry
+
+    family = next((row[1] for row in registry.cached_index() or [] if row[0] == name), None)
+    measured = json.loads(FASTER_BACKENDS.read_text()) if FASTER_BACKENDS.is_file() else {}
+    choice = measured.get(family, "tensorflow")
+    return choice if choice != "jax" or importlib.util.find_spec("jax") else "tensorflow"
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -401,6 +440,10 @@ def main(argv=None) -> int:
     else:
         args = build_parser().parse_args(argv)
     try:
+        if args.command == "train" and not args.backend and not os.environ.get("KERAS_BACKEND"):
+            args.backend = faster_backend(args.name)
+        if getattr(args, "backend", None):
+            choose_backend(args.backend)
         return args.func(args, rest) if rest is not None else args.func(args)
     except KeyboardInterrupt:
         raise

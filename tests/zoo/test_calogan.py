@@ -164,8 +164,10 @@ def test_chain_variables_invert():
     shares = rng.dirichlet([1, 5, 1, 2], size=50)[:, :3]  # three layers and what leaks out
     chain = np.asarray(chain_variables(shares))
     assert np.all((chain >= 0) & (chain <= 1))
-    np.testing.assert_allclose(chain[:, 0], shares.sum(axis=1), rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(shares_from_chain(chain)), shares, rtol=1e-10, atol=1e-15)
+    wide = chain.dtype == np.float64  # where the backend keeps float64 (TensorFlow); a 32-bit JAX has float32
+    np.testing.assert_allclose(chain[:, 0], shares.sum(axis=1), rtol=1e-12 if wide else 1e-6)
+    np.testing.assert_allclose(np.asarray(shares_from_chain(chain)), shares, rtol=1e-10 if wide else 1e-5,
+                               atol=1e-15 if wide else 1e-7)
 
 
 def test_pinball_loss_against_numpy():

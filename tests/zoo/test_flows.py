@@ -61,8 +61,8 @@ def test_samples_carry_their_log_prob_and_seeds_reproduce_them():
     np.testing.assert_allclose(flow.log_prob(phi), log_q, rtol=1e-4, atol=1e-3)
     again, _ = flow.sample(6, seed=3)
     np.testing.assert_array_equal(phi, again)
-    first_two, _ = flow.sample(2, seed=3)
-    np.testing.assert_allclose(first_two, phi[:2], atol=1e-6)
+    first_two, _ = flow.sample(2, seed=3)  # the same draws; a batch of 2 may round a log or cos another way
+    np.testing.assert_allclose(first_two, phi[:2], rtol=1e-5, atol=1e-6)
     assert not np.allclose(flow.sample(6, seed=4)[0], phi)
 
 

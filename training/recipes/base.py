@@ -90,8 +90,11 @@ class Recipe(common.Seeds):
         """Train in ``workdir`` (resuming from its checkpoints), evaluate on held-out seeds, and write and verify
         the preset folder ``workdir/artifact``. Returns its metadata.
 
-        ``strategy`` is a name of :func:`training.distribute.strategy_for`; ``precision``
-        a Keras dtype policy the recipe declares. The shipped model computes in float32.
+        ``strategy`` is a name of :func:`training.distribute.strategy_for` (tf.distribute under TensorFlow,
+        keras.distribution data parallelism under JAX: the Keras backend is chosen by ``KERAS_BACKEND`` before
+        Keras is imported, which ``zoo train --backend`` does); ``precision`` a Keras dtype policy the recipe
+        declares. The shipped model computes in float32 and exports under TensorFlow from its weights file,
+        whichever backend trained it.
         """
         recipe = self if epochs is None else dataclasses.replace(self, epochs=epochs)
         workdir = Path(workdir)
@@ -110,7 +113,8 @@ class Recipe(common.Seeds):
             model = zoo.artifacts.inference_copy(model)
         evaluation = recipe.evaluate(model, data, history, workdir)
         return recipe.write_preset(model, evaluation, history, workdir, training={
-            "strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync, "precision": precision})
+            "backend": keras.backend.backend(), "strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync,
+            "precision": precision})
 
     def write_preset(self, model, evaluation: Evaluation, history: dict, workdir, training: dict | None = None) -> dict:
         """Write ``model`` with its metadata and figure to ``workdir/artifact``, verify it, return the metadata."""
@@ -123,7 +127,8 @@ class Recipe(common.Seeds):
         return zoo.artifacts.verify_preset(folder)
 
     def distribution(self, strategy: str, precision: str):
-        """The tf.distribute strategy of ``--strategy``, after refusing what this recipe cannot do."""
+        """The strategy of ``--strategy`` (:func:`training.distribute.strategy_for`), after refusing what this
+        recipe cannot do."""
         if precision not in self.precisions:
             raise ValueError(f"{self.preset} trains in {' or '.join(self.precisions)}; received precision={precision!r}.")
         if strategy == "multiworker" and not self.custom_loop:

@@ -9,7 +9,6 @@ import platform
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import zoo
 
@@ -46,8 +45,17 @@ def jsonable(value):
 
 
 def versions() -> dict:
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+    return {"python": platform.python_version(), "backend": keras.backend.backend(), "keras": keras.__version__,
+            **_backend_version(),
             "numpy": np.__version__}
+
+
+def _backend_version() -> dict:
+    """The version of the framework under Keras that trained: {"tensorflow": "2.21.0"} or {"jax": "0.10.2"}."""
+    import importlib
+
+    backend = keras.backend.backend()
+    return {backend: getattr(importlib.import_module(backend), "__version__", "unknown")}
 
 
 def machine() -> str:

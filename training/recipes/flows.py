@@ -25,6 +25,7 @@ from training import loop
 from training.recipes import common
 from training.recipes.base import Evaluation, HeldOutCheck, Recipe
 from training.simulators import lattice
+from zoo.models.backend import compile_energy_and_gradient
 
 OBSERVABLES = ("action_per_site", "abs_magnetisation", "susceptibility", "two_point_zero", "two_point_half", "binder")
 COMPLEX_OBSERVABLES = ("action_per_site", "abs_magnetisation", "susceptibility", "two_point_zero", "two_point_half")
@@ -359,6 +360,12 @@ def bulk_section(bulk: dict) -> dict:
     return {"title": "Latent variables across renormalisation-group levels", "markdown": text}
 
 
+def latent_energy(model, z):
+    """U(z) = S(f(z)) - ln |det df/dz|: exp(-S) pulled back through the flow."""
+    phi, log_det = model.decode(z)
+    return model.action_tensor(phi) - log_det
+
+
 def latent_hmc(recipe, model, n_samples: int, seed: int, n_chains: int = 16, step_size: float = 0.2,
                n_steps: int = 5, burn_in: int = 50) -> tuple:
     """HMC in the flow's latent space (Hu, Li, Wang & You 2019): U(z) = S(f(z)) - ln |det df/dz|.
@@ -372,24 +379,14 @@ def latent_hmc(recipe, model, n_samples: int, seed: int, n_chains: int = 16, ste
     (the trajectory, with or without flips before and after), chosen independently of the state, so the
     chain stays exact; and it visits both ordered phases, which a flow that learned one of them cannot
     reach by HMC in its latent space."""
-    import tensorflow as tf
-
     shape = (n_chains,) + model.field_shape
-
-    @tf.function(jit_compile=True, autograph=False)
-    def energy_and_force(z):
-        with tf.GradientTape() as tape:
-            tape.watch(z)
-            phi, log_det = model.decode(z)
-            energy = model.action_tensor(phi) - log_det
-        return energy, tape.gradient(energy, z)
-
+    energy_and_gradient = compile_energy_and_gradient(model, latent_energy)
     last = {}
 
     def evaluate(z):  # hmc asks for the force and then the energy of the same array: one pass gives both
         if "z" not in last or not np.array_equal(last["z"], z):
-            e, f = energy_and_force(tf.constant(z, tf.float32))
-            last.update(z=np.array(z), energy=e.numpy().astype(np.float64), force=f.numpy().astype(np.float64))
+            e, f = energy_and_gradient(z)
+            last.update(z=np.array(z), energy=e.astype(np.float64), force=f.astype(np.float64))
         return last
 
     def energy(z):
@@ -403,7 +400,8 @@ def latent_hmc(recipe, model, n_samples: int, seed: int, n_chains: int = 16, ste
     burn_seed, run_seed = rng.integers(2 ** 63, size=2)
     warm, _ = lattice.hmc(energy, force, z0, burn_in, step_size, n_steps, int(burn_seed))
     latent, acceptance = lattice.hmc(energy, force, warm[-1], n_samples, step_size, n_steps, int(run_seed))
-    fields = np.concatenate([np.asarray(model.decode(tf.constant(chunk, tf.float32))[0]) for chunk in latent])
+    fields = np.concatenate([model.run_endpoint("decode", {"latent": chunk.astype(np.float32)})["fields"]
+                             for chunk in latent])
     signs = rng.choice(np.array([-1.0, 1.0], np.float32), size=(n_samples * n_chains,) + (1,) * len(model.field_shape))
     return (fields * signs).reshape((n_samples,) + shape), acceptance
 

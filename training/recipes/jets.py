@@ -18,6 +18,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+import keras
 import numpy as np
 
 import zoo
@@ -139,7 +140,7 @@ def sample_path(n: int, seed: int) -> Path:
 def with_images(data: dict) -> dict:
     """``data`` plus ``images``: the preset's preprocessing of every jet's constituents."""
     c = data["constituents"]
-    data["images"] = np.concatenate([jet_images(c[i:i + IMAGE_BATCH]).numpy()
+    data["images"] = np.concatenate([keras.ops.convert_to_numpy(jet_images(c[i:i + IMAGE_BATCH]))
                                      for i in range(0, len(c), IMAGE_BATCH)]) if len(c) else np.zeros((0, 25, 25))
     return data
 

@@ -14,14 +14,12 @@ so a loop of small calls costs about what the exported SavedModel costs.
 """
 from __future__ import annotations
 
-import logging
 import warnings
-import weakref
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from zoo.models.backend import compile_endpoint
 from zoo.spec import Endpoint, FineTuning, TensorSpec, TrainingSpec
 from zoo.validation import check_inputs, check_ranges
 
@@ -197,69 +195,6 @@ class SpinLatticeInputs:
         return {"spins": np.where(up, 1.0, -1.0).astype("float32")}
 
 
-class _FirstTraceIsNotRetracing(logging.Filter):
-    """Every model compiles its own endpoint functions once; TensorFlow counts those first traces as retracing."""
-
-    def filter(self, record):
-        return "triggered tf.function retracing" not in record.getMessage()
-
-
-def compile_endpoint(model: ZooModel, name: str):
-    """Endpoint ``name`` compiled for the Keras backend: numpy arrays in, arrays out.
-
-    TensorFlow: the concrete function over the declared input signature (batch axis free);
-    calling it directly skips tf.function's argument matching, which costs as much as a
-    small model itself. JAX: ``jax.jit`` of the endpoint with the weights passed in
-    (a stateless call, so weights changed later are seen). Other backends run eagerly."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        return _jit_endpoint(model, name)
-    if backend != "tensorflow":
-        return _eager_endpoint(model, name)
-    tf.get_logger().addFilter(_RETRACING_FILTER)
-    declared = model.endpoint(name)
-    signature = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in declared.inputs]
-    owner = weakref.ref(model)  # the model holds this function: no reference cycle through it
-    names = declared.input_names
-
-    @tf.function(input_signature=signature, autograph=False)
-    def call(*tensors):
-        return owner().endpoint(name).function(**dict(zip(names, tensors)))
-
-    concrete = call.get_concrete_function()
-    return lambda *arrays: concrete(*[tf.constant(a) for a in arrays])
-
-
-def _jit_endpoint(model: ZooModel, name: str):
-    import jax
-
-    owner = weakref.ref(model)
-    names = model.endpoint(name).input_names
-
-    def stateless(values, *arrays):
-        model = owner()
-        with keras.StatelessScope(state_mapping=list(zip(model.variables, values))):
-            return model.endpoint(name).function(**dict(zip(names, arrays)))
-
-    jitted = jax.jit(stateless)
-    return lambda *arrays: jitted([v.value for v in owner().variables], *arrays)
-
-
-def _eager_endpoint(model: ZooModel, name: str):
-    owner = weakref.ref(model)
-    names = model.endpoint(name).input_names
-
-    def call(*arrays):
-        tensors = [keras.ops.convert_to_tensor(a) for a in arrays]
-        return {k: keras.ops.convert_to_numpy(v) for k, v in
-                owner().endpoint(name).function(**dict(zip(names, tensors))).items()}
-
-    return call
-
-
-_RETRACING_FILTER = _FirstTraceIsNotRetracing()
-
-
 def _concrete(shape) -> tuple:
     return tuple(8 if d is None else d for d in shape)
 
@@ -269,12 +204,6 @@ def _is_dataset(x) -> bool:
 
 
 MAX_SEED = 2**63 - 1
-
-
-def replicas_in_sync() -> int:
-    """Replicas of the current distribution strategy: their gradients are summed, so a model's own
-    ``train_step`` divides each replica's loss by their number (1 outside any strategy)."""
-    return tf.distribute.get_replica_context().num_replicas_in_sync
 
 
 def row_seeds(n: int, seed=None) -> np.ndarray:
@@ -324,13 +253,6 @@ def row_seeds(n: int, seed=None) -> np.ndarray:
         raise ValueError(f"seed must be {expected}; rows {bad[:5].tolist()}{'...' if bad.size > 5 else ''} "
                          f"hold {seeds[bad[:5]].tolist()}.")
     return seeds.astype(np.int64)
-
-
-def stateless_normal_rows(seeds, shape, salt: int):
-    """N(0, 1) draws of ``shape`` for each row, from the row's seed and a family's ``salt`` (stateless)."""
-    salt = tf.constant(salt, tf.int64)
-    return tf.map_fn(lambda s: tf.random.stateless_normal(shape, tf.stack([s, salt])), tf.cast(seeds, tf.int64),
-                     fn_output_signature=tf.float32)
 
 
 def dense_stack(units, output_size: int, name: str, activation: str = "elu") -> list:

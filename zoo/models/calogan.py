@@ -18,15 +18,23 @@ code's conditional mode: the latent vector is multiplied by a learned particle
 embedding and the discriminator classifies the particle, ACGAN-style); trained for as
 many steps, one conditional network for all three came out clearly worse than
 separate ones (see the CaloGAN note in the repository's history), so none ships.
+
+The model is backend-neutral Keras (``keras.ops``): it loads, serves and trains under TensorFlow and JAX. The
+paper's loop (:meth:`CaloGAN.adversarial_steps`) is written once; each backend takes its optimizer steps as the
+Keras guides write a GAN's ``train_step``: a gradient tape on TensorFlow (:class:`TapeSteps`), and on JAX
+``jax.value_and_grad`` of stateless calls and ``stateless_apply`` of each network's optimizer on the values
+that Keras' JAX trainer threads from step to step (:class:`JaxSteps`, :class:`AdversarialOptimizers`).
 """
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
-from zoo.models.base import ZooModel, replicas_in_sync, row_seeds, stateless_normal_rows
+from zoo.models.backend import backend, normal_rows, replicas_in_sync, seed_words_numpy
+from zoo.models.base import ZooModel, row_seeds
 from zoo.models.calogan_networks import (
     LAYER_NAMES,
     LAYER_SHAPES,
@@ -69,6 +77,8 @@ class ShowerRequestCheck(SeedCheck):
         return super().numpy(arrays)
 
     def graph(self, tensors: dict) -> dict:
+        import tensorflow as tf  # the checks of an exported TF Serving signature
+
         energies = tensors["energies"]
         tf.debugging.Assert(tf.reduce_all(energies > 0), ["energies must be > 0 GeV; received",
                                                           tf.boolean_mask(energies, energies <= 0)[:5]])
@@ -148,6 +158,7 @@ class CaloGAN(ZooModel):
         self.discriminator = build_discriminator(self.discriminator_filters, len(self.particles))
         self.generator_optimizer = self.discriminator_optimizer = None
         self.training_seed = keras.random.SeedGenerator(0)
+        self.built = True  # every weight is in the two networks, built above: fit needs no call first
 
     @property
     def particle_index(self) -> int:
@@ -171,6 +182,14 @@ class CaloGAN(ZooModel):
         """A SavedModel needs the generator alone."""
         return self.generator
 
+    def example_inputs(self, batch_size: int = 2) -> dict:
+        """Valid inputs to build the model with; on JAX the seeds as the (n, 4) int32 words that a 32-bit JAX
+        holds exactly (what a jitted endpoint receives), not int64."""
+        inputs = self.random_inputs(batch_size)
+        if backend() == "jax":
+            inputs["seed"] = seed_words_numpy(inputs["seed"])
+        return inputs
+
     def random_inputs(self, batch_size: int = 2, seed: int = 0, endpoint: str = "serving_default") -> dict:
         rng = np.random.default_rng(seed)
         return {"energies": rng.uniform(*self.energy_range, batch_size).astype("float32"),
@@ -181,11 +200,15 @@ class CaloGAN(ZooModel):
 
     def _generate_graph(self, energies, seed):
         noise = self.latent_noise(seed)
-        return self.showers_from_noise(noise, energies, ops.full(ops.shape(energies), self.particle_index))
+        return self.showers_from_noise(noise, energies, self._particle_like(energies))
+
+    def _particle_like(self, energies):
+        """This preset's particle index (int32) for every row of ``energies``."""
+        return ops.full_like(ops.reshape(energies, (-1,)), self.particle_index, dtype="int32")
 
     def latent_noise(self, seeds):
         """z ~ N(0, 1) of each shower from its own seed (stateless: independent of the batch it is in)."""
-        return stateless_normal_rows(seeds, (self.latent_size,), salt=7919)
+        return normal_rows(seeds, (self.latent_size,), salt=7919)
 
     def showers_from_noise(self, noise, energies, particle, training=False) -> dict:
         """The generator's three layers (batch, rows, columns) in GeV for latent vectors and energies (GeV)."""
@@ -209,10 +232,15 @@ class CaloGAN(ZooModel):
     # ------------------------------------------------------------------ training
 
     def compile(self, optimizer=None, loss=None, **kwargs):
-        """Adam for each network with the paper's settings (an ``optimizer`` given here trains the generator)."""
+        """Adam for each network with the paper's settings (an ``optimizer`` given here trains the generator).
+
+        On JAX ``model.optimizer`` is then :class:`AdversarialOptimizers`, both of them as one: Keras' JAX trainer
+        threads the values of ``model.optimizer.variables`` through its jitted steps, and only those."""
         super().compile(**kwargs)
         self.generator_optimizer = optimizer or keras.optimizers.Adam(self.generator_learning_rate, beta_1=self.beta_1)
         self.discriminator_optimizer = keras.optimizers.Adam(self.discriminator_learning_rate, beta_1=self.beta_1)
+        if backend() == "jax":
+            self.optimizer = AdversarialOptimizers(self)
 
     @property
     def adversarial_variables(self) -> list:
@@ -231,44 +259,67 @@ class CaloGAN(ZooModel):
         noise = keras.random.normal((n, self.latent_size), seed=self.training_seed)
         return noise, energy, particle
 
-    def _discriminator_step(self, images, energy, particle, target: float) -> dict:
-        variables = self.discriminator.trainable_variables
-        with tf.GradientTape() as tape:
-            loss, parts = adversarial_loss(self.discriminator([*images, energy], training=True), target, energy,
-                                           particle)
-            scaled = loss / replicas_in_sync()
-        self.discriminator_optimizer.apply(tape.gradient(scaled, variables), variables)
-        return parts
-
-    def _generator_step(self, n) -> dict:
+    def _generated_showers(self, n) -> tuple:
+        """Images, energies and particles of ``n`` showers of the generator in inference mode (the paper's
+        ``generator.predict``), for the discriminator's step on generated showers."""
         noise, energy, particle = self._random_requests(n)
-        variables = self.adversarial_variables
-        with tf.GradientTape() as tape:
-            fake = self.generator([noise, energy, particle], training=True)
-            loss, parts = adversarial_loss(self.discriminator([*fake, energy], training=True), 1.0, energy, particle)
-            scaled = loss / replicas_in_sync()
-        self.generator_optimizer.apply(tape.gradient(scaled, variables), variables)
-        return parts
+        return self.generator([noise, energy, particle], training=False), energy, particle
+
+    def _discriminator_loss(self, images, energy, particle, target: float):
+        return adversarial_loss(self.discriminator([*images, energy], training=True), target, energy, particle)
+
+    def _generator_loss(self, noise, energy, particle):
+        fake = self.generator([noise, energy, particle], training=True)
+        return adversarial_loss(self.discriminator([*fake, energy], training=True), 1.0, energy, particle)
+
+    def _discriminator_steps(self, data: dict, steps) -> tuple:
+        real = [ops.expand_dims(data[name], -1) for name in LAYER_NAMES]
+        energy, n = ops.reshape(data["energy"], (-1, 1)), ops.shape(data["energy"])[0]
+        particle = data["particle"] if "particle" in data else self._particle_like(energy)
+        real_parts = steps.minimise("discriminator", lambda: self._discriminator_loss(real, energy, particle, 1.0))
+        fake, fake_energy, fake_particle = steps.run(lambda: self._generated_showers(n))
+        return real_parts, steps.minimise("discriminator",
+                                          lambda: self._discriminator_loss(fake, fake_energy, fake_particle, 0.0))
+
+    def adversarial_steps(self, data: dict, steps) -> dict:
+        """The paper's loop on a batch of showers (the ``fit`` dict), each optimizer step taken by ``steps``
+        (:class:`TapeSteps` on TensorFlow, :class:`JaxSteps` on JAX): the discriminator on the simulated showers,
+        then on as many generated ones, then the generator twice, each time on fresh draws. Returns the logs."""
+        real_parts, fake_parts = self._discriminator_steps(data, steps)
+        n = ops.shape(data["energy"])[0]
+        generator_parts = []
+        for _ in range(2):
+            requests = steps.run(lambda: self._random_requests(n))
+            generator_parts.append(steps.minimise("generator", lambda r=requests: self._generator_loss(*r)))
+        return {"d_real": real_parts["adversarial"], "d_fake": fake_parts["adversarial"],
+                "g_loss": sum(p["adversarial"] for p in generator_parts) / 2.0,
+                "g_energy": sum(p["energy"] for p in generator_parts) / 2.0}
 
     def discriminator_steps(self, data: dict) -> tuple:
         """The paper's two discriminator steps on a batch of showers (the ``fit`` dict): one on the simulated
         showers, one on as many generated ones (the generator in inference mode, as the paper's
-        ``generator.predict``). Returns the loss parts of each."""
-        real = [ops.expand_dims(data[name], -1) for name in LAYER_NAMES]
-        energy, n = ops.reshape(data["energy"], (-1, 1)), ops.shape(data["energy"])[0]
-        particle = data.get("particle", ops.full((n,), self.particle_index))
-        real_parts = self._discriminator_step(real, energy, particle, 1.0)
-        noise, fake_energy, fake_particle = self._random_requests(n)
-        fake = self.generator([noise, fake_energy, fake_particle], training=False)
-        return real_parts, self._discriminator_step(fake, fake_energy, fake_particle, 0.0)
+        ``generator.predict``). Returns the loss parts of each. Needs :meth:`compile` first."""
+        if backend() != "jax":
+            return self._discriminator_steps(data, TapeSteps(self))
+        steps = JaxSteps(self)  # eagerly, on the variables' values, written back after
+        parts = self._discriminator_steps(data, steps)
+        steps.write_back()
+        return parts
 
-    def train_step(self, data):
-        data = data[0] if isinstance(data, tuple) else data
-        real_parts, fake_parts = self.discriminator_steps(data)
-        generator_parts = [self._generator_step(ops.shape(data["energy"])[0]) for _ in range(2)]
-        return {"d_real": real_parts["adversarial"], "d_fake": fake_parts["adversarial"],
-                "g_loss": sum(p["adversarial"] for p in generator_parts) / 2.0,
-                "g_energy": sum(p["energy"] for p in generator_parts) / 2.0}
+    def train_step(self, *args):
+        """One batch of the paper's loop: ``train_step(data)`` on TensorFlow; on JAX ``train_step(state, data)``
+        on the values that Keras' JAX trainer passes in (trainable, non-trainable, both optimizers', metrics),
+        returning (logs, the new values)."""
+        if backend() == "jax":
+            state, data = args
+            steps = JaxSteps(self, state)
+            logs = self.adversarial_steps(data[0] if isinstance(data, tuple) else data, steps)
+            return logs, steps.state()
+        if backend() != "tensorflow":
+            raise NotImplementedError(f"CaloGAN trains under TensorFlow and JAX, not {backend()!r}; its endpoints "
+                                      "serve under any backend.")
+        data = args[0]
+        return self.adversarial_steps(data[0] if isinstance(data, tuple) else data, TapeSteps(self))
 
     def fit_energy_head(self, energies, layer_energies, epochs: int = 30, batch_size: int = 1024,
                         learning_rate: float = 1e-3, seed: int = 0) -> list:
@@ -299,12 +350,18 @@ class CaloGAN(ZooModel):
             order = rng.permutation(len(energies))[: steps_per_epoch * batch_size].reshape(steps_per_epoch, -1)
             losses = [step(energies[rows, None].astype(np.float32), shares[rows],
                            rng.standard_normal((len(rows), 3)).astype(np.float32)) for rows in order]
-            history.append(float(np.mean(losses)))
+            history.append(float(np.mean([np.asarray(loss) for loss in losses])))
         return history
 
     @staticmethod
     def _pinball_step(head, optimizer):
+        """``(energy, shares, normals) -> loss``: one step of ``optimizer`` on the head's pinball loss, compiled for
+        the backend (a ``tf.function`` with a gradient tape; a ``jax.jit`` of ``jax.value_and_grad`` of a
+        stateless call and ``stateless_apply``, whose new values are assigned after each step)."""
         variables = head.trainable_variables
+        if backend() == "jax":
+            return _jax_pinball_step(head, optimizer, variables)
+        import tensorflow as tf
 
         @tf.function(autograph=False, reduce_retracing=True)
         def step(energy, shares, normals):
@@ -325,6 +382,170 @@ class CaloGAN(ZooModel):
                 "energy_head": self.energy_head,
                 "generator_learning_rate": self.generator_learning_rate,
                 "discriminator_learning_rate": self.discriminator_learning_rate, "beta_1": self.beta_1}
+
+
+# ---------------------------------------------------------------------------- the optimizer steps per backend
+
+class AdversarialOptimizers:
+    """Both networks' optimizers as one ``model.optimizer``, for Keras' JAX trainer.
+
+    That trainer passes the values of ``model.optimizer.variables`` (with the model's own) into each jitted
+    ``train_step`` and writes back the values the step returns: here the generator's optimizer's variables,
+    then the discriminator's. ``build`` builds each on the variables it trains
+    (:meth:`CaloGAN.optimizers_to_checkpoint`), as their first ``apply`` does on TensorFlow."""
+
+    def __init__(self, model):
+        self._model = weakref.ref(model)  # the model holds this object: no reference cycle through it
+
+    def _optimizers(self) -> list:
+        return list(self._model().optimizers_to_checkpoint().values())
+
+    @property
+    def variables(self) -> list:
+        return [v for optimizer, _ in self._optimizers() for v in optimizer.variables]
+
+    @property
+    def built(self) -> bool:
+        return all(optimizer.built for optimizer, _ in self._optimizers())
+
+    def build(self, variables=None):
+        """Each optimizer on its own network's variables (``variables``, the model's, are not what they train)."""
+        for optimizer, trained in self._optimizers():
+            if not optimizer.built:
+                optimizer.build(trained)
+
+    @property
+    def iterations(self):
+        """The generator optimizer's step count (two per batch, as in the paper)."""
+        return self._model().generator_optimizer.iterations
+
+    def finalize_variable_values(self, variables):
+        """Nothing to finalise (no moving average of the weights)."""
+
+    def __repr__(self) -> str:
+        return f"<AdversarialOptimizers: {', '.join(type(o).__name__ for o, _ in self._optimizers())}>"
+
+
+class TapeSteps:
+    """The paper's optimizer steps on TensorFlow: a gradient tape per step, the network's optimizer applied in
+    place. Each replica of a strategy divides its loss by their number (their gradients are summed)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def run(self, function):
+        """``function()``, which may draw from the training seed generator or read weights."""
+        return function()
+
+    def minimise(self, network: str, loss) -> dict:
+        """One step of ``network``'s optimizer on ``loss() -> (loss, parts)``; returns the parts."""
+        import tensorflow as tf
+
+        optimizer, variables = self.model.optimizers_to_checkpoint()[network]
+        with tf.GradientTape() as tape:
+            total, parts = loss()
+            scaled = total / replicas_in_sync()
+        optimizer.apply(tape.gradient(scaled, variables), variables)
+        return parts
+
+
+class JaxSteps:
+    """The paper's optimizer steps on JAX, on the values of the model's variables, as the Keras guide's GAN.
+
+    The values are those Keras' JAX trainer passes to ``train_step``: trainable, non-trainable (batch-norm
+    statistics, the training seed generator's state), both optimizers' (:class:`AdversarialOptimizers`) and the
+    metrics'. ``minimise`` differentiates a stateless call (``keras.StatelessScope`` over every variable) with
+    ``jax.value_and_grad`` and applies the network's optimizer with ``stateless_apply``; what a call assigns
+    (batch-norm statistics, the seed generator's state) is carried to the next step. Without ``state``, the
+    variables' current values are taken (eager use; :meth:`write_back` assigns the results)."""
+
+    def __init__(self, model, state=None):
+        if model.generator_optimizer is None or model.discriminator_optimizer is None:
+            raise ValueError("CaloGAN's training steps need its optimizers: call model.compile() first.")
+        self.model = model
+        optimizers = AdversarialOptimizers(model)
+        optimizers.build()
+        self.groups = (model.trainable_variables, model.non_trainable_variables, optimizers.variables)
+        if state is None:
+            state = tuple([v.value for v in group] for group in self.groups) + (None,)
+        self.metrics = state[3]
+        self.values, self.variables = {}, []
+        for group, values in zip(self.groups, state[:3]):
+            if len(group) != len(values):
+                raise ValueError(f"train_step received {len(values)} values for {len(group)} variables: "
+                                 "compile the model again after changing what it trains.")
+            for variable, value in zip(group, values):
+                if id(variable) not in self.values:
+                    self.variables.append(variable)
+                self.values[id(variable)] = value
+
+    def _call(self, values: dict, function) -> tuple:
+        """``function()`` with every variable at ``values``: (its result, the values after it)."""
+        with keras.StatelessScope(state_mapping=[(v, values[id(v)]) for v in self.variables]) as scope:
+            result = function()
+        return result, {id(v): scope.get_current_value(v) for v in self.variables}
+
+    def run(self, function):
+        """``function()`` on the current values; what it assigns (the seed generator's state) is kept."""
+        result, self.values = self._call(self.values, function)
+        return result
+
+    def minimise(self, network: str, loss) -> dict:
+        """One step of ``network``'s optimizer on ``loss() -> (loss, parts)``; returns the parts."""
+        import jax
+
+        optimizer, trained = self.model.optimizers_to_checkpoint()[network]
+        trained_ids = [id(v) for v in trained]
+
+        def loss_function(trained_values):
+            values = {**self.values, **dict(zip(trained_ids, trained_values))}
+            (total, parts), values = self._call(values, loss)
+            return total, (parts, values)
+
+        weights = [self.values[i] for i in trained_ids]
+        (_, (parts, values)), gradients = jax.value_and_grad(loss_function, has_aux=True)(weights)
+        optimizer_ids = [id(v) for v in optimizer.variables]
+        weights, optimizer_values = optimizer.stateless_apply([values[i] for i in optimizer_ids], gradients, weights)
+        values.update(zip(trained_ids, weights))
+        values.update(zip(optimizer_ids, optimizer_values))
+        self.values = values
+        return parts
+
+    def state(self) -> tuple:
+        """The values in the trainer's order: (trainable, non-trainable, optimizers', metrics')."""
+        return tuple([self.values[id(v)] for v in group] for group in self.groups) + (self.metrics,)
+
+    def write_back(self):
+        for variable in self.variables:
+            variable.assign(self.values[id(variable)])
+
+
+def _jax_pinball_step(head, optimizer, variables):
+    """The energy head's step on JAX: a ``jax.jit`` of ``jax.value_and_grad`` of the stateless pinball loss and
+    ``optimizer.stateless_apply``; the new values are assigned to the variables after each step."""
+    import jax
+
+    optimizer.build(variables)
+
+    def step(values, optimizer_values, energy, shares, normals):
+        def loss_function(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return head.pinball_loss(normals, energy, shares)
+
+        loss, gradients = jax.value_and_grad(loss_function)(values)
+        values, optimizer_values = optimizer.stateless_apply(optimizer_values, gradients, values)
+        return loss, values, optimizer_values
+
+    jitted = jax.jit(step)
+
+    def call(energy, shares, normals):
+        loss, values, optimizer_values = jitted([v.value for v in variables], [v.value for v in optimizer.variables],
+                                                energy, shares, normals)
+        for variable, value in zip([*variables, *optimizer.variables], [*values, *optimizer_values]):
+            variable.assign(value)
+        return loss
+
+    return call
 
 
 # ---------------------------------------------------------------------------- presets

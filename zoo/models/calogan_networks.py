@@ -6,9 +6,9 @@ architecture as in hep-lbdl/CaloGAN (``models/train.py``, ``architectures.py``,
 
 This module imports neither TensorFlow nor the rest of the zoo, so the same two
 networks train under any Keras backend: :mod:`zoo.models.calogan` wraps them in the
-zoo's TensorFlow model (``train_step``, endpoints, export), and
-a JAX training loop trains them on accelerators that have
-no TensorFlow. The weights files of both are the same.
+zoo's model (endpoints, export, and a ``train_step`` for TensorFlow and for JAX), so
+``model.fit`` trains them on accelerators that have no TensorFlow. The weights files are
+the same under every backend.
 
 Units: the networks see and produce GeV (the data are stored in MeV and divided
 by 1000, as in the paper's code).
@@ -75,6 +75,7 @@ class InpaintingAttention(layers.Layer):
     def build(self, input_shapes):
         primary_shape = tuple(input_shapes[0])
         padded = (primary_shape[0], primary_shape[1] + 2, primary_shape[2] + 2, 2 * primary_shape[3])
+        self.pad.build((*primary_shape[:3], 2 * primary_shape[3]))  # no weights; built, so the model is
         self.mixer.build(padded)
 
     def call(self, inputs):

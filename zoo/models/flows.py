@@ -32,16 +32,18 @@ endpoints, exact sampling and the reverse-KL training step.
 """
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
-import tensorflow as tf
-import tensorflow_probability as tfp
 from keras import ops
 
-from zoo.models.base import ZooModel, replicas_in_sync, row_seeds, stateless_normal_rows
+from zoo.models.backend import OwnLossTraining, coin_rows, normal_rows, step_rows
+from zoo.models.base import ZooModel, row_seeds
 from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import SeedCheck
 
+TRAINING_SALT = 611953  # the training draws' stream, apart from the samplers'
 K_CRITICAL = float(0.5 * np.log1p(np.sqrt(2.0)))  # Onsager: sinh 2K_c = 1
 NEURALRG_PAPER = ("S.-H. Li and L. Wang, Neural Network Renormalization Group, Phys. Rev. Lett. 121, 260601 (2018), "
                   "arXiv:1802.02840")
@@ -97,16 +99,16 @@ class AffineCoupling(keras.layers.Layer):
         for convolution in self.convolutions:
             h = convolution(periodic_pad(h, self.kernel_size // 2))
         active = 1.0 - self.frozen
-        return h[..., 0] * active, h[..., 1] * active  # s, t vanish on the frozen sites
+        return ops.multiply(h[..., 0], active), ops.multiply(h[..., 1], active)  # s, t vanish on the frozen sites
 
     def call(self, z):
         """z -> (phi, log |det dphi/dz|) per configuration."""
-        s, t = self._scale_shift(z * self.frozen)
+        s, t = self._scale_shift(ops.multiply(z, self.frozen))
         return z * ops.exp(s) + t, ops.sum(s, axis=(1, 2))
 
     def inverse(self, phi):
         """phi -> (z, log |det dz/dphi|)."""
-        s, t = self._scale_shift(phi * self.frozen)
+        s, t = self._scale_shift(ops.multiply(phi, self.frozen))
         return (phi - t) * ops.exp(-s), -ops.sum(s, axis=(1, 2))
 
     def compute_output_shape(self, input_shape):
@@ -154,7 +156,7 @@ def hs_ising_action(x, inverse_coupling):
     return gaussian - ops.sum(log_cosh, axis=1)
 
 
-class LatticeFlow(ZooModel):
+class LatticeFlow(OwnLossTraining, ZooModel):
     """What every lattice flow shares: a N(0, 1) prior on every site, the endpoints, exact sampling, reverse KL.
 
     A subclass supplies ``decode`` (prior variables -> fields, with log |det|), ``encode`` (its inverse),
@@ -176,7 +178,8 @@ class LatticeFlow(ZooModel):
         return (self.L, self.L) if self.components == 1 else (self.L, self.L, self.components)
 
     def prior_log_prob(self, z):
-        return ops.sum(ops.reshape(self.prior.log_prob(z), (ops.shape(z)[0], -1)), axis=1)
+        sites = math.prod(z.shape[1:])
+        return -0.5 * ops.sum(ops.reshape(ops.square(z), (-1, sites)), axis=1) - 0.5 * math.log(2.0 * math.pi) * sites
 
     def flow_log_prob(self, phi):
         """log q(phi) of the bijection alone."""
@@ -236,15 +239,14 @@ class LatticeFlow(ZooModel):
 
     def prior_noise(self, seeds):
         """z ~ N(0, 1) on every site of each field, from its own stateless seed."""
-        return stateless_normal_rows(seeds, self.field_shape, salt=104729)
+        return normal_rows(seeds, self.field_shape, salt=104729)
 
     def _sample_graph(self, seed):
         z = self.prior_noise(seed)
         phi, log_det = self.decode(z)
         log_q = self._mixture_log_prob(phi, self.prior_log_prob(z) - log_det)
         if self.symmetrize:  # a fair coin per row, from the row's seed, picks phi or -phi
-            coin = stateless_normal_rows(seed, (1,), salt=15485863)[:, 0]
-            phi = phi * ops.reshape(ops.where(coin < 0, -1.0, 1.0), (-1,) + (1,) * len(self.field_shape))
+            phi = phi * ops.reshape(coin_rows(seed, salt=15485863), (-1,) + (1,) * len(self.field_shape))
         return {"fields": phi, "log_q": log_q}
 
     # ------------------------------------------------------------------ numpy entry points
@@ -274,26 +276,20 @@ class LatticeFlow(ZooModel):
 
     # ------------------------------------------------------------------ training: reverse KL on the action
 
-    def train_step(self, data):
+    def training_loss(self, data):
+        """Reverse KL to exp(-S) / Z up to log Z (the variational free energy) on fresh prior draws; the
+        effective sample size of the batch rides along as a log."""
         x = data[0] if isinstance(data, tuple) else data
         n = ops.shape(x)[0]
-        z = keras.random.normal((n,) + self.field_shape, seed=self._training_seed())
-        with tf.GradientTape() as tape:
-            phi, log_det = self.decode(z)
-            # with symmetrize, E over the mixture = E over q of the same integrand: S and the mixture are even
-            log_q = self._mixture_log_prob(phi, self.prior_log_prob(z) - log_det)
-            action = self.action_tensor(phi)
-            loss = ops.mean(log_q + action)  # KL(q || p) - log Z: the variational free energy
-            scaled = loss / replicas_in_sync()
-        self.optimizer.apply(tape.gradient(scaled, self.trainable_variables), self.trainable_variables)
-        log_w = -action - log_q
+        z = normal_rows(step_rows(self.optimizer.iterations, n), self.field_shape, salt=TRAINING_SALT)
+        phi, log_det = self.decode(z)
+        # with symmetrize, E over the mixture = E over q of the same integrand: S and the mixture are even
+        log_q = self._mixture_log_prob(phi, self.prior_log_prob(z) - log_det)
+        action = self.action_tensor(phi)
+        loss = ops.mean(log_q + action)
+        log_w = ops.stop_gradient(-action - log_q)
         ess = ops.exp(2 * ops.logsumexp(log_w) - ops.logsumexp(2 * log_w)) / ops.cast(n, "float32")
-        return {"loss": loss, "ess": ess}
-
-    def _training_seed(self):
-        if "_zoo_seed" not in self.__dict__:
-            object.__setattr__(self, "_zoo_seed", keras.random.SeedGenerator(0))
-        return self.__dict__["_zoo_seed"]
+        return loss, {"loss": loss, "ess": ess}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -327,7 +323,6 @@ class RealNVPFlow(LatticeFlow):
         self.hidden_channels, self.kernel_size = tuple(int(c) for c in hidden_channels), int(kernel_size)
         self.couplings = [AffineCoupling(self.L, i % 2, self.hidden_channels, self.kernel_size, name=f"coupling_{i}")
                           for i in range(self.coupling_layers)]
-        self.prior = tfp.distributions.Normal(0.0, 1.0)
 
     def build(self, input_shape=None):
         for coupling in self.couplings:
@@ -529,7 +524,6 @@ class NeuralRGFlow(LatticeFlow):
             n, level = n // 2, level + 1
         self._inverse_coupling = (hs_inverse_coupling(L, self.action_couplings["K"]) if action == "hs_ising"
                                   else None)
-        self.prior = tfp.distributions.Normal(0.0, 1.0)
 
     def build(self, input_shape=None):
         for disentangler, decimator in self.levels:

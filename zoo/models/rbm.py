@@ -25,10 +25,11 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
-from zoo.models.base import SpinLatticeInputs, ZooModel, replicas_in_sync
+from zoo.models.backend import (SEED_WORDS, OwnLossTraining, compile_function, seed_words_numpy, step_rows,
+                                uniform_rows)
+from zoo.models.base import SpinLatticeInputs, ZooModel, row_seeds
 from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import SpinCheck
 
@@ -37,6 +38,7 @@ PAPER = (
     "arXiv:1606.02718"
 )
 MAX_ENUMERATED_UNITS = 20
+GIBBS_SALT = 2654435  # the Gibbs chains' stream of uniform draws
 
 
 def _np_softplus(x):
@@ -48,7 +50,7 @@ def _np_sigmoid(x):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class IsingRBM(SpinLatticeInputs, ZooModel):
+class IsingRBM(OwnLossTraining, SpinLatticeInputs, ZooModel):
     """Bernoulli-Bernoulli RBM over L x L spin configurations; calling it gives the free energy F(v).
 
     Args:
@@ -114,7 +116,7 @@ class IsingRBM(SpinLatticeInputs, ZooModel):
         return (dataclasses.replace(default, check=SpinCheck("spins")), sample)
 
     def _sample_endpoint(self, spins):
-        v = self.gibbs_chain(self.to_visible(spins), self.sample_steps)
+        v = self.gibbs_chain(self.to_visible(spins), self.sample_steps, self.fresh_chain_seeds(ops.shape(spins)[0]))
         return {"samples": ops.reshape(2.0 * v - 1.0, (-1, self.L, self.L))}
 
     @property
@@ -136,36 +138,43 @@ class IsingRBM(SpinLatticeInputs, ZooModel):
         return -ops.matmul(v, self.visible_bias[:, None])[:, 0] - ops.sum(
             ops.softplus(ops.matmul(v, self.weights_vh) + self.hidden_bias), axis=-1)
 
-    def _bernoulli(self, p):
-        return ops.cast(keras.random.uniform(ops.shape(p), seed=self.seed_generator) < p, "float32")
+    def fresh_chain_seeds(self, n):
+        """(n, 4) seed words for n chains, drawn from the model's seed generator (new ones every call)."""
+        return keras.random.randint((n, SEED_WORDS), 0, 1 << 16, seed=self.seed_generator, dtype="int32")
 
-    def gibbs_step(self, v):
+    def _bernoulli(self, p, chain_seeds, draw):
+        """Units on with probabilities p (chains, units): draw number ``draw`` of each chain's own stream, the
+        same numbers on every backend."""
+        stride = self.visible_units + self.hidden_units
+        u = uniform_rows(chain_seeds, (p.shape[1],), salt=GIBBS_SALT, offset=(draw + 1) * stride)
+        return ops.cast(u < p, "float32")
+
+    def gibbs_step(self, v, chain_seeds, step):
         """v -> h ~ p(h|v) -> v' ~ p(v|h); the conditionals factorise over units."""
-        h = self._bernoulli(ops.sigmoid(ops.matmul(v, self.weights_vh) + self.hidden_bias))
-        return self._bernoulli(ops.sigmoid(ops.matmul(h, ops.transpose(self.weights_vh)) + self.visible_bias))
+        h = self._bernoulli(ops.sigmoid(ops.matmul(v, self.weights_vh) + self.hidden_bias), chain_seeds, 2 * step)
+        return self._bernoulli(ops.sigmoid(ops.matmul(h, ops.transpose(self.weights_vh)) + self.visible_bias),
+                               chain_seeds, 2 * step + 1)
 
-    def gibbs_chain(self, v, steps: int):
-        return ops.fori_loop(0, steps, lambda _, x: self.gibbs_step(x), v)
+    def gibbs_chain(self, v, steps, chain_seeds):
+        return ops.fori_loop(0, steps, lambda i, x: self.gibbs_step(x, chain_seeds, i), v)
 
     # ------------------------------------------------------------------ training
 
     def contrastive_loss(self, v_data):
         """mean F(data) - mean F(model samples); its gradient is minus the log-likelihood gradient (CD / PCD)."""
         start = self.chains if self.persistent else v_data
-        v_model = ops.stop_gradient(self.gibbs_chain(start, self.cd_steps))
+        # the chains' draws are keyed by the optimizer's step: the same training on every backend
+        chain_seeds = step_rows(self.optimizer.iterations, ops.shape(start)[0])
+        v_model = ops.stop_gradient(self.gibbs_chain(start, self.cd_steps, chain_seeds))
         if self.persistent:
             self.chains.assign(v_model)
         return ops.mean(self.free_energy(v_data)) - ops.mean(self.free_energy(v_model))
 
-    def train_step(self, data):
+    def training_loss(self, data):
         spins = data[0] if isinstance(data, tuple) else data
         v_data = self.to_visible(spins)
-        with tf.GradientTape() as tape:
-            loss = self.contrastive_loss(v_data)
-            scaled = loss / replicas_in_sync()
-        gradients = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        return {"loss": loss, "free_energy": ops.mean(self.free_energy(v_data))}
+        loss = self.contrastive_loss(v_data)
+        return loss, {"loss": loss, "free_energy": ops.mean(ops.stop_gradient(self.free_energy(v_data)))}
 
     def test_step(self, data):
         spins = data[0] if isinstance(data, tuple) else data
@@ -173,18 +182,19 @@ class IsingRBM(SpinLatticeInputs, ZooModel):
 
     # ------------------------------------------------------------------ sampling
 
-    def sample(self, n: int, gibbs_steps: int | None = None, seed: int | None = None) -> np.ndarray:
-        """``n`` configurations (n, L, L) int8 +-1 after ``gibbs_steps`` block Gibbs steps from uniform noise."""
+    def sample(self, n: int, gibbs_steps: int | None = None, seed=None) -> np.ndarray:
+        """``n`` configurations (n, L, L) int8 +-1 after ``gibbs_steps`` block Gibbs steps from uniform noise.
+
+        Chain i runs on its own seed (``seed`` as in :func:`zoo.row_seeds`: None, an integer or one per chain),
+        so a seeded sample is the same on every Keras backend, up to a draw that float32 rounding of p puts on
+        the other side of its uniform number."""
         steps = self.sample_steps if gibbs_steps is None else gibbs_steps
         if int(n) < 1 or int(steps) < 1:
             raise ValueError(f"sample needs n >= 1 and gibbs_steps >= 1; received n = {n}, gibbs_steps = {steps}.")
-        if seed is not None:
-            state = self.seed_generator.state
-            state.assign(np.array([int(seed), 0], dtype=state.dtype))
         if self._compiled_sampler is None:
-            self._compiled_sampler = tf.function(self.gibbs_chain, reduce_retracing=True, autograph=False)
-        start = self._bernoulli(ops.full((int(n), self.visible_units), 0.5))
-        v = np.asarray(self._compiled_sampler(start, tf.constant(int(steps))))
+            self._compiled_sampler = compile_function(self, _sample_chains)
+        v = ops.convert_to_numpy(self._compiled_sampler(seed_words_numpy(row_seeds(int(n), seed)),
+                                                        np.asarray(int(steps), np.int32)))
         return (2 * v - 1).astype(np.int8).reshape(-1, self.L, self.L)
 
     # ------------------------------------------------------------------ partition function
@@ -249,6 +259,12 @@ class IsingRBM(SpinLatticeInputs, ZooModel):
                 "persistent": self.persistent, "persistent_chains": self.persistent_chains,
                 "sample_steps": self.sample_steps, "temperature": self.temperature,
                 "output_name": self.output_name, "seed": self.seed}
+
+
+def _sample_chains(rbm, chain_seeds, steps):
+    """Chains from independent fair coins per unit (their draw -1), then ``steps`` block Gibbs steps."""
+    start = rbm._bernoulli(ops.full((ops.shape(chain_seeds)[0], rbm.visible_units), 0.5), chain_seeds, -1)
+    return rbm.gibbs_chain(start, steps, chain_seeds)
 
 
 def _all_binary(n: int) -> np.ndarray:

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
+from zoo.models.backend import OwnLossTraining, backend
 from zoo.models.base import ZooModel, apply_stack, dense_stack
 from zoo.spec import Cost, Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import InputCheck
@@ -47,6 +47,44 @@ def tracked_loss(model, loss) -> dict:
     only "loss")."""
     model._loss_tracker.update_state(loss)
     return {"loss": model._loss_tracker.result()}
+
+
+def _stateless_tracked_loss(model, loss, metric_values) -> tuple:
+    """:func:`tracked_loss` on the metrics' values that Keras' JAX trainer carries: (logs, new values)."""
+    with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metric_values))) as scope:
+        logs = tracked_loss(model, loss)
+    updated = [scope.get_current_value(v) for v in model.metrics_variables]
+    return logs, [old if new is None else new for old, new in zip(metric_values, updated)]
+
+
+class EpochMeanLossTraining(OwnLossTraining):
+    """:class:`OwnLossTraining` whose ``fit`` and ``evaluate`` report the epoch mean of the loss, on every backend.
+
+    ``training_loss(data) -> (loss, logs)`` is differentiated and applied by the mixin; ``evaluation_loss(data)``
+    is what ``evaluate`` measures. Both losses go through Keras' loss tracker, whose mean ``fit`` reports for a
+    step that returns only "loss" (under JAX the tracker's values travel in the trainer's state, so it is
+    updated statelessly here: a step that left it alone would make ``fit`` report 0)."""
+
+    def evaluation_loss(self, data):
+        raise NotImplementedError
+
+    def train_step(self, *args):
+        if backend() != "jax":
+            return tracked_loss(self, super().train_step(*args)["loss"])
+        logs, (trainable, non_trainable, optimizer_values, metric_values) = super().train_step(*args)
+        logs, metric_values = _stateless_tracked_loss(self, logs["loss"], metric_values)
+        return logs, (trainable, non_trainable, optimizer_values, metric_values)
+
+    def test_step(self, *args):
+        if backend() != "jax":
+            return tracked_loss(self, self.evaluation_loss(args[0]))
+        (trainable, non_trainable, metric_values), data = args
+        mapping = (list(zip(self.trainable_variables, trainable))
+                   + list(zip(self.non_trainable_variables, non_trainable)))
+        with keras.StatelessScope(state_mapping=mapping):
+            loss = self.evaluation_loss(data)
+        logs, metric_values = _stateless_tracked_loss(self, loss, metric_values)
+        return logs, (trainable, non_trainable, metric_values)
 
 
 def relative_density_error(densities, predicted):
@@ -72,6 +110,8 @@ class PotentialCheck(InputCheck):
         return arrays
 
     def graph(self, tensors: dict) -> dict:
+        import tensorflow as tf  # the TF Serving export only
+
         tf.debugging.assert_greater_equal(tf.shape(tensors[self.name])[1], self.min_sites,
                                           message=f"{self.name} has too few sites per potential; {self._expected()}")
         return tensors
@@ -85,7 +125,7 @@ _PER_SITE = Cost(scaling_axes=(("potentials", 1),))  # work and the outputs' sit
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class SchrodingerTranslator(ZooModel):
+class SchrodingerTranslator(EpochMeanLossTraining, ZooModel):
     """A GRU that translates a potential V_i into the density n_i, site by site.
 
     The readout is an amplitude r_i whose square is the density, n_i = r_i^2 >= 0. The
@@ -142,23 +182,22 @@ class SchrodingerTranslator(ZooModel):
     def call(self, potentials, training=False):
         return self.run(potentials)[0]
 
-    def train_step(self, data):
+    def training_loss(self, data):
+        """The mean relative density error over windows of ``window`` sites (truncated back-propagation)."""
         potentials, densities = data[0], data[1]
         length = potentials.shape[1]
         if length is None:
             raise ValueError("Training needs systems of a fixed number of sites (a static sequence length).")
         state, losses = None, []
-        with tf.GradientTape() as tape:
-            for start in range(0, length, self.window):
-                predicted, _, state = self.run(potentials[:, start:start + self.window],
-                                               None if state is None else tf.stop_gradient(state))
-                losses.append(ops.mean(relative_density_error(densities[:, start:start + self.window], predicted)))
-            loss = ops.mean(ops.stack(losses))
-        self.optimizer.apply(tape.gradient(loss, self.trainable_variables), self.trainable_variables)
-        return tracked_loss(self, loss)
+        for start in range(0, length, self.window):
+            predicted, _, state = self.run(potentials[:, start:start + self.window],
+                                           None if state is None else ops.stop_gradient(state))
+            losses.append(ops.mean(relative_density_error(densities[:, start:start + self.window], predicted)))
+        loss = ops.mean(ops.stack(losses))
+        return loss, {"loss": loss}
 
-    def test_step(self, data):
-        return tracked_loss(self, ops.mean(relative_density_error(data[1], self(data[0]))))
+    def evaluation_loss(self, data):
+        return ops.mean(relative_density_error(data[1], self(data[0])))
 
     # ------------------------------------------------------------------ public entry points
 
@@ -225,7 +264,7 @@ class PotentialLinearUpdate(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class SchrodingerDistiller(ZooModel):
+class SchrodingerDistiller(EpochMeanLossTraining, ZooModel):
     """A recurrent autoencoder on a frozen translator's hidden states, through a bottleneck of k numbers.
 
     For a window of ``rollout`` sites starting at site s: z_s = E(h_s), then
@@ -280,12 +319,23 @@ class SchrodingerDistiller(ZooModel):
         v = ops.expand_dims(potentials / self.translator.potential_scale, -1)
         return apply_stack(self.decoder, ops.concatenate([z, v], axis=-1))
 
-    def roll_out(self, z, potentials):
-        """Latent states (n, T, k) from z at the first site, stepping onto sites 1 .. T - 1 of ``potentials``
-        (a ``tf.scan`` over the sites, so T may be known only at run time)."""
-        steps = tf.transpose(potentials[:, 1:])
-        later = tf.scan(lambda state, v: self.update(state, v), steps, initializer=z)
-        return tf.concat([z[:, None], tf.transpose(later, (1, 0, 2))], axis=1)
+    def roll_out(self, z, potentials, unroll: bool = False):
+        """Latent states (n, T, k) from z at the first site, stepping onto sites 1 .. T - 1 of ``potentials``:
+        a scan over the sites, so T may be known only at run time, or with ``unroll`` (T static: a training
+        window) the steps written out, which TensorFlow's XLA can differentiate (Keras' scan on TensorFlow is a
+        while loop without a bound on its iterations, whose gradient XLA refuses)."""
+        if unroll:
+            states = [z]
+            for site in range(1, potentials.shape[1]):
+                states.append(self.update(states[-1], potentials[:, site]))
+            return ops.stack(states, axis=1)
+
+        def step(state, v):
+            state = self.update(state, v)
+            return state, state
+
+        _, later = ops.scan(step, z, ops.transpose(potentials[:, 1:]))  # (T - 1, n, k)
+        return ops.concatenate([z[:, None], ops.transpose(later, (1, 0, 2))], axis=1)
 
     def latent(self, potentials):
         """Latent trajectory (n, N, k) from the encoded hidden state of site 0."""
@@ -304,23 +354,21 @@ class SchrodingerDistiller(ZooModel):
         that cuts long chains into windows passes the states of the whole chain."""
         if hidden is None:
             hidden = self.translator.run(potentials)[1]
-        hidden = tf.stop_gradient(hidden)
+        hidden = ops.stop_gradient(hidden)
         errors = []
         rollout = min(self.rollout, potentials.shape[1])  # shorter windows given: roll out over each whole
         for start in range(0, potentials.shape[1] - rollout + 1, rollout):
             window = potentials[:, start:start + rollout]
-            z = self.roll_out(apply_stack(self.encoder, hidden[:, start]), window)
+            z = self.roll_out(apply_stack(self.encoder, hidden[:, start]), window, unroll=True)
             errors.append(ops.mean(ops.square(self.decode(z, window) - hidden[:, start:start + rollout])))
         return ops.mean(ops.stack(errors))
 
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            loss = self.window_loss(*_potentials_and_states(data))
-        self.optimizer.apply(tape.gradient(loss, self.trainable_variables), self.trainable_variables)
-        return tracked_loss(self, loss)
+    def training_loss(self, data):
+        loss = self.window_loss(*_potentials_and_states(data))
+        return loss, {"loss": loss}
 
-    def test_step(self, data):
-        return tracked_loss(self, self.window_loss(*_potentials_and_states(data)))
+    def evaluation_loss(self, data):
+        return self.window_loss(*_potentials_and_states(data))
 
     def update_matrices(self) -> tuple:
         """(A, B): the learned update z_{i+1} = (A + V_{i+1} B) z_i, V in the potential's own units."""

@@ -1,0 +1,175 @@
+"""TensorFlow against JAX on the same cores: a training step per family, and predict at batch 1 under JAX.
+
+    python benchmarks/backends.py [--steps 20] [--rounds 3] [--out benchmarks/results/backends.json]
+
+Training: for one preset per family, the recipe's model (untrained) and batch size, compiled with Adam,
+``fit`` on synthetic batches of the right shapes (what is timed is the step, not the data); each backend runs
+in its own process (Keras picks its backend once per process), alternating TensorFlow and JAX for
+``--rounds`` rounds; the median seconds per step of each, and their ratio. The faster backend of each family
+is what ``zoo train`` picks when no backend is asked for: written to training/faster_backends.json (a family's
+row is replaced when it is measured again; tests/zoo/test_backends.py checks that one step agrees).
+
+Predict: under JAX, ``model.predict`` on one row against a bare ``jax.jit`` of the endpoint with the weights
+bound, interleaved in one process (the aim: within 2x). ``step_seconds`` below is also what
+benchmarks/accelerator.py runs on an accelerator.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import write_results  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "backends.json"
+FASTER = REPO / "training" / "faster_backends.json"
+ONE_PER_FAMILY = ["scinet-heliocentric", "ising-cnn", "rbm-ising-L8-T2.27", "siamese-minkowski", "jet-cnn-w-vs-qcd",
+                  "calogan-eplus", "realnvp-phi4-L8", "neuralrg-ising-L16", "translator-schrodinger",
+                  "distiller-schrodinger-k2"]
+
+
+def training_batch(model, n: int):
+    """Synthetic (x, y) of the shapes the family's ``fit`` takes (y None for a model with its own loss)."""
+    import numpy as np
+
+    family = type(model).__module__.rsplit(".", 1)[-1]
+    if family == "flows":
+        return np.zeros((n, 1), "float32"), None
+    if family == "rbm":
+        return model.random_inputs(n, seed=0)["spins"], None
+    if family == "calogan":
+        energies = np.linspace(*model.energy_range, n).astype("float32")
+        showers = model.generate(energies, seed=0)
+        return {**showers, "energy": energies}, None
+    inputs = model.random_inputs(n, seed=0)
+    outputs = model.run_endpoint("serving_default", inputs)
+    x = inputs if len(inputs) > 1 else next(iter(inputs.values()))
+    y = next(iter(outputs.values()))
+    if getattr(model.training_spec, "loss", None) in ("binary_crossentropy",):
+        y = (np.arange(n) % 2).astype("float32").reshape(y.shape)
+    return x, y
+
+
+def step_seconds(name: str, steps: int, batch_size: int | None = None) -> dict:
+    """Median seconds per training step of ``name``'s recipe model on the current backend."""
+    import keras
+
+    import zoo
+    from training.recipes import recipe_for
+
+    recipe = recipe_for(name)
+    batch = int(batch_size or recipe.batch_size)
+    model = zoo.load(name, pretrained=False)
+    x, y = training_batch(model, batch * steps)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), **({"loss": model.training_spec.loss}
+                                                           if y is not None and model.training_spec.loss else {}))
+    times = []
+    for _ in range(3):  # the first epoch compiles
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        times.append((time.perf_counter() - start) / steps)
+    return {"backend": keras.backend.backend(), "batch_size": batch, "seconds_per_step": min(times[1:])}
+
+
+def predict_overhead(name: str, repeats: int = 200) -> dict:
+    """Under JAX: predict on one row against a bare jitted endpoint call, interleaved."""
+    import jax
+    import keras
+    import numpy as np
+
+    import zoo
+
+    model = zoo.load(name)
+    inputs = model.random_inputs(1, seed=0)
+    feed = inputs if len(inputs) > 1 else next(iter(inputs.values()))
+    endpoint = model.endpoint("serving_default")
+    values = [v.value for v in model.variables]
+
+    def bare(values, *arrays):
+        with keras.StatelessScope(state_mapping=list(zip(model.variables, values))):
+            return endpoint.function(**dict(zip(endpoint.input_names, arrays)))
+
+    jitted = jax.jit(bare)
+    arrays = [inputs[k] for k in endpoint.input_names]
+    calls = {"predict": lambda: model.predict(feed),
+             "bare_jit": lambda: jax.block_until_ready(jitted(values, *arrays))}
+    for call in calls.values():
+        call(), call()
+    rounds = {k: [] for k in calls}
+    for _ in range(5):
+        for key, call in calls.items():
+            start = time.perf_counter()
+            for _ in range(repeats):
+                call()
+            rounds[key].append((time.perf_counter() - start) / repeats)
+    medians = {k: statistics.median(v) for k, v in rounds.items()}
+    return {**{f"{k}_seconds": v for k, v in medians.items()}, "ratio": medians["predict"] / medians["bare_jit"],
+            "rows": int(np.shape(arrays[0])[0])}
+
+
+def in_backend(backend: str, function: str, *args, env: dict | None = None, preamble: str = "") -> dict:
+    """Run ``function(*args)`` of this module in a fresh process on ``backend`` (``env`` added to its
+    environment, ``preamble`` run first); its JSON result, or {"error": its last line of stderr}."""
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}),
+               PYTHONPATH=os.pathsep.join([str(REPO), os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
+    if backend == "jax" and "JAX_PLATFORMS" not in env:
+        env["JAX_PLATFORMS"] = "cpu"
+    code = f"{preamble}\nimport json, backends\nprint('RESULT ' + json.dumps(backends.{function}(*{list(args)!r})))"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    if result.returncode or not lines:
+        return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--presets", nargs="*", default=ONE_PER_FAMILY)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    results = {"cores": os.cpu_count(), "steps": args.steps, "rounds": args.rounds, "training": {}, "predict": {}}
+    for name in args.presets:
+        runs = {"tensorflow": [], "jax": []}
+        errors = {}
+        for _ in range(args.rounds):  # alternating: a drift of the machine hits both backends alike
+            for backend in runs:
+                out = in_backend(backend, "step_seconds", name, args.steps)
+                if "error" in out:
+                    errors[backend] = out["error"]
+                else:
+                    runs[backend].append(out["seconds_per_step"])
+                    batch = out["batch_size"]
+        row = {f"{b}_seconds_per_step": statistics.median(v) for b, v in runs.items() if v}
+        if len(row) == 2:
+            row["jax_speedup"] = row["tensorflow_seconds_per_step"] / row["jax_seconds_per_step"]
+            row["faster"] = "jax" if row["jax_speedup"] > 1 else "tensorflow"
+            row["batch_size"] = batch
+        results["training"][name] = {**row, **({"errors": errors} if errors else {})}
+        results["predict"][name] = in_backend("jax", "predict_overhead", name)
+        print(name, results["training"][name], results["predict"][name], flush=True)
+    write_results(args.out, results)
+    write_faster_backends(results["training"])
+    return 0
+
+
+def write_faster_backends(training: dict) -> None:
+    """training/faster_backends.json: each measured family's faster backend, what ``zoo train`` defaults to."""
+    from zoo import registry
+
+    family_of = {row[0]: row[1] for row in registry.cached_index() or []}
+    faster = json.loads(FASTER.read_text()) if FASTER.is_file() else {}
+    faster.update({family_of[name]: row["faster"] for name, row in training.items() if "faster" in row})
+    FASTER.write_text(json.dumps(dict(sorted(faster.items())), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

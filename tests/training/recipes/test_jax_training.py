@@ -1,0 +1,105 @@
+"""One training path on any backend: the skeleton trains a preset under JAX (a subprocess: Keras picks its
+backend once per process) with TensorFlow made unimportable, as on an accelerator that has JAX alone, and the
+folder it writes loads, exports and serves under TensorFlow.
+
+Tiny budgets (the skeleton test's), so this checks the path, not the quality: the recipe's result is the same
+up to floating point (the JAX parity test compares one step of each own-loss family number for number)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from serving import export
+from tests.training.recipes.test_skeleton import TINY_RUNS
+
+pytest.importorskip("jax")
+REPO = Path(__file__).resolve().parents[3]
+ON_JAX = ["rbm-ising-L8-T2.27", "realnvp-phi4-L8", "ising-cnn"]
+TRAIN = """
+import dataclasses, json, sys
+
+
+class NoTensorFlow:  # as on an accelerator that has JAX and no TensorFlow
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_probability", "tf_keras"):
+            raise ImportError(f"{name} is not installed on this machine")
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+import keras
+assert keras.backend.backend() == "jax"
+from training import recipes
+from tests.training.recipes.test_skeleton import TINY_RUNS
+name, workdir = sys.argv[1], sys.argv[2]
+recipe = dataclasses.replace(recipes.recipe_for(name), epochs=1, **TINY_RUNS[name])
+metadata = recipe.train_and_evaluate(workdir, verbose=0)
+print(json.dumps({"training": metadata["training"], "versions": metadata["versions"]}))
+"""
+
+
+@pytest.mark.parametrize("name", ON_JAX)
+def test_a_preset_trained_under_jax_exports_and_serves_under_tensorflow(name, tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-c", TRAIN, name, str(tmp_path)], env=env, capture_output=True,
+                            text=True, timeout=900, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["training"]["backend"] == "jax" and record["versions"]["jax"]
+    assert record["training"]["replicas"] == 1
+    folder = tmp_path / "artifact"
+    model = zoo.load(str(folder))
+    path = export.export_preset(str(folder), tmp_path / "served")
+    loaded = tf.saved_model.load(str(path))
+    inputs = model.random_inputs(4, seed=2)
+    served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
+    for key, expected in model.run_endpoint("serving_default", inputs).items():
+        np.testing.assert_allclose(served[key].numpy(), expected, rtol=1e-5,
+                                   atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+
+
+def test_tf_distribute_strategies_are_refused_under_jax():
+    script = ("from training.distribute import strategy_for\n"
+              "try:\n    strategy_for('mirrored')\nexcept ValueError as e:\n    print(e)\n"
+              "print(strategy_for('auto').num_replicas_in_sync)")
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    refusal, replicas = result.stdout.strip().splitlines()[-2:]
+    assert "--strategy mirrored names a tf.distribute strategy" in refusal and "--strategy auto" in refusal
+    assert int(replicas) >= 1
+
+
+def test_the_cli_refuses_a_backend_after_keras_is_imported():
+    import keras
+
+    from zoo_cli import choose_backend
+
+    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
+    with pytest.raises(ValueError, match=f"--backend {other} must be chosen before Keras is imported"):
+        choose_backend(other)
+    assert TINY_RUNS  # the budgets come from the skeleton test
+
+
+def test_zoo_train_defaults_to_the_measured_faster_backend_of_the_family(monkeypatch):
+    """training/faster_backends.json is what benchmarks/backends.py measured; families it names exist, and a
+    preset of an unmeasured family, or a machine without JAX, trains on TensorFlow."""
+    import importlib.util
+
+    from zoo import registry
+    from zoo_cli import FASTER_BACKENDS, faster_backend
+
+    measured = json.loads(FASTER_BACKENDS.read_text())
+    assert set(measured) <= {f.name for f in registry.list_families()}
+    assert set(measured.values()) <= {"tensorflow", "jax"}
+    for row in registry.cached_index():
+        assert faster_backend(row[0]) == measured.get(row[1], "tensorflow")
+    assert faster_backend("no-such-preset") == "tensorflow"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert faster_backend("rbm-ising-L8-T2.27") == "tensorflow"
