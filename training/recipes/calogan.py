@@ -9,11 +9,13 @@ its docstring); a user with the public Geant4 CaloGAN HDF5 files passes them to
 
 Two ways to train, one set of weights:
 
-- ``zoo train calogan-eplus``: the zoo's TensorFlow ``train_step`` through Keras
-  ``fit``, resumable after every epoch with both optimizers' state;
-- ``python -m training.recipes.calogan_jax`` on an accelerator with JAX, then
-  :func:`install_from_run` evaluates and installs its weights. The shipped presets
-  were trained this way (their metadata records the device, steps and seconds).
+- ``zoo train calogan-eplus [--backend jax]``: the model's two-optimizer ``train_step``
+  (written per backend in ``zoo/models/calogan.py``) through Keras ``fit``, resumable after
+  every epoch with both optimizers' state; on an accelerator with JAX this is the path;
+- ``python -m training.recipes.calogan_jax`` (the hand-written JAX loop that made the
+  shipped presets, kept until they are retrained through ``fit``), then
+  :func:`install_from_run` evaluates and installs its weights (their metadata records the
+  device, steps and seconds).
 
 The evaluation, at a seed training never used: every shape variable of
 :mod:`training.evaluation.showers` (Wasserstein-1 over the simulator's spread and
@@ -28,6 +30,7 @@ import json
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
 import zoo
@@ -94,7 +97,7 @@ class CaloGANRecipe(Recipe):
 
     def evaluate(self, model, data, history, workdir) -> Evaluation:
         head_file = Path(workdir) / ENERGY_HEAD_RECORD
-        training = _training_record(model, "Keras fit (TensorFlow train_step)", common.machine(),
+        training = _training_record(model, f"Keras fit ({keras.backend.backend()} train_step)", common.machine(),
                                     self.epochs * (len(data) // self.batch_size), self.epochs, len(data),
                                     self.batch_size, loop.training_seconds(workdir),
                                     (history.get("g_loss") or [None])[-1],
@@ -410,21 +413,19 @@ def fit_energy_head(recipe, model, data: Showers | None = None, streams: str = "
 def train_discriminator(recipe, model, steps: int) -> str:
     """Train only the discriminator against the frozen generator (the paper's real and fake steps), so that a
     preset whose discriminator was lost still ships one fit for fine-tuning. Returns what was done."""
-    import tensorflow as tf
-
     model.compile()
     data = fit_arrays(recipe.simulate(min(recipe.n_train, steps * recipe.batch_size), recipe.train_seed), 0)
     rng = np.random.default_rng(recipe.train_seed)
     n = len(data["energy"])
+    step = model.discriminator_steps  # eager under JAX (its optimizers' state lives in their variables)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
 
-    @tf.function(autograph=False)
-    def step(batch):
-        return model.discriminator_steps(batch)[1]["adversarial"]
-
+        step = tf.function(step, autograph=False)
     start = time.time()
     for _ in range(steps):
         rows = rng.choice(n, recipe.batch_size, replace=False)
-        loss = step({k: tf.constant(v[rows]) for k, v in data.items()})
+        loss = step({k: v[rows] for k, v in data.items()})[1]["adversarial"]
     return (f"the discriminator was trained here for {steps} steps against the frozen generator "
             f"({time.time() - start:.0f} s, final fake-batch loss {float(loss):.3f}): the run's own was not kept")
 
