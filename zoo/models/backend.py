@@ -290,12 +290,56 @@ class OwnLossTraining:
     def training_loss(self, data):
         raise NotImplementedError
 
+    def evaluation_loss(self, data):
+        """What ``evaluate`` measures: the training loss unless the family says otherwise."""
+        return self.training_loss(data)[0]
+
     def train_step(self, *args):
         if backend() == "jax":
             return _jax_train_step(self, *args)
         if backend() == "tensorflow":
             return _tensorflow_train_step(self, args[0])
         return _torch_train_step(self, args[0])
+
+    def test_step(self, *args):
+        """The epoch mean of ``evaluation_loss`` (Keras' JAX trainer passes the variables' values first)."""
+        if backend() != "jax":
+            return tracked_loss(self, self.evaluation_loss(args[0]))
+        (trainable, non_trainable, metric_values), data = args
+        mapping = (list(zip(self.trainable_variables, trainable))
+                   + list(zip(self.non_trainable_variables, non_trainable)))
+        with keras.StatelessScope(state_mapping=mapping):
+            loss = self.evaluation_loss(data)
+        logs, metric_values = _stateless_tracked_loss(self, loss, metric_values)
+        return logs, (trainable, non_trainable, metric_values)
+
+
+class EpochMeanLossTraining(OwnLossTraining):
+    """:class:`OwnLossTraining` whose ``fit`` reports the epoch mean of the loss (Keras' loss tracker) rather
+    than the last batch's logs, on every backend (under JAX the tracker's values travel in the trainer's state,
+    so it is updated statelessly: a step that left it alone would make ``fit`` report 0)."""
+
+    def train_step(self, *args):
+        if backend() != "jax":
+            return tracked_loss(self, super().train_step(*args)["loss"])
+        logs, (trainable, non_trainable, optimizer_values, metric_values) = super().train_step(*args)
+        logs, metric_values = _stateless_tracked_loss(self, logs["loss"], metric_values)
+        return logs, (trainable, non_trainable, optimizer_values, metric_values)
+
+
+def tracked_loss(model, loss) -> dict:
+    """The epoch mean of ``loss`` in the Keras loss tracker (what ``fit`` reports for a step that returns only
+    "loss")."""
+    model._loss_tracker.update_state(loss)
+    return {"loss": model._loss_tracker.result()}
+
+
+def _stateless_tracked_loss(model, loss, metric_values) -> tuple:
+    """:func:`tracked_loss` on the metrics' values that Keras' JAX trainer carries: (logs, new values)."""
+    with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metric_values))) as scope:
+        logs = tracked_loss(model, loss)
+    updated = [scope.get_current_value(v) for v in model.metrics_variables]
+    return logs, [old if new is None else new for old, new in zip(metric_values, updated)]
 
 
 def _tensorflow_train_step(model, data):

@@ -176,9 +176,10 @@ class IsingRBM(OwnLossTraining, SpinLatticeInputs, ZooModel):
         loss = self.contrastive_loss(v_data)
         return loss, {"loss": loss, "free_energy": ops.mean(ops.stop_gradient(self.free_energy(v_data)))}
 
-    def test_step(self, data):
+    def evaluation_loss(self, data):
+        """The mean free energy of held-out configurations (lower: more probable under the model)."""
         spins = data[0] if isinstance(data, tuple) else data
-        return {"loss": ops.mean(self.free_energy(self.to_visible(spins)))}
+        return ops.mean(self.free_energy(self.to_visible(spins)))
 
     # ------------------------------------------------------------------ sampling
 

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo.models.backend import OwnLossTraining, backend
+from zoo.models.backend import EpochMeanLossTraining
 from zoo.models.base import ZooModel, apply_stack, dense_stack
 from zoo.spec import Cost, Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import InputCheck
@@ -40,51 +40,6 @@ PAPER = (
     "architecture, Science Bulletin 64, 1228 (2019), arXiv:1901.11103"
 )
 GRID_SPACING = 0.1  # a of the training data (the Schroedinger simulator's grid spacing)
-
-
-def tracked_loss(model, loss) -> dict:
-    """The epoch mean of ``loss`` in the Keras loss tracker (which ``fit`` reports for a step that returns
-    only "loss")."""
-    model._loss_tracker.update_state(loss)
-    return {"loss": model._loss_tracker.result()}
-
-
-def _stateless_tracked_loss(model, loss, metric_values) -> tuple:
-    """:func:`tracked_loss` on the metrics' values that Keras' JAX trainer carries: (logs, new values)."""
-    with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metric_values))) as scope:
-        logs = tracked_loss(model, loss)
-    updated = [scope.get_current_value(v) for v in model.metrics_variables]
-    return logs, [old if new is None else new for old, new in zip(metric_values, updated)]
-
-
-class EpochMeanLossTraining(OwnLossTraining):
-    """:class:`OwnLossTraining` whose ``fit`` and ``evaluate`` report the epoch mean of the loss, on every backend.
-
-    ``training_loss(data) -> (loss, logs)`` is differentiated and applied by the mixin; ``evaluation_loss(data)``
-    is what ``evaluate`` measures. Both losses go through Keras' loss tracker, whose mean ``fit`` reports for a
-    step that returns only "loss" (under JAX the tracker's values travel in the trainer's state, so it is
-    updated statelessly here: a step that left it alone would make ``fit`` report 0)."""
-
-    def evaluation_loss(self, data):
-        raise NotImplementedError
-
-    def train_step(self, *args):
-        if backend() != "jax":
-            return tracked_loss(self, super().train_step(*args)["loss"])
-        logs, (trainable, non_trainable, optimizer_values, metric_values) = super().train_step(*args)
-        logs, metric_values = _stateless_tracked_loss(self, logs["loss"], metric_values)
-        return logs, (trainable, non_trainable, optimizer_values, metric_values)
-
-    def test_step(self, *args):
-        if backend() != "jax":
-            return tracked_loss(self, self.evaluation_loss(args[0]))
-        (trainable, non_trainable, metric_values), data = args
-        mapping = (list(zip(self.trainable_variables, trainable))
-                   + list(zip(self.non_trainable_variables, non_trainable)))
-        with keras.StatelessScope(state_mapping=mapping):
-            loss = self.evaluation_loss(data)
-        logs, metric_values = _stateless_tracked_loss(self, loss, metric_values)
-        return logs, (trainable, non_trainable, metric_values)
 
 
 def relative_density_error(densities, predicted):
