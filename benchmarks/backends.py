@@ -114,14 +114,16 @@ def predict_overhead(name: str, repeats: int = 200) -> dict:
             "rows": int(np.shape(arrays[0])[0])}
 
 
-def in_backend(backend: str, function: str, *args, env: dict | None = None, preamble: str = "") -> dict:
-    """Run ``function(*args)`` of this module in a fresh process on ``backend`` (``env`` added to its
-    environment, ``preamble`` run first); its JSON result, or {"error": its last line of stderr}."""
+def in_backend(backend: str, function: str, *args, env: dict | None = None, preamble: str = "",
+               module: str = "backends") -> dict:
+    """Run ``function(*args)`` of ``module`` (a script in benchmarks/) in a fresh process on ``backend``
+    (``env`` added to its environment, ``preamble`` run first); its JSON result, or {"error": its last line of
+    stderr}."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}),
                PYTHONPATH=os.pathsep.join([str(REPO), os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
     if backend == "jax" and "JAX_PLATFORMS" not in env:
         env["JAX_PLATFORMS"] = "cpu"
-    code = f"{preamble}\nimport json, backends\nprint('RESULT ' + json.dumps(backends.{function}(*{list(args)!r})))"
+    code = f"{preamble}\nimport json, {module}\nprint('RESULT ' + json.dumps({module}.{function}(*{list(args)!r})))"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     if result.returncode or not lines:

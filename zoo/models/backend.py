@@ -114,7 +114,7 @@ def compile_function(model, function, stochastic: bool = False):
     def call(*arrays):
         if not variables:
             variables.extend(owner().variables)
-        outputs, updated = jitted([v.value for v in variables], *arrays)
+        outputs, updated = jitted([_raw_value(v) for v in variables], *arrays)
         for variable, value in zip(variables, updated):
             if value is not None and value is not variable.value:
                 variable.assign(value)
@@ -157,6 +157,13 @@ def compile_energy_and_gradient(model, energy):
         return e.numpy(), g.numpy()
 
     return call
+
+
+def _raw_value(variable):
+    """A variable's stored array: its ``value`` property costs microseconds (scope and autocast checks), which
+    add up to a small model's whole call over its tens of variables; the stateless call reads ``value`` inside."""
+    raw = variable._value
+    return variable.value if raw is None else raw
 
 
 def _eager_endpoint(model, name: str):

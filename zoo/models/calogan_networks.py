@@ -47,7 +47,8 @@ class LastChannelConstant(keras.initializers.Initializer):
 
     def __call__(self, shape, dtype=None):
         channel = ops.arange(shape[-1]) == shape[-1] - 1
-        return ops.broadcast_to(ops.where(channel, self.value, 0.0), shape)
+        # added to zeros rather than broadcast: torch's broadcast is a view that loading weights cannot write into
+        return ops.zeros(shape, dtype=dtype) + ops.cast(ops.where(channel, self.value, 0.0), dtype or "float32")
 
     def get_config(self):
         return {"value": self.value}
