@@ -43,15 +43,21 @@ def _signature(endpoint):
     return function, specs
 
 
-def export_model(model, directory) -> Path:
+def export_model(model, directory, say=None) -> Path:
     """Write ``model``'s SavedModel with its signatures to ``directory`` (created, must not exist), and
     ``assets.extra/zoo_signatures.json``: what the server needs to know of each signature before it runs
-    (:func:`signature_declarations`). TF Serving ignores that file."""
+    (:func:`signature_declarations`). TF Serving ignores that file. ``say(text)`` hears each step (tracing
+    the endpoints and serialising their graphs take the time: a flow's stacked couplings, a GAN's three streams)."""
+    say = say or (lambda text: None)
     archive = keras.export.ExportArchive()
     archive.track(model.serving_layers())
-    traced = {name: archive.add_endpoint(name=name, fn=fn, input_signature=specs)
-              for name, (fn, specs) in signatures(model).items()}
+    functions, traced = signatures(model), {}
+    for number, (name, (fn, specs)) in enumerate(functions.items(), 1):
+        say(f"tracing endpoint {name} ({number} of {len(functions)})")
+        traced[name] = archive.add_endpoint(name=name, fn=fn, input_signature=specs)
+    say(f"writing the SavedModel: TensorFlow serialises {len(functions)} graphs and {len(model.weights)} weights")
     archive.write_out(str(directory), verbose=False)
+    say("timing each signature on random rows (the server's scheduling estimate)")
     (Path(directory) / SIGNATURES_FILE).parent.mkdir(exist_ok=True)
     write_json(Path(directory) / SIGNATURES_FILE, signature_declarations(model, traced))
     return Path(directory)
@@ -106,9 +112,11 @@ def model_name(name) -> str:
     return Path(source).name if zoo.looks_like_path(name) else zoo.get_spec(source).name
 
 
-def export_preset(name, out_dir, version: int | None = None) -> Path:
+def export_preset(name, out_dir, version: int | None = None, say=None) -> Path:
     """Export preset ``name`` (a name, a preset folder or ``hf://``) to ``out_dir/NAME/version``;
-    the version folder appears whole or not at all."""
+    the version folder appears whole or not at all. ``say(text)`` hears each step."""
+    if say:
+        say("loading the preset")
     model = zoo.load(name)
     model_dir = Path(out_dir) / model_name(name)
     version = next_version(model_dir) if version is None else int(version)
@@ -120,7 +128,7 @@ def export_preset(name, out_dir, version: int | None = None) -> Path:
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".{version}.staging."))
     try:
-        export_model(model, staging / "export")
+        export_model(model, staging / "export", say)
         os.replace(staging / "export", target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -159,17 +167,18 @@ num_batch_threads { value: 2 }
 
 
 def export(names, out_dir, version: int | None = None, base_path: str | None = None,
-           batching_parameters: bool = False, progress=None) -> list:
+           batching_parameters: bool = False, progress=None, say=None) -> list:
     """Export several presets and (re)write ``out_dir/models.config`` (and batching_parameters.txt).
 
-    ``progress(done, total, name)`` is called before each preset and once at the end (name None)."""
+    ``progress(done, total, name)`` is called before each preset and once at the end (name None);
+    ``say(text)`` hears the steps within a preset."""
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise NotADirectoryError(f"--out {out_dir} is a file; give a folder (new, or one `zoo export` wrote).")
     names, paths = list(names), []
     for done, name in enumerate(names):
         if progress:
             progress(done, len(names), name)
-        paths.append(export_preset(name, out_dir, version))
+        paths.append(export_preset(name, out_dir, version, say))
     if progress:
         progress(len(names), len(names), None)
     atomic_write_text(Path(out_dir) / "models.config", models_config(out_dir, base_path))

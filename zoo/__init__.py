@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import inspect
 import os
 from pathlib import Path
@@ -41,10 +40,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 
 def list_models(pattern: str | None = None) -> list:
-    """Names of every preset, sorted; ``pattern`` keeps those whose name or family matches it
-    (shell wildcards: ``"scinet*"``, ``"*kepler*"``, or a family name such as ``"rbm"``)."""
+    """Names of every preset, sorted; ``pattern`` keeps those whose name or family matches it (shell
+    wildcards: ``"*kepler*"``; without wildcards a prefix of the name or family: ``"jet"``, ``"rbm"``)."""
     return [spec.name for spec in registry.list_specs()
-            if pattern is None or fnmatch.fnmatch(spec.name, pattern) or fnmatch.fnmatch(spec.family, pattern)]
+            if pattern is None or registry.matches(pattern, spec.name, spec.family)]
 
 
 def row_seeds(n: int, seed=None):

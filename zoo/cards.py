@@ -52,6 +52,9 @@ def derived_card(metadata: dict, model) -> str:
 def citation(name) -> str:
     """BibTeX of the preset's paper (from its family) and of the zoo itself: what ``zoo cite NAME`` prints.
     ``name`` is a preset name, a preset folder or an ``hf://`` name of a registered preset or a descendant."""
+    fast = cached_citation(name)
+    if fast is not None:
+        return fast
     spec = sources.locate(name).spec
     if spec is None:
         raise ValueError(f"{name!r} is a folder of an unregistered preset; its family, and so its paper, is unknown. "
@@ -60,7 +63,24 @@ def citation(name) -> str:
 
 
 def _bibtex(family) -> str:
-    return "\n\n".join(filter(None, [family.bibtex, ZOO_BIBTEX % __version__]))
+    return _with_zoo(family.bibtex)
+
+
+def _with_zoo(bibtex: str) -> str:
+    return "\n\n".join(filter(None, [bibtex, ZOO_BIBTEX % __version__]))
+
+
+def cached_citation(name) -> str | None:
+    """The citation from zoo/presets_info.json (no family imported, so no TensorFlow), or None when the cache
+    cannot answer: a Hub name, a folder of an unregistered preset, or no usable cache."""
+    if not isinstance(name, (str, Path)) or str(name).startswith(sources.HUB_PREFIX):
+        return None
+    if sources.looks_like_path(name):
+        record = registry.cached_lineage_record(Path(name))[1]
+    else:
+        registry.check_known(name)
+        record = (registry.cached_info() or {}).get(name)
+    return _with_zoo(record["bibtex"]) if record and "bibtex" in record else None
 
 
 def _flatten(mapping: dict, prefix: str = "") -> list:

@@ -16,6 +16,7 @@ with the same name fail when the registry is built.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import importlib
 import inspect
 import json
@@ -109,6 +110,14 @@ INDEX_FILE = PACKAGE_DIR / "presets_index.json"
 INFO_FILE = PACKAGE_DIR / "presets_info.json"
 
 
+def matches(pattern: str, name: str, family: str) -> bool:
+    """Whether a preset is what ``pattern`` asks for: shell wildcards against its name or family
+    (``"*kepler*"``), or, without wildcards, a prefix of either (``"jet"`` finds the family ``jets``)."""
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(family, pattern)
+    return name.startswith(pattern) or family.startswith(pattern)
+
+
 def index_rows() -> list:
     """(name, family, summary) of every preset: what ``zoo list`` prints."""
     return [[spec.name, spec.family, spec.summary] for spec in list_specs()]
@@ -139,8 +148,21 @@ def info_records() -> dict:
         base = Path(get_family(spec.family).pretrained_dir or PRETRAINED_DIR).resolve()
         records[spec.name] = {
             "pretrained_dir": str(base.relative_to(PACKAGE_DIR)) if base.is_relative_to(PACKAGE_DIR) else str(base),
-            **describe(model, spec)}
+            "bibtex": get_family(spec.family).bibtex, **describe(model, spec)}
     return records
+
+
+def cached_lineage_record(folder: Path) -> tuple:
+    """(registered name, cached :func:`info_records` entry) of the preset a folder is or descends from, read
+    from its metadata.json without importing any family; (None, None) when the cache cannot tell."""
+    cached = cached_info()
+    metadata_file = Path(folder) / "metadata.json"
+    if cached is None or not metadata_file.is_file():
+        return None, None
+    metadata = json.loads(metadata_file.read_text())
+    lineage = [metadata.get("name"), (metadata.get("parent") or {}).get("preset")]
+    name = next((n for n in lineage if isinstance(n, str) and n in cached), None)
+    return name, cached.get(name)
 
 
 def write_index() -> Path:
@@ -213,12 +235,26 @@ def get_spec(name: str) -> PresetSpec:
     """Return the spec of preset ``name``; unknown names fail with close matches."""
     if not isinstance(name, str):
         raise TypeError(f"A preset name must be a string, received {type(name).__name__}: {name!r}.")
+    check_known(name)
     ensure_built()
     try:
         return _REGISTRY.presets[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY.presets), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise UnknownPresetError(
-            f"Unknown preset {name!r}.{hint} Known presets: {', '.join(sorted(_REGISTRY.presets))}."
-        ) from None
+        raise _unknown(name, list(_REGISTRY.presets)) from None
+
+
+def check_known(name: str) -> None:
+    """Refuse an unknown preset name from the cached index, before any family (and so TensorFlow) is imported:
+    a typo is answered at once. Until the registry is built nothing can have been registered at run time, so
+    the cache, when usable, holds every name."""
+    if _REGISTRY.built:
+        return
+    rows = cached_index()
+    if rows is not None and name not in {row[0] for row in rows}:
+        raise _unknown(name, [row[0] for row in rows])
+
+
+def _unknown(name: str, known: list) -> UnknownPresetError:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return UnknownPresetError(f"Unknown preset {name!r}.{hint} Known presets: {', '.join(sorted(known))}.")

@@ -6,9 +6,11 @@ family code: what a preset can do comes from its family's declarations.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -17,13 +19,11 @@ from pathlib import Path
 
 
 def _cmd_list(args) -> int:
-    import fnmatch
-
     from zoo import registry
 
     rows = registry.cached_index() or registry.index_rows()  # the index needs no TensorFlow
     if args.pattern:
-        rows = [r for r in rows if fnmatch.fnmatch(r[0], args.pattern) or fnmatch.fnmatch(r[1], args.pattern)]
+        rows = [r for r in rows if registry.matches(args.pattern, r[0], r[1])]
     if not rows:
         raise ValueError(f"No preset matches {args.pattern!r} (by name or family); `zoo list` shows them all.")
     width, family_width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
@@ -39,6 +39,55 @@ def positive_int(text: str) -> int:
     return value
 
 
+# What TensorFlow's C++ side writes to stderr before its logging is set up (absl's pre-init notice and glog
+# lines such as "I0000 00:00:1796316954.678 3372 cudart_stub.cc:31] Could not find cuda drivers"): noise.
+FRAMEWORK_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|"
+                             r"[IWEF]\d{4} [\d:.]+\s+\d+ [\w.\-]+:\d+\])")
+QUIET_COMMANDS = ("list", "info", "cite")  # answered from cached declarations, without a framework
+
+
+def verbose_requested(argv: list) -> bool:
+    return "--verbose" in argv or os.environ.get("ZOO_VERBOSE", "") not in ("", "0")
+
+
+def silence_frameworks() -> None:
+    """Keep TensorFlow's and JAX's logs off the terminal (``--verbose`` or ``ZOO_VERBOSE=1`` keeps them): C++
+    logging below FATAL is off, and what the first import writes before that setting takes effect is held
+    back; any other line it writes (a real import error) is passed on."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import logging
+    import warnings
+
+    for name in ("tensorflow", "absl", "jax", "jax._src.xla_bridge"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf_keras|jax|absl)(\.|$)")
+    with _stderr_filtered(FRAMEWORK_NOISE):
+        import keras  # noqa: F401  (imports the backend)
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def _stderr_filtered(noise: re.Pattern):
+    """Route file descriptor 2 (where C++ writes) through a temporary file and pass on every line that is not
+    ``noise`` once the block ends."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().decode(errors="replace").splitlines(keepends=True)
+                    if not noise.match(line)]
+            sys.stderr.write("".join(kept))
+
+
 def _unbuilt_model(source, metadata: dict | None):
     """The model of a located preset, constructed from its config (no weights read). A folder's ``metadata``
     must come from :func:`zoo.artifacts.verify_preset`, so that no model is built from an unchecked config.json."""
@@ -49,15 +98,28 @@ def _unbuilt_model(source, metadata: dict | None):
     return source.spec.model_class(**source.spec.config)
 
 
-def _info_record(name: str) -> tuple:
+def _info_record(name: str, verbose: bool = True) -> tuple:
     """(what :func:`zoo.registry.describe` says of ``name``, its preset folder or None, the folder's verified
-    metadata or None). Every recorded sha256 is checked before any model is constructed."""
-    from zoo import artifacts, registry
+    metadata or None). Every recorded sha256 is checked before any model is constructed. The cached
+    declarations answer for registered presets and folders of their architecture; anything else builds the
+    model (frameworks silenced unless ``verbose``)."""
+    from zoo import artifacts, registry, sources
+    from zoo.sources import looks_like_path
 
     cached = registry.cached_info() or {}
     if name in cached:
         folder = registry.shipped_folder(name, cached[name])
         return cached[name], folder, artifacts.verify_preset(folder) if folder is not None else None
+    if isinstance(name, str) and not name.startswith("hf://") and looks_like_path(name):
+        if not (Path(name) / artifacts.METADATA_FILE).is_file():
+            sources.locate(name)  # says why it is not a preset folder, before any framework loads
+        record = _cached_folder_record(Path(name))
+        if record is not None:
+            return record, Path(name), artifacts.verify_preset(Path(name))
+    else:
+        registry.check_known(name)
+    if not verbose:
+        silence_frameworks()
     import zoo
 
     source = zoo.locate(name)
@@ -65,11 +127,24 @@ def _info_record(name: str) -> tuple:
     return registry.describe(_unbuilt_model(source, metadata), source.spec), source.folder, metadata
 
 
+def _cached_folder_record(folder: Path) -> dict | None:
+    """A folder's info from the cached declarations of the preset it descends from, when its config is that
+    preset's (a fine-tuned folder keeps its parent's architecture, and so its endpoints); else None."""
+    from zoo import artifacts, registry
+
+    name, record = registry.cached_lineage_record(folder)
+    shipped = registry.shipped_folder(name, record) if record is not None else None
+    if shipped is None or not (folder / artifacts.CONFIG_FILE).is_file():
+        return None
+    same = artifacts.read_config(folder).get("config") == artifacts.read_config(shipped).get("config")
+    return record if same else None
+
+
 def _cmd_info(args) -> int:
     """From the cached declarations (no TensorFlow) for a registered preset; otherwise from the built model."""
     from zoo import artifacts
 
-    record, folder, metadata = _info_record(args.name)
+    record, folder, metadata = _info_record(args.name, args.verbose)
     _print_info(args.name, record)
     if folder is None:
         print(f"  config: {json.dumps(record['config'])}\n  no pretrained weights shipped")
@@ -148,14 +223,21 @@ def _cmd_evaluate(args) -> int:
         raise ValueError(f"{args.name} descends from no registered preset, so no recipe can simulate its data.")
     recipe = recipe_for(source.spec.name)
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    say(f"loading {args.name}")
-    model = zoo.load(args.name)
-    started = time.perf_counter()
-    say(f"simulating {args.samples} samples from seed {args.seed} ({type(recipe).__name__}.simulate)")
-    data = recipe.simulate(args.samples, args.seed)
-    say(f"measuring ({time.perf_counter() - started:.1f} s so far)")
-    metrics = {k: float(v) for k, v in recipe.task_metrics(model, data).items()}
-    say(f"done in {time.perf_counter() - started:.1f} s")
+    with _stdout_to_stderr():  # stdout is the JSON report alone: a simulator's banner (FastJet's) goes to stderr
+        say(f"loading {args.name}")
+        model = zoo.load(args.name)
+        started = time.perf_counter()
+        say(f"simulating {args.samples} samples from seed {args.seed} ({type(recipe).__name__}.simulate)")
+        data = recipe.simulate(args.samples, args.seed)
+        say(f"measuring ({time.perf_counter() - started:.1f} s so far)")
+        metrics = {k: float(v) for k, v in recipe.task_metrics(model, data).items()}
+        say(f"done in {time.perf_counter() - started:.1f} s")
+        if args.plot:
+            Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+            say(f"drawing {args.plot} (the figure may simulate curves of its own)")
+            scan = artifacts.read_metadata(source.folder).get("latent_scan", {}) if source.folder else {}
+            Path(args.plot).write_bytes(recipe.render_figure(model, data, {int(k): v for k, v in scan.items()}))
+            say(f"Figure written to {args.plot}")
     undefined = sorted(k for k, v in metrics.items() if not math.isfinite(v))
     report = {"preset": args.name, "seed": args.seed, "samples": args.samples, "metrics": strict_json(metrics)}
     if undefined:
@@ -166,13 +248,24 @@ def _cmd_evaluate(args) -> int:
             say(f"{row['metric']}: {row['measured']} (+- {row['error']}) against the card's target "
                 f"{row['comparison']} {row['target']}: {row['verdict']}")
     print(json.dumps(report, indent=2, allow_nan=False))
-    if args.plot:
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        say(f"drawing {args.plot} (the figure may simulate curves of its own)")
-        scan = artifacts.read_metadata(source.folder).get("latent_scan", {}) if source.folder else {}
-        Path(args.plot).write_bytes(recipe.render_figure(model, data, {int(k): v for k, v in scan.items()}))
-        print(f"Figure written to {args.plot}")
     return 0
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Within the block, whatever is written to stdout (by Python, or by C++ into file descriptor 1, as
+    simulators' banners are) goes to stderr; worker processes started inside inherit that."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    python_stdout, sys.stdout = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout = python_stdout
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def compare_with_card(targets: list, metrics: dict) -> list:
@@ -208,12 +301,18 @@ def _cmd_demo(args, rest) -> int:
 def _cmd_export(args) -> int:
     from serving.export import export
 
+    started = time.perf_counter()
+
     def progress(done, total, name):
         if not args.quiet:
-            print(f"[{done}/{total}] " + (f"exporting {name} (tracing every endpoint)" if name else "done"),
-                  file=sys.stderr, flush=True)
+            print(f"[{done}/{total}] " + (f"exporting {name}" if name else "done"), file=sys.stderr, flush=True)
 
-    for path in export(args.names, args.out, args.version, args.base_path, args.batching_parameters, progress):
+    def say(text):
+        if not args.quiet:
+            print(f"  {time.perf_counter() - started:4.0f} s  {text}", file=sys.stderr, flush=True)
+
+    for path in export(args.names, args.out, args.version, args.base_path, args.batching_parameters, progress,
+                       say):
         print(f"exported {path}")
     print(f"wrote {Path(args.out) / 'models.config'}")
     return 0
@@ -273,6 +372,8 @@ def _cmd_finetune(args) -> int:
 def _cmd_cite(args) -> int:
     from zoo import cards
 
+    if not args.verbose and cards.cached_citation(args.name) is None:
+        silence_frameworks()
     print(cards.citation(args.name))
     return 0
 
@@ -295,8 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     parser.add_argument("--version", action="version", version=f"physics-model-zoo {_version()}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let TensorFlow and JAX log to stderr (as does ZOO_VERBOSE=1); they are silenced otherwise")
     p = sub.add_parser("list", help="list the presets (all, or those whose name or family matches PATTERN)")
-    p.add_argument("pattern", nargs="?", default=None, help="a family's name, or a preset name with shell wildcards ('*kepler*')")
+    p.add_argument("pattern", nargs="?", default=None, help="the start of a preset's or family's name ('jet', 'scinet-q'), or shell wildcards ('*kepler*')")
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("info", help="describe one preset (name, folder or hf://): endpoints, config, measured quality")
     p.add_argument("name")
@@ -428,8 +531,8 @@ def faster_backend(name: str) -> str:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    debug, verbose = "--debug" in argv, verbose_requested(argv)
+    argv = [a for a in argv if a not in ("--debug", "--verbose")]
     rest = None
     if argv[:1] == ["demo"]:
         from zoo.registry import DEMO_FAMILY
@@ -439,11 +542,14 @@ def main(argv=None) -> int:
         rest = argv[2:] if family_given else argv[1:]
     else:
         args = build_parser().parse_args(argv)
+    args.verbose = verbose
     try:
         if args.command == "train" and not args.backend and not os.environ.get("KERAS_BACKEND"):
             args.backend = faster_backend(args.name)
         if getattr(args, "backend", None):
             choose_backend(args.backend)
+        if not verbose and args.command not in QUIET_COMMANDS:
+            silence_frameworks()
         return args.func(args, rest) if rest is not None else args.func(args)
     except KeyboardInterrupt:
         raise

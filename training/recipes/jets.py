@@ -3,8 +3,8 @@
 Data (training/simulators/jets.py): ``n_train`` W and ``n_train`` QCD jets from
 seed 1, ``n_validation`` of each from seed 2, and the card's numbers from
 ``n_evaluation`` of each from ``evaluation_seed`` (1,000,003), which training
-never sees. Generated files are cached in ``$ZOO_DATA_DIR/jets`` (default
-``data/jets``); a missing one is generated (about 60 jets/s on 2 cores).
+never sees. Generated files are cached in :func:`data_dir` (``$ZOO_DATA_DIR/jets``, else
+``~/.cache/physics-model-zoo/jets``); a missing one is generated (about 60 jets/s on 2 cores).
 
 Held-out evaluation of the network and of every baseline fitted on the training
 jets (training/evaluation/taggers.py): ROC AUC and background rejection
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import keras
@@ -60,7 +61,11 @@ class JetTaggerRecipe(Recipe):
     def simulate(self, n: int, seed: int, quiet: bool = False) -> dict:
         """``n`` W and ``n`` QCD jets from ``seed`` (read from the cache, generated when missing), with their images."""
         path = sample_path(n, seed)
-        if not path.exists():
+        say = (lambda text: None) if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+        if path.exists():
+            say(f"reading {2 * n} cached jets from {path} (ZOO_DATA_DIR moves the cache)")
+        else:
+            say(f"generating {2 * n} jets into {path} (ZOO_DATA_DIR moves the cache)")
             simulator.generate(path, n, seed, quiet=quiet)
         return with_images(simulator.read_jets(path))
 
@@ -130,7 +135,12 @@ RECIPES = {
 # ----------------------------------------------------------------------------- data
 
 def data_dir() -> Path:
-    return Path(os.environ.get("ZOO_DATA_DIR", "data")) / "jets"
+    """Where generated jet samples are kept: ``$ZOO_DATA_DIR/jets`` when set, else the user's cache
+    (``$XDG_CACHE_HOME/physics-model-zoo/jets``, by default ``~/.cache/physics-model-zoo/jets``)."""
+    if os.environ.get("ZOO_DATA_DIR"):
+        return Path(os.environ["ZOO_DATA_DIR"]) / "jets"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "physics-model-zoo" / "jets"
 
 
 def sample_path(n: int, seed: int) -> Path:

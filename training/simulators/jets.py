@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.extras import import_extra
+
 PROCESS_SETTINGS = {
     "w": ("WeakDoubleBoson:ffbar2ZW = on", "23:onMode = off", "23:onIfAny = 12 14 16",
           "24:onMode = off", "24:onIfAny = 1 2 3 4 5"),
@@ -115,9 +117,8 @@ class JetMaker:
     """Pythia events of one process -> trimmed leading jets passing the cuts, with mass and tau_21."""
 
     def __init__(self, process: str, seed: int, selection: JetSelection):
-        import fastjet
-        import pythia8mc
-
+        fastjet = import_extra("fastjet", "jets", "Generating jets (Pythia 8 events clustered with FastJet)")
+        pythia8mc = import_extra("pythia8mc", "jets", "Generating jets (Pythia 8 events clustered with FastJet)")
         if process not in PROCESS_SETTINGS:
             raise ValueError(f"Unknown process {process!r}; expected one of {sorted(PROCESS_SETTINGS)}.")
         self.fastjet, self.selection = fastjet, selection
@@ -297,8 +298,7 @@ class RayRunner:
     """Chunks as Ray tasks on the cluster ``ray.init(address)`` connects to (a local one when None)."""
 
     def __init__(self, address: str | None = None):
-        import ray
-
+        ray = import_extra("ray", "ray", "Generating jets on a Ray cluster")
         self.ray = ray
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
