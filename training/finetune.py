@@ -39,18 +39,42 @@ def read_data(path, model) -> tuple:
     else:
         raise ValueError(f"Fine-tuning data must be a .npz or .h5 file; received {path.name!r}.")
     needs_target = model.fine_tuning.needs_target
+    raw = model.fine_tuning.preprocessing
+    accepted = list(model.input_specs) + [f"or {name!r}" for name in raw]
     if needs_target and "target" not in arrays:
-        raise ValueError(f"{path.name} has arrays {sorted(arrays)}; expected 'target' and {list(model.input_specs)}.")
+        raise ValueError(f"{path.name} has arrays {sorted(arrays)}; expected 'target' and {accepted}.")
     target = arrays.pop("target", None) if needs_target else None
-    inputs = model.checked_inputs(arrays)
+    inputs = model.checked_inputs(_preprocessed(model, arrays))
     n = next(iter(inputs.values())).shape[0]
     if target is None:
         return inputs, None
     output = model.endpoint().outputs[0]
+    if np.ndim(target) == 1 and tuple(output.feature_shape) == (1,):
+        target = np.reshape(target, (-1, 1))  # labels as a flat vector, as physicists keep them
     target = check_array(target, "target", output.feature_shape)
     if target.shape[0] != n:
         raise ValueError(f"'target' has {target.shape[0]} samples but the inputs have {n}.")
+    _check_target_rows(model, inputs, target, output.name)
     return inputs, target
+
+
+def _preprocessed(model, arrays: dict) -> dict:
+    """Raw arrays the family declares (``FineTuning.preprocessing``) turned into the model's inputs by their
+    endpoint, e.g. a jet tagger's constituents into its images; other arrays as they are."""
+    for name, endpoint in model.fine_tuning.preprocessing.items():
+        if name in arrays and not set(model.input_specs) & set(arrays):
+            arrays = {k: v for k, v in arrays.items() if k != name} | model.run_endpoint(endpoint, {name: arrays[name]})
+    return arrays
+
+
+def _check_target_rows(model, inputs: dict, target, output_name: str) -> None:
+    """A target row must have the shape of the model's output row for the same inputs: axes that the
+    declaration leaves open (a translator's grid) follow the inputs, so the first row is run to see them."""
+    first = {k: v[:1] for k, v in inputs.items()}
+    expected = tuple(np.shape(model.run_endpoint(model.endpoint().name, first)[output_name])[1:])
+    if tuple(target.shape[1:]) != expected:
+        raise ValueError(f"'target' rows have shape {tuple(target.shape[1:])}; expected {expected}, the shape of "
+                         f"the model's {output_name!r} for these inputs ({', '.join(f'{k} {v.shape[1:]}' for k, v in first.items())}).")
 
 
 def _split(inputs, target, validation_fraction):

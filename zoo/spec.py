@@ -149,12 +149,15 @@ class FineTuning:
             ``train_step`` on inputs alone, with no ``target`` array in the data).
         error_name: what :meth:`ZooModel.fine_tuning_error` measures before and after.
         refusal: None when fine-tuning applies, else why it does not and what to do instead.
+        preprocessing: raw input name -> the endpoint that turns it into the default endpoint's inputs, so data
+            may come raw (a jet tagger's ``{"constituents": "preprocess"}``: constituents become images).
     """
 
     groups: tuple = ()
     loss: Any = "mse"
     error_name: str = "held-out RMS error"
     refusal: str | None = None
+    preprocessing: dict = dataclasses.field(default_factory=dict)
 
     @property
     def needs_target(self) -> bool:

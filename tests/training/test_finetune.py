@@ -122,3 +122,28 @@ def test_a_fine_tuned_folder_fine_tunes_again(data_file, tmp_path):
     finetune(NAME, data_file, tmp_path / "first", epochs=1, verbose=0)
     metadata = finetune(str(tmp_path / "first"), data_file, tmp_path / "second", epochs=1, verbose=0)
     assert metadata["parent"]["preset"] == NAME and metadata["parent"]["source"] == str(tmp_path / "first")
+
+
+def test_a_target_on_another_grid_than_its_inputs_is_refused_in_one_line(tmp_path):
+    """The translator's density axis is open in the declaration; it must follow the potentials' grid."""
+    from training.finetune import read_data
+
+    model = zoo.load("translator-schrodinger")
+    inputs = model.random_inputs(4)
+    grid = inputs["potentials"].shape[1]
+    path = tmp_path / "densities.npz"
+    np.savez(path, target=np.zeros((4, grid + 7)), **inputs)
+    with pytest.raises(ValueError, match=rf"rows have shape \({grid + 7},\); expected \({grid},\)") as caught:
+        read_data(path, model)
+    assert "\n" not in str(caught.value)
+
+
+def test_labels_as_a_flat_vector_are_taken_as_one_column(tmp_path):
+    from training.finetune import read_data
+
+    model = zoo.load(NAME)
+    d = stiff_pendulums(10, seed=22)
+    path = tmp_path / "flat.npz"
+    np.savez(path, observations=d.observations, question=d.question, target=d.answer.reshape(-1))
+    _, target = read_data(path, model)
+    np.testing.assert_array_equal(target, d.answer.reshape(-1, 1))

@@ -296,9 +296,9 @@ def test_per_row_seeds_make_each_field_independent_of_its_neighbours():
 
 
 @pytest.mark.parametrize("n, seed, error, message", [
-    (2.5, 1, TypeError, r"integer number of fields n >= 1; received 2\.5 \(float\)"),
+    (2.5, 1, TypeError, r"number of fields n must be an integer >= 1; received 2\.5 \(float\)"),
     (True, 1, TypeError, r"received True \(bool\)"),
-    (0, 1, ValueError, r"n >= 1 fields; received 0"),
+    (0, 1, ValueError, r"fields n must be an integer >= 1; received 0"),
     (2, 2.5, TypeError, r"received 2\.5 \(float\)"),
     (2, -3, ValueError, "received -3"),
     (2, 2**63, ValueError, "received 9223372036854775808"),

@@ -148,6 +148,8 @@ def test_sample_returns_reproducible_plus_minus_one_spins():
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="gibbs_steps"):
         rbm.sample(3, gibbs_steps=0)
+    with pytest.raises(TypeError, match=r"number of configurations n must be an integer >= 1; received 2\.5 \(float\)"):
+        rbm.sample(2.5)
 
 
 def test_rbm_rejects_another_lattice_size():

@@ -175,3 +175,18 @@ def test_the_graph_check_refuses_what_the_numpy_check_refuses(tiny_tagger):
             graph(tf.constant(BAD_CONSTITUENTS[case][0], tf.float32))
     good = toy_jets(2)
     np.testing.assert_array_equal(graph(tf.constant(good)).numpy(), good)
+
+
+def test_finetuning_data_may_hold_raw_constituents(tiny_tagger, tmp_path):
+    """`zoo finetune` takes constituents as well as images: the preprocess endpoint makes the images."""
+    from training.finetune import read_data
+
+    c = toy_jets(6, seed=4)
+    labels = np.array([1, 0, 1, 0, 1, 0])
+    np.savez(tmp_path / "raw.npz", constituents=c, target=labels)
+    np.savez(tmp_path / "images.npz", images=tiny_tagger.preprocess(c), target=labels)
+    raw_inputs, raw_target = read_data(tmp_path / "raw.npz", tiny_tagger)
+    image_inputs, _ = read_data(tmp_path / "images.npz", tiny_tagger)
+    assert sorted(raw_inputs) == ["images"]
+    np.testing.assert_array_equal(raw_inputs["images"], image_inputs["images"])
+    np.testing.assert_array_equal(raw_target, labels.reshape(-1, 1))

@@ -206,6 +206,16 @@ def _is_dataset(x) -> bool:
 MAX_SEED = 2**63 - 1
 
 
+def require_count(value, what: str, minimum: int = 1) -> int:
+    """``value`` as an int when it is an integer >= ``minimum`` (numpy integers included); otherwise a
+    TypeError or ValueError naming ``what`` was asked for and what was received (2.5 is not 2 fields)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an integer >= {minimum}; received {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}; received {value}.")
+    return int(value)
+
+
 def row_seeds(n: int, seed=None) -> np.ndarray:
     """The per-row seeds (int64 in [0, 2**63)) that a seeded endpoint takes for a request of ``n`` rows.
 

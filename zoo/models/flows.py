@@ -39,7 +39,7 @@ import numpy as np
 from keras import ops
 
 from zoo.models.backend import OwnLossTraining, coin_rows, normal_rows, step_rows
-from zoo.models.base import ZooModel, row_seeds
+from zoo.models.base import ZooModel, require_count, row_seeds
 from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import SeedCheck
 
@@ -259,10 +259,7 @@ class LatticeFlow(OwnLossTraining, ZooModel):
         the served ``sample`` signature takes; ``{"seed": zoo.row_seeds(n, s)}`` served gives the fields of
         ``sample(n, seed=s)``.
         """
-        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-            raise TypeError(f"sample needs an integer number of fields n >= 1; received {n!r} ({type(n).__name__}).")
-        if n < 1:
-            raise ValueError(f"sample needs n >= 1 fields; received {n}.")
+        n = require_count(n, "sample's number of fields n")
         out = self.run_endpoint("sample", {"seed": row_seeds(n, seed)}, batch_size=batch_size)
         return out["fields"], out["log_q"]
 

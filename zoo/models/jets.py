@@ -313,7 +313,7 @@ class JetImageTagger(ZooModel):
 
     training_spec = TrainingSpec(loss="binary_crossentropy")
     fine_tuning = FineTuning(groups=("features", "head"), loss="binary_crossentropy",
-                             error_name="held-out RMS error of P(W)")
+                             error_name="held-out RMS error of P(W)", preprocessing={"constituents": "preprocess"})
 
     def __init__(self, dense_units=(64,), dropout: float = 0.2, output_name: str = "p_w",
                  subjet_constituents: int = SUBJET_CONSTITUENTS, **kwargs):

@@ -29,7 +29,7 @@ from keras import ops
 
 from zoo.models.backend import (SEED_WORDS, OwnLossTraining, compile_function, seed_words_numpy, step_rows,
                                 uniform_rows)
-from zoo.models.base import SpinLatticeInputs, ZooModel, row_seeds
+from zoo.models.base import SpinLatticeInputs, ZooModel, require_count, row_seeds
 from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import SpinCheck
 
@@ -189,13 +189,12 @@ class IsingRBM(OwnLossTraining, SpinLatticeInputs, ZooModel):
         Chain i runs on its own seed (``seed`` as in :func:`zoo.row_seeds`: None, an integer or one per chain),
         so a seeded sample is the same on every Keras backend, up to a draw that float32 rounding of p puts on
         the other side of its uniform number."""
-        steps = self.sample_steps if gibbs_steps is None else gibbs_steps
-        if int(n) < 1 or int(steps) < 1:
-            raise ValueError(f"sample needs n >= 1 and gibbs_steps >= 1; received n = {n}, gibbs_steps = {steps}.")
+        n = require_count(n, "sample's number of configurations n")
+        steps = require_count(self.sample_steps if gibbs_steps is None else gibbs_steps, "gibbs_steps")
         if self._compiled_sampler is None:
             self._compiled_sampler = compile_function(self, _sample_chains)
-        v = ops.convert_to_numpy(self._compiled_sampler(seed_words_numpy(row_seeds(int(n), seed)),
-                                                        np.asarray(int(steps), np.int32)))
+        v = ops.convert_to_numpy(self._compiled_sampler(seed_words_numpy(row_seeds(n, seed)),
+                                                        np.asarray(steps, np.int32)))
         return (2 * v - 1).astype(np.int8).reshape(-1, self.L, self.L)
 
     # ------------------------------------------------------------------ partition function
