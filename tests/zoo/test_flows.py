@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from training.recipes import flows as recipe_module
 from training.simulators import lattice
+from zoo import mcmc
 from zoo.models.flows import AffineCoupling, RealNVPFlow, checkerboard
 
 
@@ -80,7 +81,7 @@ def test_bad_input_is_refused():
         flow.log_prob(np.full((1, 4, 4), np.nan))
     with pytest.raises(ValueError, match="seed"):
         flow.sample(2, seed=-1)
-    with pytest.raises(ValueError, match="n >= 1"):
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
         flow.sample(0)
     with pytest.raises(ValueError, match="even lattice size"):
         RealNVPFlow(L=5)
@@ -98,13 +99,42 @@ def test_reverse_kl_training_lowers_the_loss():
 
 
 def test_metropolis_and_ess_on_known_weights():
-    index, acceptance = recipe_module.metropolis_chain(np.zeros(100), seed=0)
+    index, acceptance = mcmc.independence_metropolis(np.zeros(100), seed=0)
     assert acceptance == 1.0 and np.array_equal(index, np.arange(100))
-    assert recipe_module.effective_sample_size(np.zeros(50)) == pytest.approx(1.0)
+    assert mcmc.effective_sample_size(np.zeros(50)) == pytest.approx(1.0)
     log_w = np.array([0.0] + [-50.0] * 99)  # one proposal carries all the weight
-    assert recipe_module.effective_sample_size(log_w) == pytest.approx(0.01)
-    index, acceptance = recipe_module.metropolis_chain(log_w, seed=0)
+    assert mcmc.effective_sample_size(log_w) == pytest.approx(0.01)
+    index, acceptance = mcmc.independence_metropolis(log_w, seed=0)
     assert acceptance < 0.01 and np.all(index == 0)
+
+
+def test_mcmc_method_gives_a_seeded_exact_chain_and_its_statistics():
+    """The sampler the cards recommend, as a method: independence Metropolis over the flow's proposals
+    (the recipe's chain on the same seed) and latent-space HMC, with acceptance and tau_int."""
+    flow = small_flow()
+    chain = flow.mcmc(200, seed=5)
+    again = flow.mcmc(200, seed=5)
+    proposals, log_q = flow.sample(200, seed=5)
+    log_w = -flow.action(proposals).astype(np.float64) - log_q
+    index, acceptance = mcmc.independence_metropolis(log_w, seed=5)
+    np.testing.assert_array_equal(chain.fields, proposals[index])
+    np.testing.assert_array_equal(chain.fields, again.fields)
+    assert chain.acceptance == acceptance and chain.ess == pytest.approx(mcmc.effective_sample_size(log_w))
+    assert set(chain.tau_int) == {"action_per_site", "abs_magnetisation"}
+    assert all(t >= 0.5 - 1e-9 for t in chain.tau_int.values())
+    assert 0 < chain.independent_samples <= 200 / (2 * 0.5) + 1e-9
+    hmc = flow.mcmc(24, seed=6, method="latent_hmc", chains=4, burn_in=3)
+    assert hmc.fields.shape == (24, 4, 4) and hmc.chains == 4 and 0 <= hmc.acceptance <= 1 and hmc.ess is None
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"n": 10, "method": "gibbs"}, ValueError, "method must be 'metropolis' or 'latent_hmc'; received 'gibbs'"),
+    ({"n": 2.5}, TypeError, r"number of fields n must be an integer >= 1; received 2\.5"),
+    ({"n": 3, "method": "latent_hmc", "chains": 4}, ValueError, "n >= chains; received n = 3, chains = 4"),
+])
+def test_mcmc_refuses_what_it_cannot_run(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        small_flow().mcmc(seed=1, **kwargs)
 
 
 # ---------------------------------------------------------------------------- the hierarchical (NeuralRG) flow

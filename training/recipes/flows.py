@@ -25,7 +25,7 @@ from training import loop
 from training.recipes import common
 from training.recipes.base import Evaluation, HeldOutCheck, Recipe
 from training.simulators import lattice
-from zoo.models.backend import compile_energy_and_gradient
+from zoo import mcmc
 
 OBSERVABLES = ("action_per_site", "abs_magnetisation", "susceptibility", "two_point_zero", "two_point_half", "binder")
 COMPLEX_OBSERVABLES = ("action_per_site", "abs_magnetisation", "susceptibility", "two_point_zero", "two_point_half")
@@ -196,26 +196,6 @@ class Fields:
 
 # ----------------------------------------------------------------------------- exact sampling
 
-def metropolis_chain(log_w: np.ndarray, seed: int) -> tuple:
-    """Independence Metropolis-Hastings over proposals with log weights log w = -S - log q (in proposal order).
-
-    Returns (index of the state at each step, acceptance rate); the chain starts at the first proposal."""
-    uniform = np.random.default_rng(seed).random(len(log_w))
-    index, current, accepted = np.zeros(len(log_w), np.int64), 0, 0
-    for i in range(1, len(log_w)):
-        if math.log(uniform[i] + 1e-300) < log_w[i] - log_w[current]:
-            current, accepted = i, accepted + 1
-        index[i] = current
-    return index, accepted / max(1, len(log_w) - 1)
-
-
-def effective_sample_size(log_w: np.ndarray) -> float:
-    """ESS / N = (sum w)^2 / (N sum w^2) of the importance weights."""
-    log_w = np.asarray(log_w, np.float64) - np.max(log_w)
-    w = np.exp(log_w)
-    return float(w.sum() ** 2 / (len(w) * (w * w).sum()))
-
-
 def observables(fields: np.ndarray, recipe, chains: int = 1) -> dict:
     """name -> (value, error) of Markov-time ordered fields (errors from autocorrelation or a jackknife).
 
@@ -258,11 +238,11 @@ def flow_chain(recipe, model, n: int, seed: int) -> dict:
     phi, log_q = model.sample(n, seed=seed)
     action = numpy_action(recipe)(phi)
     log_w = -action - log_q.astype(np.float64)
-    index, acceptance = metropolis_chain(log_w, seed)
+    index, acceptance = mcmc.independence_metropolis(log_w, seed)
     chain = phi[index]
     tau = lattice.integrated_autocorrelation_time(action[index] / (recipe.L * recipe.L))
     return {"chain": chain, "proposals": phi, "log_w": log_w, "acceptance": acceptance,
-            "ess": effective_sample_size(log_w), "tau_action": tau}
+            "ess": mcmc.effective_sample_size(log_w), "tau_action": tau}
 
 
 def reference_sampler(recipe) -> str:
@@ -360,50 +340,13 @@ def bulk_section(bulk: dict) -> dict:
     return {"title": "Latent variables across renormalisation-group levels", "markdown": text}
 
 
-def latent_energy(model, z):
-    """U(z) = S(f(z)) - ln |det df/dz|: exp(-S) pulled back through the flow."""
-    phi, log_det = model.decode(z)
-    return model.action_tensor(phi) - log_det
-
-
 def latent_hmc(recipe, model, n_samples: int, seed: int, n_chains: int = 16, step_size: float = 0.2,
                n_steps: int = 5, burn_in: int = 50) -> tuple:
-    """HMC in the flow's latent space (Hu, Li, Wang & You 2019): U(z) = S(f(z)) - ln |det df/dz|.
-
-    That is exp(-S) pulled back through the generator f; where the flow is good, U(z) is close to
-    z^2 / 2 and HMC moves nearly independent Gaussian variables. Returns fields (n_samples, n_chains, ...)
-    decoded from the chain, and the acceptance rate.
-
-    The actions are even, so the global flip phi -> -phi preserves exp(-S); every stored field gets an
-    independent fair sign. Each step of the resulting chain is then one of four exp(-S)-preserving kernels
-    (the trajectory, with or without flips before and after), chosen independently of the state, so the
-    chain stays exact; and it visits both ordered phases, which a flow that learned one of them cannot
-    reach by HMC in its latent space."""
-    shape = (n_chains,) + model.field_shape
-    energy_and_gradient = compile_energy_and_gradient(model, latent_energy)
-    last = {}
-
-    def evaluate(z):  # hmc asks for the force and then the energy of the same array: one pass gives both
-        if "z" not in last or not np.array_equal(last["z"], z):
-            e, f = energy_and_gradient(z)
-            last.update(z=np.array(z), energy=e.astype(np.float64), force=f.astype(np.float64))
-        return last
-
-    def energy(z):
-        return evaluate(z)["energy"]
-
-    def force(z):
-        return evaluate(z)["force"]
-
-    rng = np.random.default_rng(seed)
-    z0 = rng.standard_normal(shape)
-    burn_seed, run_seed = rng.integers(2 ** 63, size=2)
-    warm, _ = lattice.hmc(energy, force, z0, burn_in, step_size, n_steps, int(burn_seed))
-    latent, acceptance = lattice.hmc(energy, force, warm[-1], n_samples, step_size, n_steps, int(run_seed))
-    fields = np.concatenate([model.run_endpoint("decode", {"latent": chunk.astype(np.float32)})["fields"]
-                             for chunk in latent])
-    signs = rng.choice(np.array([-1.0, 1.0], np.float32), size=(n_samples * n_chains,) + (1,) * len(model.field_shape))
-    return (fields * signs).reshape((n_samples,) + shape), acceptance
+    """The flow's latent-space HMC (:meth:`zoo.models.flows.LatticeFlow.mcmc`) as the recipe's comparisons
+    take it: fields (n_samples, n_chains, ...) and the acceptance rate."""
+    chain = model.mcmc(n_samples * n_chains, seed=seed, method="latent_hmc", chains=n_chains, step_size=step_size,
+                       leapfrog_steps=n_steps, burn_in=burn_in)
+    return chain.fields.reshape((n_samples, n_chains) + model.field_shape), chain.acceptance
 
 
 def hmc_comparison(recipe, model, n_samples: int, seed: int, data: Fields) -> dict:

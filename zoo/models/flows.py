@@ -32,14 +32,22 @@ endpoints, exact sampling and the reverse-KL training step.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
 import numpy as np
 from keras import ops
 
-from zoo.models.backend import OwnLossTraining, coin_rows, normal_rows, step_rows
-from zoo.models.base import ZooModel, require_count, row_seeds
+from zoo import mcmc
+from zoo.models.backend import (
+    OwnLossTraining,
+    coin_rows,
+    compile_energy_and_gradient,
+    normal_rows,
+    step_rows,
+)
+from zoo.models.base import MAX_SEED, ZooModel, require_count, row_seeds
 from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import SeedCheck
 
@@ -156,6 +164,40 @@ def hs_ising_action(x, inverse_coupling):
     return gaussian - ops.sum(log_cosh, axis=1)
 
 
+@dataclasses.dataclass(frozen=True)
+class MarkovChain:
+    """What :meth:`LatticeFlow.mcmc` returns.
+
+    Attributes:
+        method: ``"metropolis"`` or ``"latent_hmc"``.
+        fields: (n, L, L[, 2]) in Markov-time order; with several chains, time-major (``fields[t * chains + c]``).
+        acceptance: the fraction of proposals (Metropolis) or trajectories (HMC) accepted.
+        tau_int: integrated autocorrelation times (Sokal's window; 1/2 for independent fields) of the action
+            per site and of |m|, in steps of one chain (NaN for chains shorter than 4 steps).
+        chains: independent chains interleaved in ``fields``.
+        ess: the proposals' effective sample size per proposal, (sum w)^2 / (N sum w^2) (Metropolis only).
+    """
+
+    method: str
+    fields: np.ndarray
+    acceptance: float
+    tau_int: dict
+    chains: int = 1
+    ess: float | None = None
+
+    @property
+    def independent_samples(self) -> float:
+        """About how many independent fields the chain holds: n / (2 tau_int) of the slower observable."""
+        slowest = max(self.tau_int.values())
+        return float(len(self.fields) / (2 * slowest)) if math.isfinite(slowest) else float("nan")
+
+
+def latent_energy(model, z):
+    """U(z) = S(f(z)) - ln |det df/dz|: exp(-S) pulled back through the flow's generator f."""
+    phi, log_det = model.decode(z)
+    return model.action_tensor(phi) - log_det
+
+
 class LatticeFlow(OwnLossTraining, ZooModel):
     """What every lattice flow shares: a N(0, 1) prior on every site, the endpoints, exact sampling, reverse KL.
 
@@ -262,6 +304,77 @@ class LatticeFlow(OwnLossTraining, ZooModel):
         n = require_count(n, "sample's number of fields n")
         out = self.run_endpoint("sample", {"seed": row_seeds(n, seed)}, batch_size=batch_size)
         return out["fields"], out["log_q"]
+
+    def mcmc(self, n: int, seed=None, method: str = "metropolis", chains: int = 16, step_size: float = 0.2,
+             leapfrog_steps: int = 5, burn_in: int = 50) -> MarkovChain:
+        """``n`` fields distributed exactly as exp(-S) / Z, from a Markov chain that uses the flow.
+
+        ``method`` is one of
+
+        - ``"metropolis"``: independence Metropolis over ``n`` flow proposals (Albergo, Kanwar & Shanahan
+          2019): proposal i replaces the current field with probability min(1, w_i / w), w = exp(-S) / q.
+          The flow sets only the acceptance; the chain is exact. ``chains`` is not used.
+        - ``"latent_hmc"``: HMC in the flow's latent space on U(z) = S(f(z)) - ln |det df/dz| (Hu, Li, Wang &
+          You 2019), ``chains`` chains of ``n // chains`` fields after ``burn_in`` trajectories of
+          ``leapfrog_steps`` steps of ``step_size`` (jittered by 20%). Where the flow is good U(z) is close to
+          z^2 / 2 and HMC moves nearly independent Gaussians. The actions are even, so each stored field gets
+          an independent fair sign: both ordered phases are visited, which a flow that learned one cannot
+          reach by HMC alone.
+
+        ``seed``: None (fresh entropy) or an integer; the same integer gives the same chain. S is the flow's
+        own float32 action (``action`` endpoint). Returns a :class:`MarkovChain` with the fields in
+        Markov-time order, the acceptance and the integrated autocorrelation times of S / V and |m|.
+        """
+        n = require_count(n, "mcmc's number of fields n")
+        seed = np.random.SeedSequence().entropy % MAX_SEED if seed is None else seed
+        if method == "metropolis":
+            return self._independence_metropolis(n, seed)
+        if method == "latent_hmc":
+            chains = require_count(chains, "mcmc's number of chains")
+            if n < chains:
+                raise ValueError(f"mcmc with method='latent_hmc' needs n >= chains; received n = {n}, chains = "
+                                 f"{chains}.")
+            return self._latent_hmc(n // chains, seed, chains, step_size, leapfrog_steps, burn_in)
+        raise ValueError(f"mcmc's method must be 'metropolis' or 'latent_hmc'; received {method!r}.")
+
+    def _independence_metropolis(self, n: int, seed: int) -> MarkovChain:
+        proposals, log_q = self.sample(n, seed=seed)
+        log_w = -self.action(proposals).astype(np.float64) - log_q.astype(np.float64)
+        index, acceptance = mcmc.independence_metropolis(log_w, seed)
+        return self._chain("metropolis", proposals[index], acceptance, 1, mcmc.effective_sample_size(log_w))
+
+    def _latent_hmc(self, per_chain: int, seed: int, chains: int, step_size: float, leapfrog_steps: int,
+                    burn_in: int) -> MarkovChain:
+        energy_and_gradient = compile_energy_and_gradient(self, latent_energy)
+        last = {}
+
+        def evaluate(z):  # HMC asks for the force and then the energy of the same array: one pass gives both
+            if "z" not in last or not np.array_equal(last["z"], z):
+                energy, force = energy_and_gradient(z.astype(np.float32))
+                last.update(z=np.array(z), energy=energy.astype(np.float64), force=force.astype(np.float64))
+            return last
+
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((chains,) + self.field_shape)
+        burn_seed, run_seed = rng.integers(2 ** 63, size=2)
+        energy, force = (lambda z: evaluate(z)["energy"]), (lambda z: evaluate(z)["force"])
+        if burn_in > 0:
+            z = mcmc.hmc(energy, force, z, burn_in, step_size, leapfrog_steps, int(burn_seed))[0][-1]
+        latent, acceptance = mcmc.hmc(energy, force, z, per_chain, step_size, leapfrog_steps, int(run_seed))
+        fields = self.run_endpoint("decode", {"latent": latent.reshape((-1,) + self.field_shape).astype(np.float32)})
+        signs = rng.choice(np.array([-1.0, 1.0], np.float32), size=(len(latent) * chains,) + (1,) * len(self.field_shape))
+        return self._chain("latent_hmc", fields["fields"] * signs, acceptance, chains)
+
+    def _chain(self, method: str, fields: np.ndarray, acceptance: float, chains: int, ess=None) -> MarkovChain:
+        """The chain's record; autocorrelations per chain, over Markov time (fields are time-major)."""
+        volume = self.L * self.L
+        per_site = (self.action(fields).astype(np.float64) / volume).reshape(-1, chains)
+        mean_field = fields.reshape(len(fields), volume, -1).mean(axis=1)
+        magnetisation = np.sqrt((mean_field.astype(np.float64) ** 2).sum(axis=-1)).reshape(-1, chains)
+        enough = len(per_site) >= 4  # an autocorrelation needs a few steps of Markov time
+        tau = {"action_per_site": mcmc.integrated_autocorrelation_time(per_site) if enough else float("nan"),
+               "abs_magnetisation": mcmc.integrated_autocorrelation_time(magnetisation) if enough else float("nan")}
+        return MarkovChain(method, fields, float(acceptance), tau, chains, ess)
 
     def log_prob(self, fields, batch_size: int = 4096) -> np.ndarray:
         """log q(phi) (n,) of fields (n, L, L[, 2])."""
