@@ -28,7 +28,7 @@ import numpy as np
 import zoo
 import zoo.artifacts
 from training import loop
-from training.evaluation import update_rules
+from zoo.models import update_rules
 from training.recipes import common
 from training.recipes.base import Evaluation, HeldOutCheck, Recipe, met_targets
 from training.simulators import schrodinger

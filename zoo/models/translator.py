@@ -30,9 +30,18 @@ import keras
 import numpy as np
 from keras import ops
 
+from zoo.models import update_rules
 from zoo.models.backend import EpochMeanLossTraining
 from zoo.models.base import ZooModel, apply_stack, dense_stack
-from zoo.spec import Cost, Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
+from zoo.spec import (
+    Cost,
+    Endpoint,
+    Family,
+    FineTuning,
+    PresetSpec,
+    TensorSpec,
+    TrainingSpec,
+)
 from zoo.validation import InputCheck
 
 PAPER = (
@@ -218,6 +227,14 @@ class PotentialLinearUpdate(keras.layers.Layer):
         return {**super().get_config(), "latent_size": self.latent_size, "potential_scale": self.potential_scale}
 
 
+# basis name -> (latent numbers it applies to, the reference rule (A0, B0) at grid spacing a)
+UPDATE_RULE_BASES = {
+    "psi": (2, lambda a: update_rules.euler_rule(a)),
+    "density_pair": (2, lambda a: update_rules.euler_rule(a, potential_factor=4.0)),
+    "density": (3, update_rules.density_rule),
+}
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class SchrodingerDistiller(EpochMeanLossTraining, ZooModel):
     """A recurrent autoencoder on a frozen translator's hidden states, through a bottleneck of k numbers.
@@ -329,6 +346,33 @@ class SchrodingerDistiller(EpochMeanLossTraining, ZooModel):
         """(A, B): the learned update z_{i+1} = (A + V_{i+1} B) z_i, V in the potential's own units."""
         return self.update.matrices()
 
+    def update_rule(self, basis: str = "psi") -> dict:
+        """The learned update z_{i+1} = (A + V_{i+1} B) z_i read in a physical basis: the change of basis P
+        (z -> P z) that brings (A, B) closest to a reference rule, the pair in that basis, and what is left.
+
+        ``basis`` (:data:`UPDATE_RULE_BASES`): ``"psi"``, g = (psi, psi') with the Euler rule of
+        psi'' = V psi, [[1, a], [a V, 1]]; ``"density_pair"``, the density's oscillating pair with w'' = 4 V w,
+        [[1, a], [4 a V, 1]] (what a network that reads out only psi^2 can learn; the card explains); both for
+        two latent numbers. ``"density"``, u = (psi^2, psi psi', psi'^2), for three. ``"learned"`` gives the
+        raw (A, B). a is the grid spacing (0.1).
+
+        Returns {"basis", "A", "B" (in that basis), "A_reference", "B_reference", "P", "residual"}: the
+        residual is the Frobenius norm of (A, B) - (A_reference, B_reference) over the reference's step
+        ((A_reference - I, B_reference)); 0 would be the Schroedinger equation exactly, in another basis.
+        """
+        a, b = (np.asarray(m, np.float64) for m in self.update_matrices())
+        if basis == "learned":
+            return {"basis": basis, "A": a, "B": b, "A_reference": None, "B_reference": None, "P": np.eye(len(a)),
+                    "residual": None}
+        allowed = {k for k, (size, _) in UPDATE_RULE_BASES.items() if size == self.latent_size} | {"learned"}
+        if basis not in allowed:
+            raise ValueError(f"update_rule's basis must be one of {sorted(allowed)} for {self.latent_size} latent "
+                             f"numbers; received {basis!r}.")
+        a0, b0 = UPDATE_RULE_BASES[basis][1](self.translator.grid_spacing)
+        fit = update_rules.basis_change_fit(a, b, a0, b0)
+        return {"basis": basis, "A": fit["A_in_reference_basis"], "B": fit["B_in_reference_basis"],
+                "A_reference": a0, "B_reference": b0, "P": fit["P"], "residual": fit["residual"]}
+
     # ------------------------------------------------------------------ public entry points
 
     def endpoints(self) -> tuple:
@@ -338,7 +382,10 @@ class SchrodingerDistiller(EpochMeanLossTraining, ZooModel):
                      (TensorSpec("densities", (None, None), "the translator's density of the distilled states"),),
                      check=check, cost=_PER_SITE, description="densities through the k-number bottleneck, over the whole chain"),
             Endpoint("latent", lambda potentials: {"latent": self.latent(potentials)}, (_POTENTIALS,),
-                     (TensorSpec("latent", (None, None, self.latent_size), "z_i, a basis change of (psi, psi')"),),
+                     (TensorSpec("latent", (None, None, self.latent_size),
+                                        "z_i, the distilled state: up to a change of basis the density's "
+                                        "oscillating pair (2 numbers) or (psi^2, psi psi', psi'^2) (3); "
+                                        "see update_rule"),),
                      check=check, cost=_PER_SITE, description="the latent trajectory"),
         )
 
@@ -412,7 +459,8 @@ FAMILY = Family(
         "translates potentials (n, N), any N, on the grid x_i = 0.1 i into the densities n_i = psi(x_i)^2 of the "
         "zero-energy solution of psi'' = V psi from psi(0) = 1, psi'(0) = 0 (units hbar^2 / 2m = 1); "
         "`hidden_states` gives what the distiller reads. The distiller's `update_matrices()` give the learned "
-        "recursion of its latent pair, to compare with the Schroedinger equation."
+        "recursion of its latent pair, and `update_rule(basis)` reads it in the basis of (psi, psi') or of the "
+        "density's oscillating pair, with the residual against the Schroedinger equation."
     ),
     limitations=(
         "Trained on negative (classically allowed) potentials of the three classes in the Training data table, "

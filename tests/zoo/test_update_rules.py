@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from training.evaluation import update_rules
 from training.simulators import schrodinger
+from zoo.models import update_rules
 
 
 @pytest.mark.parametrize("rule", [update_rules.euler_rule, update_rules.density_rule])
@@ -61,3 +61,25 @@ def test_exact_fit_recovers_a_planted_basis_where_the_rule_is_affine():
     assert fit["residual"] < 1e-4
     other = update_rules.exact_basis_change_fit(inverse @ a0 @ p, inverse @ b0 @ p, 0.1, v, potential_factor=1.0)
     assert other["residual"] > 0.3  # half the wave number: no basis change makes up for it
+
+
+def test_the_distillers_update_rule_in_the_cards_bases():
+    """update_rule(basis) is what the card's table shows: the learned pair in the basis closest to each
+    reference, and the residual the card reports."""
+    import zoo
+    from zoo.artifacts import read_metadata
+
+    model = zoo.load("distiller-schrodinger-k2")
+    metrics = read_metadata(zoo.preset_folder("distiller-schrodinger-k2"))["metrics"]
+    for basis, key in (("psi", "euler"), ("density_pair", "density_euler")):
+        rule = model.update_rule(basis)
+        assert rule["residual"] == pytest.approx(metrics[f"basis_change_residual/{key}"], rel=1e-6)
+        p = rule["P"]
+        a, b = model.update_matrices()
+        np.testing.assert_allclose(rule["A"], p @ a @ np.linalg.inv(p), atol=1e-9)
+        np.testing.assert_allclose(rule["B"], p @ b @ np.linalg.inv(p), atol=1e-9)
+    learned = model.update_rule("learned")
+    np.testing.assert_array_equal(learned["A"], np.asarray(model.update_matrices()[0], np.float64))
+    with pytest.raises(ValueError, match=r"basis must be one of \['density_pair', 'learned', 'psi'\] for 2 latent "
+                                         r"numbers; received 'density'"):
+        model.update_rule("density")
