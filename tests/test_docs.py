@@ -174,3 +174,25 @@ def test_link_check_reports_every_broken_relative_link(tmp_path):
         "index.html: <a> ../outside.html -> no such file in the site",
         f"{Path('sub/index.html')}: <img> ../img/gone.png -> no such file in the site",
     ]
+
+
+NAMED_AS_ENDPOINT = [re.compile(r"`(\w+)`(?: \([^)]*\))? (?:endpoints?|signatures?)\b"),
+                     re.compile(r"\b(?:endpoints?|signatures?) `(\w+)`")]
+SERVES = re.compile(r"\bserves? ([^.;]*)")
+
+
+def endpoint_names_in(text: str) -> set:
+    """What prose calls an endpoint: "`x` endpoint", "signature `x`", and each `x` after "serves" (to the clause's end)."""
+    named = {m.group(1) for pattern in NAMED_AS_ENDPOINT for m in pattern.finditer(text)}
+    return named | {token for m in SERVES.finditer(text) for token in re.findall(r"`(\w+)`", m.group(1))}
+
+
+def test_endpoints_named_in_readme_cards_and_docs_are_declared():
+    """A served name in prose must be a declared endpoint (the realnvp card once promised a `log_prob` signature)."""
+    from zoo import registry
+
+    declared = {e.name for spec in registry.list_specs() for e in spec.model_class(**spec.config).endpoints()}
+    pages = [REPO / "README.md", *sorted((REPO / "model_cards").glob("*.md")), *sorted((REPO / "docs").rglob("*.md"))]
+    undeclared = {str(p.relative_to(REPO)): sorted(endpoint_names_in(p.read_text()) - declared) for p in pages}
+    assert {page: names for page, names in undeclared.items() if names} == {}
+    assert endpoint_names_in("serves `sample` and `log_prob`; the `decode` endpoint") == {"sample", "log_prob", "decode"}

@@ -17,9 +17,8 @@ Each coupling layer updates half of the sites, a checkerboard, from the other ha
     phi_active = z_active * exp(s(z_frozen)) + t(z_frozen),   log |det| = sum_active s
 
 with s and t from a small convolutional network with periodic padding (the lattice
-is a torus). Alternating parities update every site. The prior is a
-``tensorflow_probability`` Normal: its ``log_prob`` returns tensors inside the layer,
-as the zoo's design asks (``tfp.layers`` do not work in Keras 3).
+is a torus). Alternating parities update every site. The prior is N(0, 1) on every site, its log
+density written out in ``keras.ops``, so the flow runs on every Keras backend.
 
 :class:`NeuralRGFlow` is the hierarchical flow of Li & Wang: small RealNVP bijectors on
 2 x 2 plaquettes, arranged like a MERA tensor network. Read from the field towards the
@@ -800,14 +799,15 @@ FAMILY = Family(
         "Sampling 2D lattice field theories (real phi^4, complex phi^4, the continuous Ising model) at the "
         "preset's couplings without a Markov chain: `sample(n, seed)` "
         "draws fields with their exact log density, which importance weights or an independence Metropolis "
-        "step turn into exact samples of exp(-S) / Z; `log_prob`, `action`, `encode` and `decode` expose the "
-        "flow. The hierarchical (NeuralRG) presets' `encode` gives the latent variables of each "
+        "step turn into exact samples of exp(-S) / Z; `mcmc(n, seed, method)` runs that chain (or HMC in the "
+        "latent space) and reports acceptance and autocorrelation times. The methods `log_prob` (served as the "
+        "default signature) and `action`, and the endpoints `encode` and `decode`, expose the flow. The "
+        "hierarchical (NeuralRG) presets' `encode` gives the latent variables of each "
         "renormalisation-group level on the sites where they were decimated (the holographic bulk), and their "
         "latent space is where HMC can run with the flow as a preconditioner. "
         "A starting point for flows at nearby couplings (continue the reverse-KL training in Python). "
-        "tensorflow-probability supplies the prior (a `Normal` whose `log_prob` returns tensors inside the model); "
-        "the couplings are Keras layers rather than tfp bijectors, so that Keras tracks, saves and exports their "
-        "networks' weights like any other layer's."
+        "The couplings are Keras layers, so that Keras tracks, saves and exports their networks' weights like "
+        "any other layer's, on every backend."
     ),
     limitations=(
         "One lattice size and one point (m2, lam) per preset; the flow is trained by reverse KL, which can miss "
