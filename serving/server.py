@@ -475,9 +475,12 @@ def serve(base_dir, host: str = "127.0.0.1", port: int = 8501, batching: Batchin
     line per request, as TF Serving does not by default (it costs about a tenth of a millisecond each)."""
     import uvicorn
 
-    if not Path(base_dir).is_dir():
-        raise FileNotFoundError(f"{base_dir} is not a folder; give the folder that `zoo export --out` wrote.")
+    empty = check_export_folder(base_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if empty:
+        log.warning("%s holds no exported model yet (expected NAME/VERSION/saved_model.pb, as `zoo export --out "
+                    "%s` writes); serving none until a version appears (polled every %g s).", base_dir, base_dir,
+                    poll_seconds)
     configure_model_threads()
     repo = ModelRepository(base_dir)
     grpc_server = None
@@ -495,6 +498,23 @@ def serve(base_dir, host: str = "127.0.0.1", port: int = 8501, batching: Batchin
     finally:
         if grpc_server is not None:
             grpc_server.stop(grace=30).wait()
+
+
+def check_export_folder(base_dir) -> bool:
+    """Refuse what is not a model base folder, saying what was expected; True when it holds no model yet
+    (the server may start on it: it picks up versions as they appear, as TF Serving does)."""
+    base = Path(base_dir)
+    expected = "the folder that `zoo export NAME --out DIR` wrote (DIR/NAME/VERSION/saved_model.pb)"
+    if not base.is_dir():
+        raise FileNotFoundError(f"{base} is not a folder; give {expected}.")
+    if (base / "metadata.json").is_file() and (base / "model.weights.h5").is_file():
+        raise ValueError(f"{base} is a preset folder (weights and metadata), not an export; run "
+                         f"`zoo export {base} --out DIR` and serve DIR.")
+    if (base / "saved_model.pb").is_file():
+        raise ValueError(f"{base} is one version of one model; give {expected}, here "
+                         f"{base.parent.parent if base.name.isdigit() else 'the folder two levels up'}.")
+    return not any(version.is_dir() and version.name.isdigit() and (version / "saved_model.pb").is_file()
+                   for model in base.iterdir() if model.is_dir() for version in model.iterdir())
 
 
 def read_batching_parameters(path) -> BatchingParameters:

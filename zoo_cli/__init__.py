@@ -559,7 +559,7 @@ def main(argv=None) -> int:
     except Exception as e:  # an ordinary mistake gets one line; --debug shows where it came from
         if debug:
             raise
-        known = isinstance(e, (KeyError, ValueError, TypeError, OSError, NotImplementedError))
+        known = isinstance(e, (KeyError, ValueError, TypeError, OSError, NotImplementedError, ImportError))
         kind = "" if known else f"{type(e).__name__}: "
         print(f"zoo {args.command}: error: {kind}{e}" + ("" if known else " (--debug shows the traceback)"),
               file=sys.stderr)

@@ -1,6 +1,8 @@
 """The zoo command as a user runs it."""
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,6 +123,8 @@ def test_list_filters_by_name_or_family(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 5 and all(line.startswith("rbm-ising-L8-T") for line in lines)
     assert zoo.list_models("*kepler*") == ["siamese-kepler", "siamese-kepler-energy"]
+    assert zoo.list_models("jet") == ["jet-cnn-w-vs-qcd", "jet-maxout-w-vs-qcd"]  # a prefix of the family "jets"
+    assert zoo.list_models("scinet-q") == ["scinet-qubit-1", "scinet-qubit-2"]
     assert main(["list", "nothing-like-this"]) == 2
 
 
@@ -147,18 +151,70 @@ def test_the_list_index_matches_the_registry():
         "run `zoo card` to rewrite zoo/presets_info.json")
 
 
-def test_zoo_info_of_a_registered_preset_does_not_import_tensorflow():
-    script = ("import sys; from zoo_cli import main; main(['info', 'jet-cnn-w-vs-qcd']); "
-              "print('tensorflow' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and result.stdout.strip().endswith("False"), result.stderr[-1000:]
-    assert "endpoint constituents:" in result.stdout and "rejection_ratio_vs_mass_tau21" in result.stdout
+QUICK_COMMANDS = {  # answered from cached declarations and metadata: no framework is imported
+    "info NAME": (["info", "jet-cnn-w-vs-qcd"], 0, "endpoint constituents:"),
+    "info FOLDER": (["info", "zoo/pretrained/calogan-eplus"], 0, "endpoint generate:"),
+    "cite NAME": (["cite", "realnvp-phi4-L8"], 0, "@software{physics_model_zoo"),
+    "cite FOLDER": (["cite", "zoo/pretrained/ising-cnn"], 0, "Carrasquilla"),
+    "list PREFIX": (["list", "jet"], 0, "jet-maxout-w-vs-qcd"),
+    "typo": (["info", "scinet-pendulm"], 2, "Did you mean 'scinet-pendulum'"),
+    "missing folder": (["info", "./no/such/folder"], 2, "is not a preset folder"),
+}
 
 
-def test_zoo_list_does_not_import_tensorflow():
-    script = "import sys; from zoo_cli import main; main(['list']); print('tensorflow' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and result.stdout.strip().endswith("False"), result.stderr[-1000:]
+@pytest.mark.parametrize("case", sorted(QUICK_COMMANDS))
+def test_quick_commands_import_no_framework(case):
+    """What a preset is, its citation, the list and a typo are answered without TensorFlow or Keras (under
+    0.5 s on 2 cores: benchmarks/quick_commands.py measures it)."""
+    argv, code, expected = QUICK_COMMANDS[case]
+    script = (f"import sys; from zoo_cli import main; code = main({argv!r}); "
+              "print('imported:', sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules), code)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            cwd=Path(zoo.__file__).parents[1])
+    assert result.stdout.strip().splitlines()[-1] == f"imported: [] {code}", result.stderr[-1000:]
+    assert expected in result.stdout + result.stderr
+
+
+def test_a_command_that_runs_a_model_prints_no_framework_logs_and_pure_json(tmp_path):
+    """stderr holds the command's own lines, none of TensorFlow's start-up logging; stdout is the JSON alone."""
+    import json
+
+    from zoo_cli import FRAMEWORK_NOISE
+
+    result = subprocess.run([sys.executable, "-m", "zoo", "evaluate", "scinet-pendulum", "--samples", "200"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                            env={k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ZOO_VERBOSE")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["preset"] == "scinet-pendulum"
+    noise = [line for line in result.stderr.splitlines()
+             if FRAMEWORK_NOISE.match(line) or any(word in line for word in ("cuda", "CUDA", "oneDNN", "absl"))]
+    assert noise == [] and "loading scinet-pendulum" in result.stderr
+
+
+def test_what_a_library_writes_to_stdout_during_evaluate_goes_to_stderr():
+    """FastJet prints its banner from C++ into file descriptor 1; zoo evaluate keeps stdout for the JSON."""
+    script = ("import os, sys; from zoo_cli import _stdout_to_stderr\n"
+              "with _stdout_to_stderr():\n    os.write(1, b'banner from C\\n'); print('from Python')\n"
+              "print('{}')")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout == "{}\n" and "banner from C" in result.stderr and "from Python" in result.stderr
+
+
+def test_serve_says_what_folder_it_expected(tmp_path):
+    from serving.server import check_export_folder
+
+    preset = zoo.preset_folder("ising-cnn")
+    with pytest.raises(ValueError, match="is a preset folder .* not an export; run `zoo export"):
+        check_export_folder(preset)
+    version = tmp_path / "m" / "3"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(ValueError, match=f"one version of one model; .* here {tmp_path}"):
+        check_export_folder(version)
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        check_export_folder(tmp_path / "nothing")
+    assert check_export_folder(tmp_path) is False
+    assert check_export_folder(tmp_path / "m" / "3" / "..") is True  # holds no NAME/VERSION/saved_model.pb
 
 
 def test_cite_prints_the_paper_and_the_zoo(capsys):
@@ -191,3 +247,19 @@ def test_evaluate_compares_each_metric_with_the_card_target_and_its_error():
     assert verdicts["d"] == "not measured on this sample"
     near = compare_with_card(targets[:1], {"a": 1.1, "a_error": 0.1})[0]
     assert near["verdict"].startswith("missed, but within 2 statistical errors") and near["error"] == 0.1
+
+
+def test_a_missing_extra_is_one_line_naming_its_install(monkeypatch, capsys):
+    """Without the jets extra, generating jets says which pip install brings Pythia 8 and FastJet."""
+    from training.simulators import jets
+    from zoo.extras import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "fastjet", None)  # as if not installed
+    with pytest.raises(MissingExtraError, match=r"needs the Python package 'fastjet', which is not installed; "
+                                                r"install it with: pip install 'physics-model-zoo\[jets\]'"):
+        jets.JetMaker("w", 1, jets.JetSelection())
+    monkeypatch.setattr("zoo_cli._cmd_cite", lambda args: jets.JetMaker("w", 1, jets.JetSelection()))
+    assert main(["cite", "ising-cnn"]) == 2  # the CLI's one line for it, with no traceback
+    assert capsys.readouterr().err.strip() == ("zoo cite: error: Generating jets (Pythia 8 events clustered with "
+                                               "FastJet) needs the Python package 'fastjet', which is not installed; "
+                                               "install it with: pip install 'physics-model-zoo[jets]'")
