@@ -222,6 +222,12 @@ def _cmd_evaluate(args) -> int:
     if source.spec is None:
         raise ValueError(f"{args.name} descends from no registered preset, so no recipe can simulate its data.")
     recipe = recipe_for(source.spec.name)
+    card_samples = (artifacts.read_metadata(source.folder).get("data", {}).get("n_evaluation") if source.folder
+                    else None) or recipe.n_evaluation or None
+    args.samples = args.samples or card_samples or DEFAULT_SAMPLES
+    if args.samples < recipe.minimum_samples:
+        raise ValueError(f"{args.name} is measured on at least {recipe.minimum_samples} samples; received --samples "
+                         f"{args.samples} (its card used {card_samples}).")
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     with _stdout_to_stderr():  # stdout is the JSON report alone: a simulator's banner (FastJet's) goes to stderr
         say(f"loading {args.name}")
@@ -243,9 +249,11 @@ def _cmd_evaluate(args) -> int:
     if undefined:
         report["undefined"] = {k: "not defined on this sample (NaN); e.g. the curve does not cross on its grid" for k in undefined}
     if source.folder:
-        report["targets"] = compare_with_card(artifacts.read_metadata(source.folder).get("targets", []), metrics)
+        report["targets"] = compare_with_card(artifacts.read_metadata(source.folder).get("targets", []), metrics,
+                                              args.samples, card_samples, recipe.not_measured_by_evaluate)
         for row in report["targets"]:
-            say(f"{row['metric']}: {row['measured']} (+- {row['error']}) against the card's target "
+            error = "" if row["error"] is None else f" +- {row['error']:.3g}"
+            say(f"{row['metric']}: {row['measured']}{error} against the card's target "
                 f"{row['comparison']} {row['target']}: {row['verdict']}")
     print(json.dumps(report, indent=2, allow_nan=False))
     return 0
@@ -268,22 +276,35 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
-def compare_with_card(targets: list, metrics: dict) -> list:
+DEFAULT_SAMPLES = 5000  # for a recipe that records no evaluation size
+
+
+def compare_with_card(targets: list, metrics: dict, samples: int | None = None, card_samples: int | None = None,
+                      not_measured: dict | None = None) -> list:
     """Each of the card's targets measured again: value, its statistical error (the recipe's ``METRIC_error``
-    when it reports one), and a verdict that tells a miss within the error from a clear miss."""
+    when it reports one), and a verdict. A miss within two errors is told from a clear miss; a sample smaller
+    than the card's gives no verdict where its size decides (a metric it cannot define, a miss with no error to
+    judge it by) but says the size the card used; ``not_measured`` gives why a target is beyond zoo evaluate."""
     from training.recipes.common import COMPARISONS
 
+    smaller = samples is not None and card_samples is not None and samples < card_samples
+    rerun = f"the card measured it on {card_samples} samples (--samples {card_samples})"
     rows = []
     for target in targets:
         name, measured = target["metric"], metrics.get(target["metric"])
         error = metrics.get(f"{name}_error")
-        if measured is None or not math.isfinite(measured):
-            verdict = "not measured on this sample"
+        if name in (not_measured or {}):
+            verdict = f"not measured by zoo evaluate: {not_measured[name]}"
+        elif measured is None or not math.isfinite(measured):
+            verdict = (f"not measurable on {samples} samples: {rerun}" if smaller
+                       else "not defined on this sample (NaN)")
         elif COMPARISONS[target["comparison"]](measured, target["target"]):
             verdict = "met"
         elif error is not None and any(COMPARISONS[target["comparison"]](measured + shift, target["target"])
                                        for shift in (2 * error, -2 * error)):
             verdict = "missed, but within 2 statistical errors: a larger --samples tells"
+        elif error is None and smaller:
+            verdict = f"missed on {samples} samples, with no statistical error to judge it by: {rerun}"
         else:
             verdict = "MISSED"
         rows.append({"metric": name, "comparison": target["comparison"], "target": target["target"],
@@ -421,7 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="measure a preset (name, folder or hf://) on fresh simulated data")
     p.add_argument("name")
     p.add_argument("--seed", type=int, default=424242, help="simulator seed (training used 1 and 2)")
-    p.add_argument("--samples", type=positive_int, default=5000)
+    p.add_argument("--samples", type=positive_int, default=None,
+                   help="held-out sample size (default: the size the card was measured on, so every target is "
+                        "measured as the card measured it)")
     p.add_argument("--plot", default=None, help="write the evaluation figure to this PNG file")
     p.add_argument("--quiet", action="store_true", help="print the JSON report only (no progress lines on stderr)")
     p.set_defaults(func=_cmd_evaluate)

@@ -244,9 +244,15 @@ def test_evaluate_compares_each_metric_with_the_card_target_and_its_error():
     assert verdicts["a"] == "met"
     assert verdicts["b"] == "MISSED", "1.0 + 2 x 0.05 < 1.2: a clear miss"
     assert verdicts["c"] == "MISSED", "no error estimate: a miss is a miss"
-    assert verdicts["d"] == "not measured on this sample"
+    assert verdicts["d"] == "not defined on this sample (NaN)"
     near = compare_with_card(targets[:1], {"a": 1.1, "a_error": 0.1})[0]
     assert near["verdict"].startswith("missed, but within 2 statistical errors") and near["error"] == 0.1
+    small = {row["metric"]: row["verdict"] for row in compare_with_card(targets, metrics, 500, 10000, {"a": "why"})}
+    assert small["a"] == "not measured by zoo evaluate: why"
+    assert small["b"] == "MISSED", "an error estimate judges a miss on any sample size"
+    assert small["c"] == ("missed on 500 samples, with no statistical error to judge it by: the card measured it on "
+                          "10000 samples (--samples 10000)")
+    assert small["d"] == "not measurable on 500 samples: the card measured it on 10000 samples (--samples 10000)"
 
 
 def test_a_missing_extra_is_one_line_naming_its_install(monkeypatch, capsys):

@@ -82,6 +82,8 @@ class Recipe(common.Seeds):
 
     precisions: ClassVar[tuple] = ("float32",)
     custom_loop: ClassVar[bool] = False
+    minimum_samples: ClassVar[int] = 2  # the smallest sample task_metrics is defined on (zoo evaluate refuses less)
+    not_measured_by_evaluate: ClassVar[dict] = {}  # card metric -> why zoo evaluate cannot measure it
 
     # ------------------------------------------------------------------ the skeleton
 

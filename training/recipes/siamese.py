@@ -11,6 +11,7 @@ and writes a complete preset folder to ``workdir/artifact``.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import keras
 import numpy as np
@@ -56,6 +57,8 @@ class SiameseRecipe(Recipe):
             the distance head is calibrated on the validation pairs.
         margin: of the contrastive and triplet losses (embedding units).
     """
+
+    minimum_samples: ClassVar[int] = 4  # the pair simulators draw positive and negative pairs in halves
 
     task: str
     invariant: str
