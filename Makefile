@@ -44,6 +44,8 @@ benchmarks: install
 	$(BIN)/python benchmarks/translator_speed.py
 
 # the documentation site from README.md and model_cards/ into build/site (MkDocs, strict; fails on a broken link or missing figure)
+# the site goes to DOCS_OUT (make docs DOCS_OUT=/tmp/site), build/site of the checkout by default
+DOCS_OUT ?= build/site
 docs: install
 	$(BIN)/python -m pip install -q -e '.[docs]'
-	$(BIN)/python docs/build_site.py
+	$(BIN)/python docs/build_site.py --out $(DOCS_OUT)
