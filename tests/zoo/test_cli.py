@@ -85,9 +85,24 @@ def test_evaluate_prints_strict_json(capsys):
     assert report["preset"] == "ising-cnn" and "accuracy_far_from_tc" in report["metrics"]
 
 
-def test_a_family_without_a_demo_says_which_have_one(capsys):
-    assert main(["demo", "rbm"]) == 2
-    assert "The 'rbm' family has no demo; families with one: ['scinet']" in capsys.readouterr().err
+def test_every_family_has_a_demo_and_an_unknown_one_says_which_exist(capsys):
+    from training.recipes import DEMOS
+    from zoo import registry
+
+    assert sorted(DEMOS) == sorted(family.name for family in registry.list_families())
+    assert main(["demo", "jet"]) == 2
+    assert "The 'jet' family has no demo; families with one: ['calogan', 'classifiers'," in capsys.readouterr().err
+
+
+def test_a_family_demo_measures_a_fresh_sample_and_draws_the_cards_figure(capsys, tmp_path):
+    """One family's demo (each runs in under a minute on 2 cores: the others are timed by hand, not here)."""
+    out = tmp_path / "siamese.png"
+    assert main(["demo", "siamese", "--samples", "400", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "siamese-kepler: 400 fresh samples from seed 2026" in printed and "pair_accuracy = " in printed
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match=r"--preset ising-cnn is of the 'classifiers' family; expected one of"):
+        main(["--debug", "demo", "siamese", "--preset", "ising-cnn"])
 
 
 @pytest.mark.parametrize("argv, message", [

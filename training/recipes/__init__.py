@@ -13,6 +13,7 @@ import difflib
 from training.recipes import (
     calogan,
     classifiers,
+    demos,
     flows,
     jets,
     rbm,
@@ -23,7 +24,7 @@ from training.recipes import (
 from training.recipes.base import Evaluation, HeldOutCheck, Recipe, met_targets  # noqa: F401 (the recipes' API)
 
 RECIPE_MODULES = (scinet, classifiers, rbm, siamese, jets, calogan, flows, translator)
-DEMOS = {"scinet": scinet.heliocentric_demo}
+DEMOS = {"scinet": scinet.heliocentric_demo, **{family: demos.sample_demo(family) for family in demos.SHOWCASES}}
 
 
 def all_recipes() -> dict:

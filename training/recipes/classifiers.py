@@ -58,6 +58,7 @@ class IsingCNNRecipe(Recipe):
     crossing_temperatures: tuple = tuple(np.round(np.arange(2.0, 2.601, 0.02), 4))
     crossing_sizes: tuple = (16, 32, 64)
     crossing_samples: int = 160
+    figure_crossing_samples: int = 64  # per temperature, in the figure of a sample (zoo evaluate --plot, zoo demo)
     far_from_tc: float = 0.3
     bootstrap: int = 200
 
@@ -134,7 +135,8 @@ class IsingCNNRecipe(Recipe):
 
     def render_figure(self, model, data, scan=None) -> bytes:
         """Figure of ``zoo evaluate ising-cnn --plot``: output against T for L = 16, 32, 64 and the crossing fit."""
-        crossing = crossing_data(self, seed_offset=int(data.diagnostics["seed"]) - self.evaluation_seed, samples=64)
+        crossing = crossing_data(self, seed_offset=int(data.diagnostics["seed"]) - self.evaluation_seed,
+                                 samples=self.figure_crossing_samples)
         curves = crossing_curves(model, crossing)
         return common.render_to_png(draw_crossing, curves, self.task_metrics(model, data, curves))
 
