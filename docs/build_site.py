@@ -307,9 +307,25 @@ def metadata_table(front_matter: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+INLINE_MATH = re.compile(r"(?<![\\$\w])\$(?=\S)([^$\n]+?)(?<=\S)\$(?![\w$])")
+CODE = re.compile(r"(^```.*?^```[^\n]*$|`[^`\n]+`)", re.S | re.M)  # fenced blocks and inline code
+
+
+def typeset_math(markdown: str) -> str:
+    """Inline TeX, ``$E_\\mathrm{tot}$``, as MathML, which browsers typeset natively (Chromium since 109,
+    Firefox, Safari): the site needs no script and no network to show it. Code is left as it is."""
+    from latex2mathml.converter import convert
+
+    def outside_code(text: str) -> str:
+        return INLINE_MATH.sub(lambda m: convert(m.group(1)), text)
+
+    parts = CODE.split(markdown)
+    return "".join(part if i % 2 else outside_code(part) for i, part in enumerate(parts))
+
+
 def card_page(card: Card, ctx: PageContext) -> str:
-    """The Markdown of a card's page: links rewritten, front matter as a table at the end."""
-    body = rewrite_links(card.body, ctx).rstrip("\n") + "\n"
+    """The Markdown of a card's page: links rewritten, math typeset, front matter as a table at the end."""
+    body = typeset_math(rewrite_links(card.body, ctx)).rstrip("\n") + "\n"
     table = metadata_table(card.front_matter)
     return body + ("\n" + table if table else "")
 
@@ -395,6 +411,7 @@ def mkdocs_config(name: str, theme: str, cards: list[Card]) -> dict:
         config["theme"] = {
             "name": "material",
             "features": ["navigation.sections", "navigation.top", "content.code.copy", "search.highlight"],
+            "font": False,  # the system's fonts: the site loads nothing from the network (Google Fonts otherwise)
             "palette": [
                 {"scheme": "default", "primary": "indigo",
                  "toggle": {"icon": "material/weather-night", "name": "Dark mode"}},
@@ -426,7 +443,7 @@ def assemble(repo: Path, src: Path, theme: str) -> tuple[list[Card], list[str]]:
     def context(source: str, page: str, figure_dir: str) -> PageContext:
         return PageContext(repo, source, page, figure_dir, pages, copies, problems)
 
-    write_file(docs, "index.md", rewrite_links(readme, context("README.md", "index.md", "figures")))
+    write_file(docs, "index.md", typeset_math(rewrite_links(readme, context("README.md", "index.md", "figures"))))
     for card in cards:
         ctx = context(f"{CARDS_DIR}/{card.name}.md", card.page, f"cards/{card.name}")
         write_file(docs, card.page, card_page(card, ctx))

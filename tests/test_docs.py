@@ -42,14 +42,22 @@ def _context(repo: Path, source: str, page: str, figure_dir: str, pages: dict):
 # ---------------------------------------------------------------------------- the real repository
 
 
-def test_site_builds_from_the_repository(tmp_path):
-    cards = sorted((REPO / "model_cards").glob("*.md"))
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory):
+    """The repository's site, built once for this module's checks."""
+    folder = tmp_path_factory.mktemp("docs")
+    site = folder / "site"
     result = subprocess.run(
-        [sys.executable, str(BUILDER), "--out", str(site), "--src", str(tmp_path / "src")],
+        [sys.executable, str(BUILDER), "--out", str(site), "--src", str(folder / "src")],
         capture_output=True, text=True, timeout=300, cwd=REPO,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return site
+
+
+def test_site_builds_from_the_repository(built_site):
+    cards = sorted((REPO / "model_cards").glob("*.md"))
+    site = built_site
     assert (site / "index.html").is_file()
     assert (site / "presets" / "index.html").is_file()
     built = sorted(p.parent.name for p in (site / "cards").glob("*/index.html"))
@@ -63,6 +71,60 @@ def test_site_builds_from_the_repository(tmp_path):
             copy = page.parent / figure.name
             assert copy.is_file() and copy.read_bytes() == figure.read_bytes(), f"{card.name}: {figure.name} not in the site"
             assert f'src="{figure.name}"' in html, f"{card.name}: no <img> shows {figure.name}"
+
+
+def test_math_in_cards_becomes_mathml_outside_code(built_site):
+    html = (built_site / "cards" / "calogan-eplus" / "index.html").read_text()
+    assert html.count("<math ") >= 11 and "E_\\mathrm{tot}" not in html
+    assert build_site.typeset_math("`$x$` costs $5, not $6") == "`$x$` costs $5, not $6"
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+ARTIFACTS = REPO / "build" / "test-artifacts"  # the screenshot a person can look at after a run
+
+
+@pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                    reason="Debian's chromium and chromium-driver are not installed")
+def test_every_page_loads_in_a_real_browser_with_figures_and_typeset_math(built_site):
+    """Headless Chromium over a local HTTP server: no console error on any page, every figure has a size, every formula is
+    laid out as MathML (not raw TeX); a screenshot of one card page is kept in build/test-artifacts."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,2000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_site))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # port 0: the system picks a free one
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = f"http://127.0.0.1:{server.server_address[1]}/"
+    driver = webdriver.Chrome(service=webdriver.ChromeService(str(CHROMEDRIVER)), options=options)
+    problems = []
+    try:
+        for page in sorted(built_site.rglob("index.html")):
+            driver.get(root + page.parent.relative_to(built_site).as_posix() + "/")
+            errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+            empty = driver.execute_script(
+                "return [...document.images].filter(i => !i.complete || i.naturalWidth === 0 || "
+                "i.getBoundingClientRect().width === 0).map(i => i.src)")
+            flat = driver.execute_script(
+                "return [...document.querySelectorAll('math')].filter(m => m.getBoundingClientRect().width === 0"
+                " || m.getBoundingClientRect().height === 0).length")
+            raw_tex = "\\mathrm" in driver.execute_script("return document.body.innerText")
+            if errors or empty or flat or raw_tex:
+                problems.append((str(page.relative_to(built_site)), errors, empty, flat, raw_tex))
+        driver.get(root + "cards/calogan-eplus/")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(ARTIFACTS / "calogan-eplus-card.png"))
+    finally:
+        driver.quit()
+        server.shutdown()
+    assert problems == []
 
 
 # ---------------------------------------------------------------------------- link rewriting
