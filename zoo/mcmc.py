@@ -1,8 +1,8 @@
 """Markov chains for the samplers presets offer: HMC, independence Metropolis over a model's proposals, and
 the autocorrelation statistics that say how many independent samples a chain holds.
 
-Numpy only, and family-agnostic: the flows' ``mcmc`` method and the lattice simulators' reference samplers
-(training/simulators/lattice.py) run the same code, so a flow and its HMC baseline are measured alike.
+Numpy only, and family-agnostic: the flows' ``mcmc`` method and the simulators' reference samplers (HMC on
+the lattice actions) run the same code, so a flow and its HMC baseline are measured alike.
 """
 from __future__ import annotations
 

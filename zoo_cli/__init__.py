@@ -420,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true",
                         help="let TensorFlow and JAX log to stderr (as does ZOO_VERBOSE=1); they are silenced otherwise")
     p = sub.add_parser("list", help="list the presets (all, or those whose name or family matches PATTERN)")
-    p.add_argument("pattern", nargs="?", default=None, help="the start of a preset's or family's name ('jet', 'scinet-q'), or shell wildcards ('*kepler*')")
+    p.add_argument("pattern", nargs="?", default=None, help="the start of a preset's or family's name, or shell wildcards ('*-L16')")
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("info", help="describe one preset (name, folder or hf://): endpoints, config, measured quality")
     p.add_argument("name")

@@ -24,7 +24,6 @@ from training.recipes import (
 from training.recipes.base import Evaluation, HeldOutCheck, Recipe, met_targets  # noqa: F401 (the recipes' API)
 
 RECIPE_MODULES = (scinet, classifiers, rbm, siamese, jets, calogan, flows, translator)
-DEMOS = {"scinet": scinet.heliocentric_demo, **{family: demos.sample_demo(family) for family in demos.SHOWCASES}}
 
 
 def all_recipes() -> dict:
@@ -48,6 +47,10 @@ def recipe_for(name: str) -> Recipe:
         hint = f" Did you mean {', '.join(close)}?" if close else f" Known: {', '.join(sorted(recipes))}."
         raise ValueError(f"No recipe makes a preset named {name!r}.{hint}")
     return recipes[name]
+
+
+DEMOS = {"scinet": scinet.heliocentric_demo,
+         **{family: demos.sample_demo(family, recipe_for) for family in demos.SHOWCASES}}
 
 
 def demo_for(family: str):

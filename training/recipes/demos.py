@@ -31,8 +31,9 @@ SHOWCASES = {
 }
 
 
-def sample_demo(family: str):
-    """The ``zoo demo FAMILY`` function of a family in :data:`SHOWCASES`."""
+def sample_demo(family: str, recipe_for):
+    """The ``zoo demo FAMILY`` function of a family in :data:`SHOWCASES`; ``recipe_for(name)`` gives a preset's
+    recipe."""
     preset, samples, _ = SHOWCASES[family]
 
     def demo(argv) -> int:
@@ -42,15 +43,13 @@ def sample_demo(family: str):
         parser.add_argument("--samples", type=int, default=samples, help=f"fresh samples (default {samples})")
         parser.add_argument("--seed", type=int, default=2026, help="simulator seed (training used 1 and 2)")
         parser.add_argument("--out", default=f"outputs/{family}-demo.png", help="the figure (PNG)")
-        return run_demo(family, parser.parse_args(argv))
+        return run_demo(family, recipe_for, parser.parse_args(argv))
 
     demo.__doc__ = f"``zoo demo {family}``: {preset} on a fresh sample, with its card's figure."
     return demo
 
 
-def run_demo(family: str, args) -> int:
-    from training.recipes import recipe_for
-
+def run_demo(family: str, recipe_for, args) -> int:
     if zoo.get_spec(args.preset).family != family:
         raise ValueError(f"--preset {args.preset} is of the {zoo.get_spec(args.preset).family!r} family; "
                          f"expected one of {zoo.list_models(family)}.")
