@@ -816,5 +816,5 @@ FAMILY = Family(
         "The hierarchical flow needs L to be a power of two; at L = 32 the flow trained on 2 CPU cores is far "
         "from exp(-S) / Z (see its acceptance), so its Metropolis chain moves rarely."
     ),
-    tiny_overrides={"coupling_layers": 2, "hidden_channels": [2]},
+    tiny_overrides={"coupling_layers": 2, "hidden_channels": [2], "block_couplings": 2, "hidden": [4]},
 )
