@@ -43,8 +43,9 @@ def test_multiworker_is_refused_by_a_recipe_that_trains_with_fit(tmp_path, monke
 
 
 def test_a_family_without_a_demo_says_which_have_one():
-    with pytest.raises(ValueError, match=r"The 'rbm' family has no demo; families with one: \['scinet'\]"):
-        recipes.demo_for("rbm")
+    with pytest.raises(ValueError, match=r"The 'toy' family has no demo; families with one: \['calogan', "
+                                         r"'classifiers', 'flows', 'jets', 'rbm', 'scinet', 'siamese', 'translator'\]"):
+        recipes.demo_for("toy")
 
 
 TINY_RUNS = {
