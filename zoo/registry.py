@@ -159,10 +159,15 @@ def cached_lineage_record(folder: Path) -> tuple:
     metadata_file = Path(folder) / "metadata.json"
     if cached is None or not metadata_file.is_file():
         return None, None
-    metadata = json.loads(metadata_file.read_text())
-    lineage = [metadata.get("name"), (metadata.get("parent") or {}).get("preset")]
-    name = next((n for n in lineage if isinstance(n, str) and n in cached), None)
+    name = registered_ancestor(json.loads(metadata_file.read_text()), cached)
     return name, cached.get(name)
+
+
+def registered_ancestor(metadata: dict, registered) -> str | None:
+    """The name in ``registered`` that a preset folder's metadata says it is, or else descends from (a
+    fine-tuned folder's parent); None for a folder of an unregistered preset."""
+    lineage = [metadata.get("name"), (metadata.get("parent") or {}).get("preset")]
+    return next((n for n in lineage if isinstance(n, str) and n in registered), None)
 
 
 def write_index() -> Path:

@@ -81,9 +81,7 @@ def folder_source(name: str, folder: Path) -> Source:
     """The Source of a preset folder: its spec is the registered preset it is, or its parent if fine-tuned."""
     metadata = folders.read_metadata(folder)
     registered = {s.name: s for s in registry.list_specs()}
-    lineage = [metadata.get("name"), (metadata.get("parent") or {}).get("preset")]
-    spec = next((registered[n] for n in lineage if isinstance(n, str) and n in registered), None)
-    return Source(name, spec, folder)
+    return Source(name, registered.get(registry.registered_ancestor(metadata, registered)), folder)
 
 
 def parse(name: str) -> tuple:

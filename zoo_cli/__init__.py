@@ -104,13 +104,12 @@ def _info_record(name: str, verbose: bool = True) -> tuple:
     declarations answer for registered presets and folders of their architecture; anything else builds the
     model (frameworks silenced unless ``verbose``)."""
     from zoo import artifacts, registry, sources
-    from zoo.sources import looks_like_path
 
     cached = registry.cached_info() or {}
     if name in cached:
         folder = registry.shipped_folder(name, cached[name])
         return cached[name], folder, artifacts.verify_preset(folder) if folder is not None else None
-    if isinstance(name, str) and not name.startswith("hf://") and looks_like_path(name):
+    if isinstance(name, str) and not name.startswith(sources.HUB_PREFIX) and sources.looks_like_path(name):
         if not (Path(name) / artifacts.METADATA_FILE).is_file():
             sources.locate(name)  # says why it is not a preset folder, before any framework loads
         record = _cached_folder_record(Path(name))
@@ -222,8 +221,8 @@ def _cmd_evaluate(args) -> int:
     if source.spec is None:
         raise ValueError(f"{args.name} descends from no registered preset, so no recipe can simulate its data.")
     recipe = recipe_for(source.spec.name)
-    card_samples = (artifacts.read_metadata(source.folder).get("data", {}).get("n_evaluation") if source.folder
-                    else None) or recipe.n_evaluation or None
+    card = artifacts.read_metadata(source.folder) if source.folder else {}
+    card_samples = card.get("data", {}).get("n_evaluation") or recipe.n_evaluation or None
     args.samples = args.samples or card_samples or DEFAULT_SAMPLES
     if args.samples < recipe.minimum_samples:
         raise ValueError(f"{args.name} is measured on at least {recipe.minimum_samples} samples; received --samples "
@@ -241,16 +240,16 @@ def _cmd_evaluate(args) -> int:
         if args.plot:
             Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
             say(f"drawing {args.plot} (the figure may simulate curves of its own)")
-            scan = artifacts.read_metadata(source.folder).get("latent_scan", {}) if source.folder else {}
-            Path(args.plot).write_bytes(recipe.render_figure(model, data, {int(k): v for k, v in scan.items()}))
+            scan = {int(k): v for k, v in card.get("latent_scan", {}).items()}
+            Path(args.plot).write_bytes(recipe.render_figure(model, data, scan))
             say(f"Figure written to {args.plot}")
     undefined = sorted(k for k, v in metrics.items() if not math.isfinite(v))
     report = {"preset": args.name, "seed": args.seed, "samples": args.samples, "metrics": strict_json(metrics)}
     if undefined:
         report["undefined"] = {k: "not defined on this sample (NaN); e.g. the curve does not cross on its grid" for k in undefined}
     if source.folder:
-        report["targets"] = compare_with_card(artifacts.read_metadata(source.folder).get("targets", []), metrics,
-                                              args.samples, card_samples, recipe.not_measured_by_evaluate)
+        report["targets"] = compare_with_card(card.get("targets", []), metrics, args.samples, card_samples,
+                                              recipe.not_measured_by_evaluate)
         for row in report["targets"]:
             error = "" if row["error"] is None else f" +- {row['error']:.3g}"
             say(f"{row['metric']}: {row['measured']}{error} against the card's target "

@@ -237,10 +237,7 @@ def row_seeds(n: int, seed=None) -> np.ndarray:
         TypeError: ``n`` is not an integer, or ``seed`` is neither None, an integer nor an integer array.
         ValueError: a negative ``n``, a seed outside [0, 2**63), or a seed array not of shape (n,).
     """
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"row_seeds needs an integer number of rows n >= 0; received {n!r} ({type(n).__name__}).")
-    if n < 0:
-        raise ValueError(f"row_seeds needs a number of rows n >= 0; received {n}.")
+    n = require_count(n, "row_seeds' number of rows n", minimum=0)
     expected = f"None, an integer in [0, 2**63) or an integer array of shape ({n},), one seed per row"
     if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_))):
         if seed is not None and not 0 <= seed <= MAX_SEED:

@@ -317,8 +317,10 @@ class LatticeFlow(OwnLossTraining, ZooModel):
           You 2019), ``chains`` chains of ``n // chains`` fields after ``burn_in`` trajectories of
           ``leapfrog_steps`` steps of ``step_size`` (jittered by 20%). Where the flow is good U(z) is close to
           z^2 / 2 and HMC moves nearly independent Gaussians. The actions are even, so each stored field gets
-          an independent fair sign: both ordered phases are visited, which a flow that learned one cannot
-          reach by HMC alone.
+          an independent fair sign: each step is then one of four exp(-S)-preserving kernels (the
+          trajectory, with or without a flip before and after) chosen independently of the state, so the
+          chain stays exact, and it visits both ordered phases, which a flow that learned one cannot reach
+          by HMC alone.
 
         ``seed``: None (fresh entropy) or an integer; the same integer gives the same chain. S is the flow's
         own float32 action (``action`` endpoint). Returns a :class:`MarkovChain` with the fields in

@@ -229,7 +229,7 @@ class PotentialLinearUpdate(keras.layers.Layer):
 
 # basis name -> (latent numbers it applies to, the reference rule (A0, B0) at grid spacing a)
 UPDATE_RULE_BASES = {
-    "psi": (2, lambda a: update_rules.euler_rule(a)),
+    "psi": (2, update_rules.euler_rule),
     "density_pair": (2, lambda a: update_rules.euler_rule(a, potential_factor=4.0)),
     "density": (3, update_rules.density_rule),
 }
