@@ -235,7 +235,10 @@ def _cmd_evaluate(args) -> int:
         say(f"simulating {args.samples} samples from seed {args.seed} ({type(recipe).__name__}.simulate)")
         data = recipe.simulate(args.samples, args.seed)
         say(f"measuring ({time.perf_counter() - started:.1f} s so far)")
-        metrics = {k: float(v) for k, v in recipe.task_metrics(model, data).items()}
+        metrics = recipe.task_metrics(model, data)
+        if source.folder:
+            metrics.update(recipe.scan_metrics(source.folder, model, data))
+        metrics = {k: float(v) for k, v in metrics.items()}
         say(f"done in {time.perf_counter() - started:.1f} s")
         if args.plot:
             Path(args.plot).parent.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ def knee(errors: dict) -> int:
     polish the fit.
     """
     sizes = sorted(errors)
-    return max(sizes[1:], key=lambda k: errors[k - 1] / errors[k])
+    return max(sizes[1:], key=lambda k: errors[k - 1] / max(errors[k], 1e-12))
 
 
 def floor_ratio(errors: dict, size: int) -> float:

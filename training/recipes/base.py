@@ -48,6 +48,8 @@ class Evaluation:
         figure: PNG bytes of ``evaluation.png``.
         training: entries added to the run's training record.
         extra: top-level entries of metadata.json (a family's own records).
+        files: further files shipped beside the model (name -> bytes): the scan's members, whose held-out
+            errors ``zoo evaluate`` measures again (:meth:`Recipe.scan_metrics`).
     """
 
     metrics: dict
@@ -57,6 +59,7 @@ class Evaluation:
     sections: list = dataclasses.field(default_factory=list)
     training: dict = dataclasses.field(default_factory=dict)
     extra: dict = dataclasses.field(default_factory=dict)
+    files: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -125,7 +128,7 @@ class Recipe(common.Seeds):
             data=evaluation.data, card_sections=evaluation.sections, training={**(training or {}), **evaluation.training},
             **evaluation.extra)
         folder = zoo.artifacts.write_preset(Path(workdir) / "artifact", model, metadata,
-                                            {"evaluation.png": evaluation.figure}, force=True)
+                                            {"evaluation.png": evaluation.figure, **evaluation.files}, force=True)
         return zoo.artifacts.verify_preset(folder)
 
     def distribution(self, strategy: str, precision: str):
@@ -183,6 +186,12 @@ class Recipe(common.Seeds):
     def held_out_checks(self, model, metadata: dict, seed: int) -> list:
         """The card's numbers measured again on data from ``seed``: a list of :class:`HeldOutCheck`."""
         raise NotImplementedError
+
+    def scan_metrics(self, folder, model, data) -> dict:
+        """Metrics of the scan members shipped in the preset ``folder`` beside ``model`` (a knee of error
+        against latent size), measured on ``data``; {} for a family without a scan, or a folder without one
+        (a fine-tuned descendant)."""
+        return {}
 
 
 @dataclasses.dataclass(frozen=True)

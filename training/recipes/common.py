@@ -6,6 +6,7 @@ import io
 import json
 import os
 import platform
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -125,3 +126,40 @@ def render_to_png(draw, *args, panels: int = 2, size=(9, 3.6)) -> bytes:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------- scan members shipped with a preset
+
+MEMBER_WEIGHTS = "member.weights.h5"  # a scan member's weights in its training folder
+
+
+def scan_member_file(size: int) -> str:
+    """The preset folder's file of the scan member with ``size`` latent variables."""
+    return f"scan-k{int(size)}.weights.h5"
+
+
+def save_scan_member(model, member_dir) -> None:
+    """Keep a trained scan member's weights in its training folder, for the preset to ship."""
+    model.save_weights(str(Path(member_dir) / MEMBER_WEIGHTS))
+
+
+def scan_member_files(member_dirs: dict) -> dict:
+    """Preset file name -> weights bytes of each trained scan member (size -> its training folder)."""
+    return {scan_member_file(size): (Path(folder) / MEMBER_WEIGHTS).read_bytes()
+            for size, folder in sorted(member_dirs.items()) if (Path(folder) / MEMBER_WEIGHTS).exists()}
+
+
+def shipped_scan_members(folder, build) -> dict:
+    """Size -> scan member of the preset ``folder`` (``build(size)`` makes the untrained network; zoo.load
+    has checked every file's sha256); {} when the folder ships none."""
+    members = {}
+    for size in sorted(_shipped_sizes(folder)):
+        member = build(size)
+        member.load_weights(str(Path(folder) / scan_member_file(size)))
+        members[size] = member
+    return members
+
+
+def _shipped_sizes(folder) -> list:
+    prefix, suffix = "scan-k", ".weights.h5"
+    return [int(p.name[len(prefix):-len(suffix)]) for p in Path(folder).glob(f"{prefix}*{suffix}")]

@@ -100,7 +100,20 @@ class SciNetRecipe(Recipe):
             training={"train_seconds_latent_scan": float(sum(loop.training_seconds(workdir / f"scan_{size}")
                                                              for size in scan))},
             extra={"latent_scan": {str(k): v for k, v in sorted(scan.items())},
-                   "reference_metrics": reference_metrics(self, evaluation_data)})
+                   "reference_metrics": reference_metrics(self, evaluation_data)},
+            files=common.scan_member_files({size: workdir / f"scan_{size}" for size in scan}))
+
+    def scan_metrics(self, folder, model, data) -> dict:
+        """Held-out RMS error of each latent size of the scan shipped in ``folder``, and the scan's knee: the
+        number of latents the answers need (the state's real parameters for qubits)."""
+        members = common.shipped_scan_members(
+            folder, lambda size: zoo.load(self.preset, pretrained=False, latent_size=size).build_with_examples())
+        errors = {size: evaluation.prediction_error(member, data) for size, member in members.items()}
+        if len(errors) < 2:
+            return {}
+        knee = generic.knee(errors)
+        return {**{f"latent_scan/k{size}": error for size, error in errors.items()}, "latent_scan_knee": knee,
+                "latent_scan_knee_error_over_floor": generic.floor_ratio(errors, knee)}
 
     def task_metrics(self, model, data) -> dict:
         return {
@@ -247,6 +260,7 @@ def latent_scan(recipe, train, validation, evaluation_data, workdir, verbose) ->
         model = zoo.load(recipe.preset, pretrained=False, latent_size=size)
         train_model(recipe, model, short, validation, recipe.scan_epochs, Path(workdir) / f"scan_{size}", verbose)
         results[size] = evaluation.prediction_error(model, evaluation_data)
+        common.save_scan_member(model, Path(workdir) / f"scan_{size}")
         zoo.artifacts.write_json(Path(workdir) / LATENT_SCAN_FILE, {str(k): v for k, v in results.items()})
         if verbose:
             print(f"latent scan: {size} latents -> held-out RMS error {results[size]:.5f}", flush=True)

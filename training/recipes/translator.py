@@ -30,6 +30,7 @@ import zoo
 import zoo.artifacts
 from training import loop
 from training.recipes import common
+from training.evaluation.metrics import knee
 from training.recipes.base import Evaluation, HeldOutCheck, Recipe, met_targets
 from training.simulators import schrodinger
 from zoo.models import update_rules
@@ -167,11 +168,6 @@ class DistillerRecipe(Recipe):
     learning_rate: float = 3e-3
     final_learning_rate: float = 3e-5
 
-    not_measured_by_evaluate: ClassVar[dict] = {"knee_k": (
-        "the knee compares distillers of k = 1 to 4 trained on the same translator; only k = 2 is shipped, so "
-        "zoo evaluate measures its reconstruction loss and update rule (`zoo train distiller-schrodinger-k2` "
-        "trains the whole scan)")}
-
     def simulate(self, n: int, seed: int) -> dict:
         return labelled_potentials(n, self.sites, seed)
 
@@ -198,6 +194,8 @@ class DistillerRecipe(Recipe):
             trained = model if k == self.latent_size else distiller(self, k, translator)
             k_history = train_distiller(self, trained, *data, epochs, workdir / f"k{k}", verbose)
             history = k_history if k == self.latent_size else history
+            if k != self.latent_size:
+                common.save_scan_member(trained, workdir / f"k{k}")
             scan[str(k)] = {"loss": reconstruction_loss(trained, evaluation["potentials"], variance),
                             "update_rules": update_comparison(trained)}
         zoo.artifacts.write_json(workdir / "scan.json", common.jsonable(scan))
@@ -220,13 +218,25 @@ class DistillerRecipe(Recipe):
             metrics, (("knee_k", "==", 2),), _data_record(self, self.sites),
             common.render_to_png(_draw_distillation, self, model, evaluation, losses, panels=2, size=(10, 3.6)),
             sections=distiller_sections(self, metrics, comparisons, model.rollout),
-            extra={"update_rules": comparisons, "translator": _translator_record(self.translator, model.translator)})
+            extra={"update_rules": comparisons, "translator": _translator_record(self.translator, model.translator)},
+            files=common.scan_member_files({k: workdir / f"k{k}" for k in self.scan if k != self.latent_size}))
 
     def task_metrics(self, model, data: dict) -> dict:
         """Held-out reconstruction loss and the basis-change residuals of the shipped distiller."""
         variance = hidden_variance(model.translator, data["potentials"])
         return {f"reconstruction_loss/k{model.latent_size}": reconstruction_loss(model, data["potentials"], variance),
                 **residual_metrics(update_comparison(model))}
+
+    def scan_metrics(self, folder, model, data: dict) -> dict:
+        """Reconstruction loss of the scan's other bottlenecks shipped in ``folder``, and the knee of the whole
+        scan, on the potentials ``data``."""
+        members = common.shipped_scan_members(folder, lambda k: distiller(self, k, model.translator))
+        if not members:
+            return {}
+        variance = hidden_variance(model.translator, data["potentials"])
+        losses = {k: reconstruction_loss(member, data["potentials"], variance) for k, member in members.items()}
+        losses[model.latent_size] = reconstruction_loss(model, data["potentials"], variance)
+        return {**{f"reconstruction_loss/k{k}": v for k, v in sorted(losses.items())}, "knee_k": knee(losses)}
 
     def held_out_checks(self, model, metadata: dict, seed: int, n: int = 600) -> list:
         """The shipped bottleneck's reconstruction loss and basis-change residual, measured again on ``n``
@@ -325,12 +335,6 @@ def reconstruction_loss(model, potentials: np.ndarray, variance: float) -> float
     if not model.compiled:  # a loaded preset: evaluate needs a compiled model, not an optimizer
         model.compile()
     return float(model.evaluate(potentials, batch_size=500, verbose=0)) / variance
-
-
-def knee(losses: dict) -> int:
-    """The k after which adding a latent variable stops paying: the largest drop loss(k - 1) / loss(k)."""
-    ks = sorted(losses)
-    return max(ks[1:], key=lambda k: losses[k - 1] / max(losses[k], 1e-12))
 
 
 def potential_grid(points: int = 30) -> np.ndarray:

@@ -34,6 +34,13 @@ def test_qubit_recipe_scans_latent_sizes(tmp_path):
     metadata = recipe.train_and_evaluate(tmp_path, verbose=0)
     assert set(metadata["latent_scan"]) == {"0", "1"}
     assert metadata["metrics"]["latent_scan_knee"] in (0, 1)
+    assert {"scan-k0.weights.h5", "scan-k1.weights.h5"} <= set(metadata["files"])  # zoo evaluate measures them again
+    folder = tmp_path / "artifact"
+    evaluation_data = recipe.simulate(recipe.n_evaluation, recipe.evaluation_seed)
+    again = recipe.scan_metrics(folder, zoo.load(folder), evaluation_data)
+    for size, error in metadata["latent_scan"].items():
+        assert again[f"latent_scan/k{size}"] == pytest.approx(error, rel=1e-5)  # the same weights on the same data
+    assert again["latent_scan_knee"] == metadata["metrics"]["latent_scan_knee"]
 
 
 def test_training_resumes_after_an_interrupt(tmp_path):

@@ -4,6 +4,8 @@ import dataclasses
 import pytest
 
 import zoo
+import zoo.artifacts
+from training.evaluation.metrics import knee
 from training.recipes import translator as recipe_module
 
 TINY_TRANSLATOR = dict(hidden_size=5, readout_units=[4])
@@ -23,8 +25,8 @@ def tiny_zoo(monkeypatch):
 
 
 def test_knee_is_the_largest_drop():
-    assert recipe_module.knee({1: 0.3, 2: 0.01, 3: 0.008, 4: 0.007}) == 2
-    assert recipe_module.knee({1: 0.3, 2: 0.2, 3: 0.01, 4: 0.009}) == 3
+    assert knee({1: 0.3, 2: 0.01, 3: 0.008, 4: 0.007}) == 2
+    assert knee({1: 0.3, 2: 0.2, 3: 0.01, 4: 0.009}) == 3
 
 
 def test_translator_recipe_writes_a_preset(tiny_zoo, tmp_path):
@@ -50,3 +52,15 @@ def test_distiller_recipe_scans_the_bottleneck(tiny_zoo, tmp_path):
     assert [s["title"] for s in metadata["card_sections"]] == ["Reconstruction loss against the bottleneck k",
                                                                "The distilled update rule"]
     assert set(metadata["update_rules"]["2"]) >= {"A", "B", "euler", "exact"}
+    assert {"scan-k1.weights.h5", "scan-k3.weights.h5"} <= set(metadata["files"])  # the shipped k = 2 is the model
+    folder = tmp_path / "artifact"
+    again = recipe.scan_metrics(folder, zoo.artifacts.build_from_folder(folder),
+                                recipe.simulate(recipe.n_evaluation, recipe.evaluation_seed))
+    for k in (1, 2, 3):  # the same weights on the same potentials
+        assert again[f"reconstruction_loss/k{k}"] == pytest.approx(metrics[f"reconstruction_loss/k{k}"], rel=1e-4)
+    assert again["knee_k"] == metrics["knee_k"]
+
+
+def test_a_folder_without_a_scan_has_no_scan_metrics(tmp_path):
+    recipe = recipe_module.RECIPES["distiller-schrodinger-k2"]
+    assert recipe.scan_metrics(tmp_path, None, None) == {}
