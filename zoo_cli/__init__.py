@@ -305,8 +305,9 @@ def compare_with_card(targets: list, metrics: dict, samples: int | None = None, 
         elif error is not None and any(COMPARISONS[target["comparison"]](measured + shift, target["target"])
                                        for shift in (2 * error, -2 * error)):
             verdict = "missed, but within 2 statistical errors: a larger --samples tells"
-        elif error is None and smaller:
-            verdict = f"missed on {samples} samples, with no statistical error to judge it by: {rerun}"
+        elif smaller:  # a small sample's own error estimate (an MCMC chain's above all) may be off too
+            reason = "with no statistical error to judge it by" if error is None else "by more than 2 statistical errors"
+            verdict = f"missed on {samples} samples, {reason}: {rerun}"
         else:
             verdict = "MISSED"
         rows.append({"metric": name, "comparison": target["comparison"], "target": target["target"],

@@ -264,7 +264,8 @@ def test_evaluate_compares_each_metric_with_the_card_target_and_its_error():
     assert near["verdict"].startswith("missed, but within 2 statistical errors") and near["error"] == 0.1
     small = {row["metric"]: row["verdict"] for row in compare_with_card(targets, metrics, 500, 10000, {"a": "why"})}
     assert small["a"] == "not measured by zoo evaluate: why"
-    assert small["b"] == "MISSED", "an error estimate judges a miss on any sample size"
+    assert small["b"] == ("missed on 500 samples, by more than 2 statistical errors: the card measured it on 10000 "
+                          "samples (--samples 10000)"), "a small sample's own error estimate may be off"
     assert small["c"] == ("missed on 500 samples, with no statistical error to judge it by: the card measured it on "
                           "10000 samples (--samples 10000)")
     assert small["d"] == "not measurable on 500 samples: the card measured it on 10000 samples (--samples 10000)"

@@ -57,3 +57,37 @@ def knee(errors: dict) -> int:
 def floor_ratio(errors: dict, size: int) -> float:
     """err(size) / min over the scan: 1 means the error at ``size`` is already the floor."""
     return errors[size] / min(errors.values())
+
+
+# ---------------------------------------------------------------------------- statistical errors of held-out metrics
+#
+# A metric measured on N independent held-out samples fluctuates from one sample to the next; these give that
+# spread (its standard error), reported as METRIC_error so that ``zoo evaluate`` can tell a miss from noise.
+
+BOOTSTRAP_RESAMPLES = 30  # enough for a standard error to about 13% of itself
+
+
+def rms_with_error(prediction, target) -> tuple:
+    """RMS error over every entry and its standard error over the rows (the independent samples).
+
+    The rows' mean squared errors s_i are independent, so mean(s) has error std(s) / sqrt(N), and
+    rms = sqrt(mean(s)) has error std(s) / (2 rms sqrt(N)) to first order.
+    """
+    diff = np.asarray(prediction, dtype=float) - np.asarray(target, dtype=float)
+    per_row = np.mean(diff.reshape(len(diff), -1) ** 2, axis=1)
+    value = float(np.sqrt(per_row.mean()))
+    error = float(per_row.std(ddof=1) / np.sqrt(len(per_row)) / (2 * value)) if len(per_row) > 1 and value > 0 else 0.0
+    return value, error
+
+
+def binomial_error(fraction: float, n: int) -> float:
+    """Standard error of a fraction measured on ``n`` independent trials."""
+    return float(np.sqrt(max(fraction * (1 - fraction), 0.0) / n)) if n > 0 else float("nan")
+
+
+def bootstrap_error(statistic, n: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> float:
+    """Standard deviation of ``statistic(rows)`` over resamples of the ``n`` rows drawn with replacement: the
+    standard error of a metric that is no plain mean (an R^2 with its refit, a rank correlation)."""
+    rng = np.random.default_rng(seed)
+    values = [statistic(rng.integers(0, n, n)) for _ in range(resamples)]
+    return float(np.std(values, ddof=1))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.evaluation.metrics import polynomial_fit_r2, rms, wrapped_rms
+from training.evaluation.metrics import bootstrap_error, polynomial_fit_r2, rms, rms_with_error
 
 TWO_PI = 2 * np.pi
 
@@ -17,33 +17,56 @@ def prediction_error(model, data) -> float:
     return rms(model.predict(question_inputs(data), verbose=0, batch_size=4096), data.answer)
 
 
+def prediction_metrics(model, data) -> dict:
+    """``rms_error`` of a question SciNet's answers, with its standard error over the samples."""
+    value, error = rms_with_error(model.predict(question_inputs(data), verbose=0, batch_size=4096), data.answer)
+    return {"rms_error": value, "rms_error_error": error}
+
+
+def fit_r2_with_error(name: str, features, target, degree: int) -> dict:
+    """``name``: R^2 of the best polynomial of ``degree`` in ``features`` for ``target``, and ``name_error``, its
+    bootstrap error (the fit redone on each resample)."""
+    features, target = np.asarray(features), np.asarray(target)
+    return {name: polynomial_fit_r2(features, target, degree),
+            f"{name}_error": bootstrap_error(lambda rows: polynomial_fit_r2(features[rows], target[rows], degree),
+                                             len(target))}
+
+
 def latent_r2(latents, physics, degree: int, prefix: str) -> dict:
-    """R^2 of each latent explained by a polynomial of ``degree`` in the physical parameters."""
-    return {f"latent_{j}_r2_{prefix}": polynomial_fit_r2(physics, latents[:, j], degree) for j in range(latents.shape[1])}
+    """R^2 of each latent explained by a polynomial of ``degree`` in the physical parameters, with errors."""
+    metrics = {}
+    for j in range(latents.shape[1]):
+        metrics.update(fit_r2_with_error(f"latent_{j}_r2_{prefix}", physics, latents[:, j], degree))
+    return metrics
+
+
+def scaled(metrics: dict, name: str, source: str, scale: float) -> dict:
+    """``metrics[source]`` and its error divided by ``scale``, as ``name`` and ``name_error``."""
+    return {name: metrics[source] / scale, f"{name}_error": metrics[f"{source}_error"] / scale}
 
 
 def pendulum_metrics(model, data) -> dict:
     """RMS error (A0 = 1, so also the fraction of A0) and how well the latents encode b and kappa."""
     latents = model.encode(data.observations)
     physics = np.stack([data.b, data.kappa], axis=1)
-    metrics = {"rms_error": prediction_error(model, data)}
-    metrics["rms_error_fraction_of_A0"] = metrics["rms_error"] / 1.0
+    metrics = prediction_metrics(model, data)
+    metrics.update(scaled(metrics, "rms_error_fraction_of_A0", "rms_error", 1.0))
     metrics.update(latent_r2(latents, physics, 2, "quadratic_in_b_kappa"))
-    metrics["b_r2_quadratic_in_latents"] = polynomial_fit_r2(latents, data.b, 2)
-    metrics["kappa_r2_quadratic_in_latents"] = polynomial_fit_r2(latents, data.kappa, 2)
+    metrics.update(fit_r2_with_error("b_r2_quadratic_in_latents", latents, data.b, 2))
+    metrics.update(fit_r2_with_error("kappa_r2_quadratic_in_latents", latents, data.kappa, 2))
     return metrics
 
 
 def collision_metrics(model, data) -> dict:
     """RMS position error and how linear the single latent is in the conserved angular momentum."""
     latents = model.encode(data.observations)
-    metrics = {"rms_error": prediction_error(model, data)}
+    metrics = prediction_metrics(model, data)
     metrics.update(latent_r2(latents, data.angular_momentum, 1, "linear_in_angular_momentum"))
     return metrics
 
 
 def qubit_metrics(model, data) -> dict:
-    return {"rms_error": prediction_error(model, data)}
+    return prediction_metrics(model, data)
 
 
 def heliocentric_lift(initial_angles, heliocentric0):
@@ -65,11 +88,13 @@ def heliocentric_metrics(model, data, margin: float = 0.5) -> dict:
     ``margin`` rad away from the +-pi cut, a range without wrap-around.
     """
     predicted = model.predict(data.initial_angles, verbose=0, batch_size=4096)
-    error = wrapped_rms(predicted, data.angles)
+    wrapped = np.angle(np.exp(1j * (np.asarray(predicted, dtype=float) - data.angles)))  # pi and -pi agree
+    error, error_error = rms_with_error(wrapped, np.zeros_like(wrapped))
     latents = model.encode(data.initial_angles)
     lift = heliocentric_lift(data.initial_angles, data.heliocentric[:, 0])
     interior = np.all(np.abs(data.initial_angles) < np.pi - margin, axis=1)
-    metrics = {"rms_angle_error_rad": error, "rms_angle_error_fraction_of_2pi": error / TWO_PI}
+    metrics = {"rms_angle_error_rad": error, "rms_angle_error_rad_error": error_error}
+    metrics.update(scaled(metrics, "rms_angle_error_fraction_of_2pi", "rms_angle_error_rad", TWO_PI))
     metrics.update(latent_r2(latents[interior], lift[interior], 1, "linear_in_heliocentric_angles"))
     return metrics
 

@@ -314,13 +314,23 @@ def compare_response(reference: dict, generated: dict) -> dict:
                                      reference["mean_error"])
         res, res_error = _quotient(generated["resolution"], generated["resolution_error"], reference["resolution"],
                                    reference["resolution_error"])
-    worst = lambda ratio: float(np.max(np.abs(ratio[np.isfinite(ratio)] - 1.0), initial=0.0))
     out = {"edges": reference["edges"], "mean_ratio": mean, "mean_ratio_error": mean_error,
-           "resolution_ratio": res, "resolution_ratio_error": res_error,
-           "worst_mean_deviation": worst(mean), "worst_resolution_deviation": worst(res)}
+           "resolution_ratio": res, "resolution_ratio_error": res_error}
+    out["worst_mean_deviation"], out["worst_mean_deviation_error"] = _worst_deviation(mean, mean_error)
+    out["worst_resolution_deviation"], out["worst_resolution_deviation_error"] = _worst_deviation(res, res_error)
     out["mean_ok"] = out["worst_mean_deviation"] <= MEAN_TOLERANCE
     out["resolution_ok"] = out["worst_resolution_deviation"] <= RESOLUTION_TOLERANCE
     return out
+
+
+def _worst_deviation(ratio, error) -> tuple:
+    """max |ratio - 1| over the measured bins, and the statistical error of the ratio in that bin (0, 0 when
+    no bin is measured)."""
+    measured = np.flatnonzero(np.isfinite(ratio))
+    if not measured.size:
+        return 0.0, 0.0
+    worst = measured[np.argmax(np.abs(ratio[measured] - 1.0))]
+    return float(abs(ratio[worst] - 1.0)), float(error[worst])
 
 
 # ---------------------------------------------------------------------------- figures

@@ -192,7 +192,9 @@ def compare(recipe, data: Showers, generated: dict, seed: int) -> tuple:
     response = shapes.compare_response(reference_response, generated_response)
     metrics = {"classifier_auc": classifier["auc"], "classifier_auc_error": classifier["auc_error"],
                "worst_mean_response_deviation": response["worst_mean_deviation"],
+               "worst_mean_response_deviation_error": response["worst_mean_deviation_error"],
                "worst_resolution_deviation": response["worst_resolution_deviation"],
+               "worst_resolution_deviation_error": response["worst_resolution_deviation_error"],
                "n_showers": len(data)}
     for name, d in distances.items():
         metrics[f"w1_over_std/{name}"], metrics[f"ks/{name}"] = d["w1_over_std"], d["ks"]

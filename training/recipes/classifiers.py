@@ -18,6 +18,7 @@ import dataclasses
 import numpy as np
 
 from training import loop
+from training.evaluation.metrics import binomial_error
 from training.recipes import common
 from training.recipes.base import Evaluation, HeldOutCheck, Recipe, met_targets
 from training.simulators import ising
@@ -91,9 +92,16 @@ class IsingCNNRecipe(Recipe):
         """
         p = predict_p_ordered(model, data)
         far, overall = accuracy_far_from_tc(p, data.temperatures, self.far_from_tc)
-        metrics = {"accuracy_far_from_tc": far, "accuracy_all_temperatures": overall}
+        n_far = int(np.sum(np.abs(data.temperatures - ising.T_CRITICAL) > self.far_from_tc))
+        metrics = {"accuracy_far_from_tc": far, "accuracy_far_from_tc_error": binomial_error(far, n_far),
+                   "accuracy_all_temperatures": overall,
+                   "accuracy_all_temperatures_error": binomial_error(overall, len(p))}
         grid, outputs = group_by_temperature(p, data.temperatures)
         metrics["crossing_coarse_grid"] = crossing_temperature(grid, [o.mean() for o in outputs])
+        if curves is None:  # zoo evaluate: the crossing of L on the fine grid, as many configurations as data
+            seed = int(data.diagnostics["seed"])
+            per_temperature = max(8, len(p) // len(self.crossing_temperatures))
+            curves = crossing_curves(model, crossing_data(self, seed - self.evaluation_seed, per_temperature, (self.L,)))
         if curves:
             values, errors = [], []
             for L, (g, o) in sorted(curves.items()):
@@ -102,6 +110,9 @@ class IsingCNNRecipe(Recipe):
                 values.append(value), errors.append(error)
             if f"crossing_L{self.L}" in metrics:
                 metrics[f"crossing_L{self.L}_relative_error"] = abs(metrics[f"crossing_L{self.L}"] / ising.T_CRITICAL - 1)
+                metrics[f"crossing_L{self.L}_relative_error_error"] = metrics[f"crossing_L{self.L}_error"] / ising.T_CRITICAL
+            if len(curves) < 2:  # one lattice size: no finite-size extrapolation
+                return metrics
             fit = finite_size_extrapolation(sorted(curves), values, errors)
             metrics.update({"tc_extrapolated": fit["tc"], "tc_extrapolated_error": fit["tc_error"],
                             "fss_slope": fit["slope"], "fss_chi2_per_dof": fit["chi2_per_dof"]})
@@ -151,12 +162,13 @@ def labels(temperatures) -> np.ndarray:
     return (np.asarray(temperatures) < ising.T_CRITICAL).astype("float32")[:, None]
 
 
-def crossing_data(recipe, seed_offset: int = 0, samples: int | None = None) -> dict:
-    """L -> samples on the fine grid across T_c, seed evaluation_seed + L (+ offset)."""
+def crossing_data(recipe, seed_offset: int = 0, samples: int | None = None, sizes: tuple | None = None) -> dict:
+    """L -> samples on the fine grid across T_c, seed evaluation_seed + L (+ offset), for each L of ``sizes``
+    (the recipe's crossing sizes by default)."""
     per_t = samples or recipe.crossing_samples
     n = per_t * len(recipe.crossing_temperatures)
     return {L: recipe.simulate(n, recipe.evaluation_seed + L + seed_offset, L=L, temperatures=recipe.crossing_temperatures)
-            for L in recipe.crossing_sizes}
+            for L in sizes or recipe.crossing_sizes}
 
 
 # ----------------------------------------------------------------------------- metrics

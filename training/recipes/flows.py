@@ -113,11 +113,17 @@ class FlowRecipe(Recipe):
             sections=sections,
             training={"steps": self.epochs * self.steps_per_epoch, "final_ess": history.get("ess", [None])[-1]})
 
-    def task_metrics(self, model, data: Fields, seed: int | None = None) -> dict:
-        """Acceptance, ESS / N and observables of the flow's Metropolis chain against the HMC fields ``data``."""
+    def task_metrics(self, model, data: Fields, seed: int | None = None, latent_hmc: bool = True) -> dict:
+        """Acceptance, ESS / N and observables of the flow's Metropolis chain against the reference fields
+        ``data``; for a NeuralRG flow (unless ``latent_hmc`` is False) its exact sampler, latent-space HMC, as
+        well, with trajectories in the card's proportion to the sample (minutes at the card's size)."""
         seed = data.seed if seed is None else seed
         result = flow_chain(self, model, max(len(data), 1000), seed)
-        return compare(self, result, data)
+        metrics = compare(self, result, data)
+        if self.hierarchical and latent_hmc:
+            trajectories = max(50, round(self.latent_hmc_trajectories * len(data) / self.n_evaluation))
+            metrics.update(hmc_comparison(self, model, trajectories, seed + 2, data))
+        return metrics
 
     def held_out_checks(self, model, metadata: dict, seed: int, n: int = 4000) -> list:
         """On ``n`` fresh proposals: the Metropolis acceptance (tolerance: five binomial errors of a chain whose
@@ -127,7 +133,7 @@ class FlowRecipe(Recipe):
         presets' Metropolis chains are too sticky for a pull on 4000 proposals to mean anything; their exact
         sampler, latent-space HMC, takes minutes and is on the card."""
         data = self.simulate(n, seed + 1)
-        measured = self.task_metrics(model, data, seed=seed)
+        measured = self.task_metrics(model, data, seed=seed, latent_hmc=False)
         recorded = metadata["metrics"]
         p = recorded["acceptance"]
         checks = [HeldOutCheck("acceptance", measured["acceptance"], p, 15 * math.sqrt(p * (1 - p) / n) + 0.02)]
@@ -242,7 +248,17 @@ def flow_chain(recipe, model, n: int, seed: int) -> dict:
     chain = phi[index]
     tau = lattice.integrated_autocorrelation_time(action[index] / (recipe.L * recipe.L))
     return {"chain": chain, "proposals": phi, "log_w": log_w, "acceptance": acceptance,
-            "ess": mcmc.effective_sample_size(log_w), "tau_action": tau}
+            "acceptance_error": acceptance_error(index), "ess": mcmc.effective_sample_size(log_w), "tau_action": tau}
+
+
+def acceptance_error(index: np.ndarray) -> float:
+    """Standard error of a Metropolis chain's acceptance rate: the accept steps are correlated (a chain stuck on
+    a heavy proposal rejects many in a row), so the binomial variance is scaled by 2 tau_int of the steps."""
+    accepted = (index[1:] == np.arange(1, len(index))).astype(np.float64)
+    if len(accepted) < 2:
+        return float("nan")
+    tau = lattice.integrated_autocorrelation_time(accepted)
+    return float(np.sqrt(accepted.var() * 2 * tau / len(accepted)))
 
 
 def reference_sampler(recipe) -> str:
@@ -252,7 +268,8 @@ def reference_sampler(recipe) -> str:
 def compare(recipe, result: dict, data: Fields) -> dict:
     """Metrics of a flow chain against the reference fields; with an exact ln Z, the free energy's relative error."""
     reference = observables(data.fields, recipe, data.chains)
-    metrics = {"acceptance": result["acceptance"], "ess_per_sample": result["ess"],
+    metrics = {"acceptance": result["acceptance"], "acceptance_error": result["acceptance_error"],
+               "ess_per_sample": result["ess"],
                "tau_int_action_metropolis": result["tau_action"], "reference_acceptance": data.acceptance,
                "variational_free_energy": float(np.mean(-result["log_w"])),
                "variational_free_energy_error": float(np.std(result["log_w"]) / math.sqrt(len(result["log_w"])))}
@@ -260,13 +277,17 @@ def compare(recipe, result: dict, data: Fields) -> dict:
     if log_z is not None:
         metrics["exact_free_energy"] = -log_z
         metrics["free_energy_relative_error"] = (metrics["variational_free_energy"] + log_z) / abs(log_z)
+        metrics["free_energy_relative_error_error"] = metrics["variational_free_energy_error"] / abs(log_z)
     metrics.update(pulls(recipe, observables(result["chain"], recipe), reference, "flow"))
     metrics["max_observable_pull"] = metrics.pop("flow_max_pull")
+    metrics["max_observable_pull_error"] = metrics.pop("flow_max_pull_error")
     return metrics
 
 
 def pulls(recipe, measured: dict, reference: dict, name: str) -> dict:
-    """``name``'s observables next to the reference's, each with its pull |a - b| / sqrt(da^2 + db^2)."""
+    """``name``'s observables next to the reference's, each with its pull |a - b| / sqrt(da^2 + db^2), and the
+    largest pull's statistical error: 1, since a pull is a difference in units of its own standard error (from
+    one pair of independent samples to the next it moves by about 1)."""
     out, largest = {}, 0.0
     for observable in observable_names(recipe):
         (value, error), (expected, expected_error) = measured[observable], reference[observable]
@@ -275,7 +296,7 @@ def pulls(recipe, measured: dict, reference: dict, name: str) -> dict:
                     f"{observable}_reference": expected, f"{observable}_reference_error": expected_error})
         out[f"{observable}_pull" if name == "flow" else f"{observable}_{name}_pull"] = pull
         largest = max(largest, pull)
-    return {**out, f"{name}_max_pull": largest}
+    return {**out, f"{name}_max_pull": largest, f"{name}_max_pull_error": 1.0}
 
 
 # ----------------------------------------------------------------------------- the hierarchical flow's bulk

@@ -136,7 +136,14 @@ def compare_observables(rbm_spins, reference_spins, temperature: float) -> dict:
         metrics[f"{key}_rbm"], metrics[f"{key}_rbm_error"] = rbm[key]
         metrics[f"{key}_monte_carlo"], metrics[f"{key}_monte_carlo_error"] = mc[key]
         metrics[f"{key}_relative_error"] = abs(rbm[key][0] / mc[key][0] - 1)
+        metrics[f"{key}_relative_error_error"] = ratio_error(rbm[key], mc[key])
     return metrics
+
+
+def ratio_error(numerator: tuple, denominator: tuple) -> float:
+    """Standard error of a / b from (a, error of a) and (b, error of b), independent samples."""
+    (a, a_error), (b, b_error) = numerator, denominator
+    return abs(a / b) * math.hypot(a_error / a, b_error / b) if a and b else float("nan")
 
 
 def log_likelihood_metrics(recipe, model, data: ising.IsingSamples) -> dict:

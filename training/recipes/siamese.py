@@ -18,6 +18,7 @@ import numpy as np
 
 from training import loop
 from training.evaluation import readout
+from training.evaluation.metrics import binomial_error, bootstrap_error
 from training.recipes import common
 from training.recipes.base import Evaluation, HeldOutCheck, Recipe, met_targets
 from training.simulators import lorentz, orbits
@@ -113,9 +114,12 @@ class SiameseRecipe(Recipe):
         embedding = model.embed(points)
         fitted = fit_readout(self, model, data) if fitted is None else fitted
         sub_points, sub_invariant = points_and_invariant(self, data, self.readout_points)
+        correlation = f"spearman_abs_embedding_vs_{self.invariant}"
         return {
-            "pair_accuracy": accuracy,
-            f"spearman_abs_embedding_vs_{self.invariant}": abs(readout.spearman(embedding[:, 0], invariant)),
+            "pair_accuracy": accuracy, "pair_accuracy_error": binomial_error(accuracy, len(probability)),
+            correlation: abs(readout.spearman(embedding[:, 0], invariant)),
+            f"{correlation}_error": bootstrap_error(
+                lambda rows: abs(readout.spearman(embedding[rows, 0], invariant[rows])), len(invariant)),
             f"readout_r2_vs_{self.invariant}": fitted.r2_against(sub_points, sub_invariant),
             "readout_canonical_correlation": fitted.canonical_correlation,
             "readout_dominant_terms_match": float(sorted(fitted.dominant_terms()) == sorted(self.expected_terms)),

@@ -111,7 +111,8 @@ class TranslatorRecipe(Recipe):
             self.render_figure(model, evaluation), sections=[translator_section(self, metrics)])
 
     def task_metrics(self, model, data: dict) -> dict:
-        """Mean and median relative density error per class at each evaluation length, and their sample errors."""
+        """Mean and median relative density error per class at each evaluation length, and the mean's standard
+        error."""
         predicted = model.predict(data["potentials"], batch_size=500)
         metrics = {}
         for sites in self.evaluation_sites:
@@ -119,7 +120,7 @@ class TranslatorRecipe(Recipe):
             for k, kind in enumerate(CLASSES):
                 chosen = errors[data["labels"] == k]
                 metrics[f"density_error/{kind}/N{sites}"] = float(np.mean(chosen))
-                metrics[f"density_error_sem/{kind}/N{sites}"] = float(np.std(chosen) / np.sqrt(len(chosen)))
+                metrics[f"density_error/{kind}/N{sites}_error"] = float(np.std(chosen) / np.sqrt(len(chosen)))
                 metrics[f"density_error_median/{kind}/N{sites}"] = float(np.median(chosen))
         return metrics
 
@@ -131,7 +132,8 @@ class TranslatorRecipe(Recipe):
         checks = []
         for kind in SMOOTH:
             window = self.evaluation_sites[0]
-            key, sem = f"density_error/{kind}/N{window}", f"density_error_sem/{kind}/N{window}"
+            key = f"density_error/{kind}/N{window}"
+            sem = f"{key}_error"
             tolerance = 5 * float(np.hypot(measured[sem], recorded[sem]))  # five standard errors of both samples
             target = targets.get(key, {})
             checks.append(HeldOutCheck(key, measured[key], recorded[key], tolerance, target.get("target"),
@@ -284,7 +286,7 @@ def translator_section(recipe, metrics: dict) -> dict:
     rows = ["| potential class | " + " | ".join(f"N = {n}" for n in recipe.evaluation_sites) + " |",
             "|---|" + "---|" * len(recipe.evaluation_sites)]
     for kind in CLASSES:
-        cells = [f"{metrics[f'density_error/{kind}/N{n}']:.2%} +- {metrics[f'density_error_sem/{kind}/N{n}']:.2%} "
+        cells = [f"{metrics[f'density_error/{kind}/N{n}']:.2%} +- {metrics[f'density_error/{kind}/N{n}_error']:.2%} "
                  f"(median {metrics[f'density_error_median/{kind}/N{n}']:.2%})" for n in recipe.evaluation_sites]
         rows.append(f"| {kind} | " + " | ".join(cells) + " |")
     text = "\n".join(rows) + (
