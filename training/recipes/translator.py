@@ -21,7 +21,6 @@ The k = 3 distiller is compared with the three-variable density formulation.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
 
 import keras
 import numpy as np
