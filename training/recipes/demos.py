@@ -64,7 +64,7 @@ def run_demo(family: str, recipe_for, args) -> int:
     print(f"{args.preset}: {args.samples} fresh samples from seed {args.seed} "
           f"({time.perf_counter() - started:.0f} s); the card's value on its held-out sample in brackets")
     for name, value in metrics.items():
-        if name.endswith("_error") or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if is_error_of_another(name, metrics) or not isinstance(value, (int, float)) or not math.isfinite(value):
             continue
         error = metrics.get(f"{name}_error")
         recorded = card.get(name)
@@ -75,3 +75,8 @@ def run_demo(family: str, recipe_for, args) -> int:
     Path(args.out).write_bytes(recipe.render_figure(model, data, {int(k): v for k, v in scan.items()}))
     print(f"Figure written to {args.out} ({time.perf_counter() - started:.0f} s in all)")
     return 0
+
+
+def is_error_of_another(name: str, metrics: dict) -> bool:
+    """``name`` is the statistical error of another metric (``X_error`` beside ``X``), not a relative error."""
+    return name.endswith("_error") and name[: -len("_error")] in metrics

@@ -380,6 +380,9 @@ def measure_autocorrelation(temperatures, L: int, seed: int, chains: int = 64, e
     return taus
 
 
+PILOT_CHAINS = 16  # pilot chains per temperature of a large sample
+
+
 def simulate(n: int, seed: int, L: int = 32, temperatures=DEFAULT_TEMPERATURES, samples_per_chain: int = 8,
              min_equilibration: int = 100, min_spacing: int = 1, threads: int = 2) -> IsingSamples:
     """``n`` configurations spread evenly (round robin) over ``temperatures``.
@@ -388,18 +391,21 @@ def simulate(n: int, seed: int, L: int = 32, temperatures=DEFAULT_TEMPERATURES, 
     (``max(min_equilibration, 20 tau)`` sweeps) and the spacing between stored
     configurations (``max(min_spacing, ceil(2 tau))``) come from the largest
     integrated autocorrelation time tau of |m| and E measured on pilot chains
-    (seed ``seed + 1``); see ``diagnostics``.
+    (seed ``seed + 1``; 16 per temperature, or as many as the sample's own chains there, at least 4: a
+    small sample does not pay for a large pilot, and the largest of noisier taus errs on the long side);
+    see ``diagnostics``.
     """
     if int(n) < 1:
         raise ValueError(f"n must be a positive number of configurations, received {n}.")
     if int(L) < 2:
         raise ValueError(f"The lattice size L must be at least 2, received {L}.")
     temperatures = _check_temperatures(temperatures)
-    taus = measure_autocorrelation(temperatures, L, seed + 1, chains=16, sweeps=300, threads=threads)
+    chains = -(-int(n) // samples_per_chain)
+    pilot_chains = min(PILOT_CHAINS, max(4, -(-chains // len(temperatures))))
+    taus = measure_autocorrelation(temperatures, L, seed + 1, chains=pilot_chains, sweeps=300, threads=threads)
     tau_max = max(max(v.values()) for v in taus.values())
     equilibration = max(min_equilibration, int(math.ceil(20 * tau_max)))
     spacing = max(min_spacing, int(math.ceil(2 * tau_max)))
-    chains = -(-int(n) // samples_per_chain)
     chain_temperatures = temperatures[np.arange(chains) % len(temperatures)]
 
     def produce(block):
@@ -417,7 +423,7 @@ def simulate(n: int, seed: int, L: int = 32, temperatures=DEFAULT_TEMPERATURES, 
         spins=spins,
         temperatures=sample_temperatures[: int(n)],
         diagnostics={
-            "L": int(L), "chains": int(chains), "samples_per_chain": int(samples_per_chain),
+            "L": int(L), "chains": int(chains), "samples_per_chain": int(samples_per_chain), "pilot_chains": pilot_chains,
             "equilibration_sweeps": equilibration, "spacing_sweeps": spacing,
             "tau_int": {f"{t:.4g}": v for t, v in taus.items()}, "tau_int_max": tau_max,
             "wolff_window": WOLFF_WINDOW, "seed": int(seed),

@@ -281,7 +281,8 @@ class ProcessRunner:
     """Chunks on local worker processes (spawned, so a parent holding TensorFlow is safe)."""
 
     def __init__(self, workers: int):
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                        initializer=_stdout_to_stderr)
 
     def run(self, tasks):
         pending = {self.pool.submit(generate_chunk, *task) for task in tasks}
@@ -292,6 +293,12 @@ class ProcessRunner:
 
     def close(self):
         self.pool.shutdown(cancel_futures=True)
+
+
+def _stdout_to_stderr() -> None:
+    """A worker's file descriptor 1 goes to stderr: FastJet prints its banner to stdout once per process, and
+    the caller's stdout (a report, a pipe) stays its own."""
+    os.dup2(2, 1)
 
 
 class RayRunner:
