@@ -4,6 +4,7 @@ A block preceded by ``<!-- readme-test: skip (reason) -->`` needs something thes
 (the Hub, a running server); every other block must run without error, in a fresh folder (what it
 writes, such as runs/, stays out of the repository) with the repository on the import path.
 """
+import json
 import os
 import re
 import subprocess
@@ -98,3 +99,10 @@ def test_readme_serving_commands_run_as_written(tmp_path):
 
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_the_distillers_residuals_in_the_readme_are_its_cards():
+    """The README quotes the distiller's basis-change residuals in prose; they are the shipped card's numbers."""
+    metrics = json.loads((REPO / "zoo" / "pretrained" / "distiller-schrodinger-k2" / "metadata.json").read_text())["metrics"]
+    exact, euler = metrics["basis_change_residual/density_exact"], metrics["basis_change_residual/euler"]
+    assert f"{exact:.1%} against its exact rule, {euler:.0%} against the Euler rule" in (REPO / "README.md").read_text()

@@ -102,6 +102,8 @@ class Endpoint:
         stochastic: the outputs are random draws (a sampler), so two calls agree in
             distribution, not number for number.
         cost: how its work and outputs grow with free axes past the batch (:class:`Cost`).
+        onnx_refusal: why ``zoo export --format onnx`` cannot express this endpoint (empty: it can; e.g.
+            :data:`RANDOM_DRAWS_ONNX_REFUSAL` for a sampler).
     """
 
     name: str
@@ -112,10 +114,17 @@ class Endpoint:
     description: str = ""
     stochastic: bool = False
     cost: Cost = Cost()
+    onnx_refusal: str = ""
 
     @property
     def input_names(self) -> list:
         return [t.name for t in self.inputs]
+
+
+RANDOM_DRAWS_ONNX_REFUSAL = (
+    "a sampler: its draws come from TensorFlow's counter-based generator (StatelessRandom* ops, keyed by the "
+    "seeds), and ONNX's random operators take a fixed seed attribute instead, so the same seeds could not give "
+    "the same draws")
 
 
 @dataclasses.dataclass(frozen=True)

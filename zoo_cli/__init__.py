@@ -335,6 +335,15 @@ def _cmd_export(args) -> int:
         if not args.quiet:
             print(f"  {time.perf_counter() - started:4.0f} s  {text}", file=sys.stderr, flush=True)
 
+    if args.format == "onnx":
+        from serving.onnx_export import METADATA_FILE, export_onnx
+
+        if args.version is not None or args.base_path or args.batching_parameters:
+            raise ValueError("--version, --base-path and --batching-parameters belong to TF Serving's layout; "
+                             "--format onnx writes NAME/ENDPOINT.onnx and NAME/zoo_onnx.json")
+        for path in export_onnx(args.names, args.out, say, progress):
+            print(f"exported {path} ({', '.join(sorted(p.name for p in path.glob('*.onnx')))}; {METADATA_FILE})")
+        return 0
     for path in export(args.names, args.out, args.version, args.base_path, args.batching_parameters, progress,
                        say):
         print(f"exported {path}")
@@ -455,9 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "a year of the Sun and Mars in the sky)", add_help=False)
     p.add_argument("family", nargs="?")
     p.set_defaults(func=_cmd_demo)
-    p = sub.add_parser("export", help="export presets as SavedModels in TF Serving's NAME/VERSION layout")
+    p = sub.add_parser("export", help="export presets as SavedModels in TF Serving's NAME/VERSION layout, or as ONNX")
     p.add_argument("names", nargs="+", help="preset names, preset folders or hf:// names")
     p.add_argument("--out", required=True, help="the model base folder (gets NAME/VERSION/ and models.config)")
+    p.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel",
+                   help="onnx: NAME/ENDPOINT.onnx per endpoint ONNX can express, and NAME/zoo_onnx.json "
+                        "(needs the onnx extra)")
     p.add_argument("--version", type=int, default=None, help="version number (default: one above the newest)")
     p.add_argument("--base-path", default=None, help="folder path to write in models.config (e.g. /models in a container)")
     p.add_argument("--batching-parameters", action="store_true", help="also write batching_parameters.txt")

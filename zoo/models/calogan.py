@@ -43,7 +43,7 @@ from zoo.models.calogan_networks import (
     build_generator,
     energy_head,
 )
-from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
+from zoo.spec import RANDOM_DRAWS_ONNX_REFUSAL, Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import SeedCheck, first_rows
 
 PAPER = (
@@ -175,8 +175,8 @@ class CaloGAN(ZooModel):
                         for i, (name, shape) in enumerate(zip(LAYER_NAMES, LAYER_SHAPES)))
         check = ShowerRequestCheck(self.energy_range)
         what = f"incident energies and seeds -> {PARTICLE_NAMES.get(self.particle, self.particle)} showers"
-        return tuple(Endpoint(name, self._generate_graph, inputs, outputs, check=check, description=what)
-                     for name in ("serving_default", "generate"))
+        return tuple(Endpoint(name, self._generate_graph, inputs, outputs, check=check, description=what,
+                              onnx_refusal=RANDOM_DRAWS_ONNX_REFUSAL) for name in ("serving_default", "generate"))
 
     def serving_layers(self):
         """A SavedModel needs the generator alone."""

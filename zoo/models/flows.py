@@ -47,7 +47,7 @@ from zoo.models.backend import (
     step_rows,
 )
 from zoo.models.base import MAX_SEED, ZooModel, require_count, row_seeds
-from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
+from zoo.spec import RANDOM_DRAWS_ONNX_REFUSAL, Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import SeedCheck
 
 TRAINING_SALT = 611953  # the training draws' stream, apart from the samplers'
@@ -155,11 +155,17 @@ def hs_inverse_coupling(L: int, K: float) -> np.ndarray:
     return kernel[dx, dy].reshape(L * L, L * L).astype("float32")
 
 
+def logaddexp(a, b):
+    """log(e^a + e^b) = max(a, b) + softplus(-|a - b|): keras.ops.logaddexp with Softplus instead of Log1p, which
+    ONNX lacks (so the Z2-symmetrised flows export to ONNX)."""
+    return ops.maximum(a, b) + ops.softplus(-ops.abs(a - b))
+
+
 def hs_ising_action(x, inverse_coupling):
     """S(x) = x^T M^{-1} x / 2 - sum_i ln cosh x_i of fields (batch, L, L) (Li & Wang 2018)."""
     flat = ops.reshape(x, (-1, inverse_coupling.shape[0]))
     gaussian = 0.5 * ops.sum(flat * ops.matmul(flat, inverse_coupling), axis=1)
-    log_cosh = ops.abs(flat) + ops.log1p(ops.exp(-2.0 * ops.abs(flat))) - np.log(2.0)
+    log_cosh = ops.abs(flat) + ops.softplus(-2.0 * ops.abs(flat)) - np.log(2.0)  # softplus(y) = log(1 + e^y), stable
     return gaussian - ops.sum(log_cosh, axis=1)
 
 
@@ -239,7 +245,7 @@ class LatticeFlow(OwnLossTraining, ZooModel):
         a Z2 transition), the mixture has both."""
         if not self.symmetrize:
             return log_q
-        return ops.logaddexp(log_q, self.flow_log_prob(-phi)) - np.log(2.0)
+        return logaddexp(log_q, self.flow_log_prob(-phi)) - np.log(2.0)
 
     def call(self, inputs, training=False):
         phi = inputs["fields"] if isinstance(inputs, dict) else inputs
@@ -261,7 +267,8 @@ class LatticeFlow(OwnLossTraining, ZooModel):
             Endpoint("serving_default", lambda fields: {"log_q": self.log_prob_tensor(fields)}, (fields,), (log_q,),
                      description="fields -> log q(phi)"),
             Endpoint("sample", self._sample_graph, (seeds,), (fields, log_q), check=SeedCheck(),
-                     description="one seed per field -> fields drawn from the flow and their log q"),
+                     description="one seed per field -> fields drawn from the flow and their log q",
+                     onnx_refusal=RANDOM_DRAWS_ONNX_REFUSAL),
             Endpoint("action", lambda fields: {"action": self.action_tensor(fields)}, (fields,),
                      (TensorSpec("action", (None,), self.action_description()),),
                      description="fields -> the action S"),

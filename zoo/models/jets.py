@@ -65,6 +65,11 @@ CONSTITUENT_ETA_VALID = {1: (-5.0, 5.0)}
 CONSTITUENT_ETA_TRAINED = {1: (-3.0, 3.0)}
 
 
+IMAGING_ONNX_REFUSAL = ("the jet image is built in a while loop over the constituents, which tf2onnx 1.17 turns into "
+                        "a Loop that ONNX Runtime rejects; export serving_default (images) and make the images "
+                        "with the zoo's preprocessing (model.preprocess)")
+
+
 class ConstituentCheck(InputCheck):
     """Jets as (batch, m, 3) rows of (p_T >= 0 in GeV, eta, phi); rows with p_T = 0 are padding.
 
@@ -379,9 +384,11 @@ class JetImageTagger(ZooModel):
         return (
             dataclasses.replace(default, check=ImageCheck("images")),
             Endpoint("constituents", from_constituents, (constituents,), (output,), ConstituentCheck(),
-                     "raw constituents -> P(W), preprocessing in the graph", cost=per_constituent),
+                     "raw constituents -> P(W), preprocessing in the graph", cost=per_constituent,
+                     onnx_refusal=IMAGING_ONNX_REFUSAL),
             Endpoint("preprocess", preprocess, (constituents,), (image_out,), ConstituentCheck(),
-                     "raw constituents -> the model's jet images", cost=per_constituent),
+                     "raw constituents -> the model's jet images", cost=per_constituent,
+                     onnx_refusal=IMAGING_ONNX_REFUSAL),
         )
 
     def random_inputs(self, batch_size: int = 2, seed: int = 0, endpoint: str = "serving_default") -> dict:

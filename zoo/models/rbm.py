@@ -30,7 +30,7 @@ from keras import ops
 from zoo.models.backend import (SEED_WORDS, OwnLossTraining, compile_function, seed_words_numpy, step_rows,
                                 uniform_rows)
 from zoo.models.base import SpinLatticeInputs, ZooModel, require_count, row_seeds
-from zoo.spec import Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
+from zoo.spec import RANDOM_DRAWS_ONNX_REFUSAL, Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
 from zoo.validation import SpinCheck
 
 PAPER = (
@@ -112,7 +112,8 @@ class IsingRBM(OwnLossTraining, SpinLatticeInputs, ZooModel):
         start = TensorSpec("spins", (None, self.L, self.L), "start configurations of the chains, +-1 (0/1 converted)")
         samples = TensorSpec("samples", (None, self.L, self.L), f"configurations after sample_steps = {self.sample_steps} block Gibbs steps")
         sample = Endpoint("sample", self._sample_endpoint, (start,), (samples,), check=SpinCheck("spins"),
-                          description="start spins -> spins after sample_steps block Gibbs steps", stochastic=True)
+                          description="start spins -> spins after sample_steps block Gibbs steps", stochastic=True,
+                          onnx_refusal=RANDOM_DRAWS_ONNX_REFUSAL)
         return (dataclasses.replace(default, check=SpinCheck("spins")), sample)
 
     def _sample_endpoint(self, spins):

@@ -88,6 +88,10 @@ _POTENTIALS = TensorSpec("potentials", (None, None), "V_i on sites x_i = i a, a 
 _PER_SITE = Cost(scaling_axes=(("potentials", 1),))  # work and the outputs' site axis grow with N
 
 
+ROLLOUT_ONNX_REFUSAL = ("the distiller rolls its latent state out in a while loop that stacks each site into a "
+                        "TensorList (TensorListReserve / TensorListSetItem), which tf2onnx 1.17 does not convert")
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class SchrodingerTranslator(EpochMeanLossTraining, ZooModel):
     """A GRU that translates a potential V_i into the density n_i, site by site.
@@ -380,13 +384,14 @@ class SchrodingerDistiller(EpochMeanLossTraining, ZooModel):
         return (
             Endpoint("serving_default", lambda potentials: {"densities": self(potentials)}, (_POTENTIALS,),
                      (TensorSpec("densities", (None, None), "the translator's density of the distilled states"),),
-                     check=check, cost=_PER_SITE, description="densities through the k-number bottleneck, over the whole chain"),
+                     check=check, cost=_PER_SITE, description="densities through the k-number bottleneck, over the whole chain",
+                     onnx_refusal=ROLLOUT_ONNX_REFUSAL),
             Endpoint("latent", lambda potentials: {"latent": self.latent(potentials)}, (_POTENTIALS,),
                      (TensorSpec("latent", (None, None, self.latent_size),
                                         "z_i, the distilled state: up to a change of basis the density's "
                                         "oscillating pair (2 numbers) or (psi^2, psi psi', psi'^2) (3); "
                                         "see update_rule"),),
-                     check=check, cost=_PER_SITE, description="the latent trajectory"),
+                     check=check, cost=_PER_SITE, description="the latent trajectory", onnx_refusal=ROLLOUT_ONNX_REFUSAL),
         )
 
     def random_inputs(self, batch_size: int = 2, seed: int = 0, endpoint: str = "serving_default") -> dict:
