@@ -189,7 +189,16 @@ def _endpoint_rows(model, spec) -> str:
     for endpoint in model.endpoints():
         main = endpoint.name == "serving_default"
         rows.append(f"| `{endpoint.name}` | {cell(endpoint.inputs, True)} | {cell(endpoint.outputs, main)} |")
-    return "\n".join(rows)
+    return "\n".join(rows) + "\n\n" + onnx_line(model.endpoints())
+
+
+def onnx_line(endpoints) -> str:
+    """Which endpoints ``zoo export --format onnx`` writes, and why the others have no ONNX file."""
+    exported = [f"`{e.name}`" for e in endpoints if not e.onnx_refusal]
+    refused = [f"`{e.name}` ({e.onnx_refusal})" for e in endpoints if e.onnx_refusal]
+    text = "ONNX (`zoo export NAME --format onnx`, for ONNX Runtime): " + (
+        ", ".join(exported) if exported else "no endpoint")
+    return text + (f"; not exported: {'; '.join(refused)}." if refused else ".")
 
 
 def benchmark_results(name: str) -> dict | None:

@@ -136,7 +136,7 @@ def describe(model, spec: PresetSpec | None = None) -> dict:
         "config": json.loads(json.dumps(dict(spec.config))) if spec else {},
         "descriptions": spec.descriptions() if spec else {},
         "endpoints": [{"name": e.name, "description": e.description, "inputs": _tensors(e.inputs),
-                       "outputs": _tensors(e.outputs)} for e in model.endpoints()],
+                       "outputs": _tensors(e.outputs), "onnx_refusal": e.onnx_refusal} for e in model.endpoints()],
     }
 
 

@@ -170,6 +170,8 @@ def _print_info(name: str, record: dict) -> None:
     described = record.get("descriptions") or {}
     for endpoint in record["endpoints"]:
         print(f"  endpoint {endpoint['name']}: {endpoint['description']}")
+        if endpoint.get("onnx_refusal"):
+            print(f"    (no ONNX export: {endpoint['onnx_refusal']})")
         for kind in ("inputs", "outputs"):
             for t in endpoint[kind]:
                 text = described.get(t["name"]) if endpoint["name"] == "serving_default" and described.get(
