@@ -132,3 +132,13 @@ def test_savedmodel_options_are_refused_with_onnx(tmp_path, capsys):
 
     assert main(["export", "ising-cnn", "--format", "onnx", "--out", str(tmp_path), "--version", "2"]) != 0
     assert "--format onnx writes NAME/ENDPOINT.onnx" in capsys.readouterr().err
+
+
+def test_zoo_info_names_the_endpoints_without_onnx_and_why(capsys):
+    from zoo_cli import main
+
+    assert main(["info", "realnvp-phi4-L8"]) == 0
+    out = capsys.readouterr().out
+    sample = out[out.index("endpoint sample:"):out.index("endpoint action:")]
+    assert "(no ONNX export: a sampler" in sample
+    assert "no ONNX export" not in out[out.index("endpoint action:"):]
