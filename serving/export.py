@@ -166,21 +166,28 @@ num_batch_threads { value: 2 }
 """
 
 
-def export(names, out_dir, version: int | None = None, base_path: str | None = None,
-           batching_parameters: bool = False, progress=None, say=None) -> list:
-    """Export several presets and (re)write ``out_dir/models.config`` (and batching_parameters.txt).
-
-    ``progress(done, total, name)`` is called before each preset and once at the end (name None);
-    ``say(text)`` hears the steps within a preset."""
+def export_each(names, out_dir, export_one, progress=None) -> list:
+    """``export_one(name)`` for each preset into the folder ``out_dir``, with ``progress(done, total, name)``
+    before each and once at the end (name None); the paths written."""
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise NotADirectoryError(f"--out {out_dir} is a file; give a folder (new, or one `zoo export` wrote).")
     names, paths = list(names), []
     for done, name in enumerate(names):
         if progress:
             progress(done, len(names), name)
-        paths.append(export_preset(name, out_dir, version, say))
+        paths.append(export_one(name))
     if progress:
         progress(len(names), len(names), None)
+    return paths
+
+
+def export(names, out_dir, version: int | None = None, base_path: str | None = None,
+           batching_parameters: bool = False, progress=None, say=None) -> list:
+    """Export several presets and (re)write ``out_dir/models.config`` (and batching_parameters.txt).
+
+    ``progress(done, total, name)`` is called before each preset and once at the end (name None);
+    ``say(text)`` hears the steps within a preset."""
+    paths = export_each(names, out_dir, lambda name: export_preset(name, out_dir, version, say), progress)
     atomic_write_text(Path(out_dir) / "models.config", models_config(out_dir, base_path))
     if batching_parameters:
         atomic_write_text(Path(out_dir) / "batching_parameters.txt", BATCHING_PARAMETERS)

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 import zoo
-from serving.export import _json_ranges, _signature, model_name
+from serving.export import _json_ranges, _signature, export_each, model_name
 from zoo.extras import import_extra
 
 OPSET = 17
@@ -38,16 +38,7 @@ class OnnxExportError(RuntimeError):
 
 def export_onnx(names, out_dir, say=None, progress=None) -> list:
     """Export several presets to ``out_dir/NAME/``; ``progress(done, total, name)`` as :func:`serving.export.export`."""
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise NotADirectoryError(f"--out {out_dir} is a file; give a folder (new, or one `zoo export` wrote).")
-    names, paths = list(names), []
-    for done, name in enumerate(names):
-        if progress:
-            progress(done, len(names), name)
-        paths.append(export_onnx_preset(name, out_dir, say))
-    if progress:
-        progress(len(names), len(names), None)
-    return paths
+    return export_each(names, out_dir, lambda name: export_onnx_preset(name, out_dir, say), progress)
 
 
 def export_onnx_preset(name, out_dir, say=None) -> Path:

@@ -67,6 +67,11 @@ def floor_ratio(errors: dict, size: int) -> float:
 BOOTSTRAP_RESAMPLES = 30  # enough for a standard error to about 13% of itself
 
 
+def is_error_of_another(name: str, metrics: dict) -> bool:
+    """``name`` is the statistical error of another metric (``X_error`` beside ``X``), not a relative error."""
+    return name.endswith("_error") and name[: -len("_error")] in metrics
+
+
 def rms_with_error(prediction, target) -> tuple:
     """RMS error over every entry and its standard error over the rows (the independent samples).
 

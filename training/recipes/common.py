@@ -139,8 +139,9 @@ def scan_member_file(size: int) -> str:
 
 
 def save_scan_member(model, member_dir) -> None:
-    """Keep a trained scan member's weights in its training folder, for the preset to ship."""
-    model.save_weights(str(Path(member_dir) / MEMBER_WEIGHTS))
+    """Keep a trained scan member's weights in its training folder, for the preset to ship (without the
+    optimizer's state, as the preset's own weights)."""
+    zoo.artifacts.inference_copy(model).save_weights(str(Path(member_dir) / MEMBER_WEIGHTS))
 
 
 def scan_member_files(member_dirs: dict) -> dict:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import zoo
+from training.evaluation.metrics import is_error_of_another
 from zoo import artifacts
 
 # family -> (showcase preset, fresh samples, recipe fields changed for the demo): sized so that simulating,
@@ -76,7 +77,3 @@ def run_demo(family: str, recipe_for, args) -> int:
     print(f"Figure written to {args.out} ({time.perf_counter() - started:.0f} s in all)")
     return 0
 
-
-def is_error_of_another(name: str, metrics: dict) -> bool:
-    """``name`` is the statistical error of another metric (``X_error`` beside ``X``), not a relative error."""
-    return name.endswith("_error") and name[: -len("_error")] in metrics
