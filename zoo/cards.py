@@ -195,7 +195,11 @@ def _endpoint_rows(model, spec) -> str:
 def onnx_line(endpoints) -> str:
     """Which endpoints ``zoo export --format onnx`` writes, and why the others have no ONNX file."""
     exported = [f"`{e.name}`" for e in endpoints if not e.onnx_refusal]
-    refused = [f"`{e.name}` ({e.onnx_refusal})" for e in endpoints if e.onnx_refusal]
+    by_reason = {}
+    for e in endpoints:
+        if e.onnx_refusal:
+            by_reason.setdefault(e.onnx_refusal, []).append(f"`{e.name}`")
+    refused = [f"{', '.join(names)} ({reason})" for reason, names in by_reason.items()]
     text = "ONNX (`zoo export NAME --format onnx`, for ONNX Runtime): " + (
         ", ".join(exported) if exported else "no endpoint")
     return text + (f"; not exported: {'; '.join(refused)}." if refused else ".")

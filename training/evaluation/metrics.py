@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -12,10 +13,14 @@ def rms(prediction, target) -> float:
     return float(np.sqrt(np.mean(diff**2)))
 
 
+def wrapped_difference(prediction, target) -> np.ndarray:
+    """Angle differences wrapped to (-pi, pi], so that pi and -pi count as equal."""
+    return np.angle(np.exp(1j * (np.asarray(prediction, dtype=float) - np.asarray(target, dtype=float))))
+
+
 def wrapped_rms(prediction, target) -> float:
-    """RMS of angle differences wrapped to (-pi, pi], so that pi and -pi count as equal."""
-    diff = np.angle(np.exp(1j * (np.asarray(prediction, dtype=float) - np.asarray(target, dtype=float))))
-    return float(np.sqrt(np.mean(diff**2)))
+    """RMS of angle differences wrapped to (-pi, pi]."""
+    return float(np.sqrt(np.mean(wrapped_difference(prediction, target) ** 2)))
 
 
 def r2_score(target, fitted) -> float:
@@ -83,6 +88,12 @@ def rms_with_error(prediction, target) -> tuple:
     value = float(np.sqrt(per_row.mean()))
     error = float(per_row.std(ddof=1) / np.sqrt(len(per_row)) / (2 * value)) if len(per_row) > 1 and value > 0 else 0.0
     return value, error
+
+
+def ratio_error(numerator: tuple, denominator: tuple) -> float:
+    """Standard error of a / b from (a, error of a) and (b, error of b), independent samples."""
+    (a, a_error), (b, b_error) = numerator, denominator
+    return abs(a / b) * math.hypot(a_error / a, b_error / b) if a and b else float("nan")
 
 
 def binomial_error(fraction: float, n: int) -> float:

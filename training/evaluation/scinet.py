@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.evaluation.metrics import bootstrap_error, polynomial_fit_r2, rms, rms_with_error
+from training.evaluation.metrics import bootstrap_error, polynomial_fit_r2, rms_with_error, wrapped_difference
 
 TWO_PI = 2 * np.pi
 
@@ -14,7 +14,7 @@ def question_inputs(data) -> dict:
 
 def prediction_error(model, data) -> float:
     """RMS error of a question SciNet's answers."""
-    return rms(model.predict(question_inputs(data), verbose=0, batch_size=4096), data.answer)
+    return prediction_metrics(model, data)["rms_error"]
 
 
 def prediction_metrics(model, data) -> dict:
@@ -88,7 +88,7 @@ def heliocentric_metrics(model, data, margin: float = 0.5) -> dict:
     ``margin`` rad away from the +-pi cut, a range without wrap-around.
     """
     predicted = model.predict(data.initial_angles, verbose=0, batch_size=4096)
-    wrapped = np.angle(np.exp(1j * (np.asarray(predicted, dtype=float) - data.angles)))  # pi and -pi agree
+    wrapped = wrapped_difference(predicted, data.angles)
     error, error_error = rms_with_error(wrapped, np.zeros_like(wrapped))
     latents = model.encode(data.initial_angles)
     lift = heliocentric_lift(data.initial_angles, data.heliocentric[:, 0])

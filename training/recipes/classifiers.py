@@ -92,7 +92,7 @@ class IsingCNNRecipe(Recipe):
         """
         p = predict_p_ordered(model, data)
         far, overall = accuracy_far_from_tc(p, data.temperatures, self.far_from_tc)
-        n_far = int(np.sum(np.abs(data.temperatures - ising.T_CRITICAL) > self.far_from_tc))
+        n_far = int(np.sum(far_from_tc(data.temperatures, self.far_from_tc)))
         metrics = {"accuracy_far_from_tc": far, "accuracy_far_from_tc_error": binomial_error(far, n_far),
                    "accuracy_all_temperatures": overall,
                    "accuracy_all_temperatures_error": binomial_error(overall, len(p))}
@@ -181,8 +181,12 @@ def predict_p_ordered(model, data: ising.IsingSamples) -> np.ndarray:
 def accuracy_far_from_tc(p, temperatures, far: float) -> tuple:
     """Accuracy of ``p > 1/2`` for |T - T_c| > ``far``, and over every temperature."""
     correct = (p > 0.5) == (labels(temperatures)[:, 0] > 0.5)
-    away = np.abs(temperatures - ising.T_CRITICAL) > far
-    return float(correct[away].mean()), float(correct.mean())
+    return float(correct[far_from_tc(temperatures, far)].mean()), float(correct.mean())
+
+
+def far_from_tc(temperatures, far: float) -> np.ndarray:
+    """Which temperatures lie more than ``far`` from T_c, where the accuracy target applies."""
+    return np.abs(np.asarray(temperatures) - ising.T_CRITICAL) > far
 
 
 def group_by_temperature(p, temperatures) -> tuple:

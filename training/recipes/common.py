@@ -131,11 +131,12 @@ def render_to_png(draw, *args, panels: int = 2, size=(9, 3.6)) -> bytes:
 # ---------------------------------------------------------------------------- scan members shipped with a preset
 
 MEMBER_WEIGHTS = "member.weights.h5"  # a scan member's weights in its training folder
+SCAN_PREFIX, SCAN_SUFFIX = "scan-k", ".weights.h5"  # a preset folder's scan member: scan-kK.weights.h5
 
 
 def scan_member_file(size: int) -> str:
     """The preset folder's file of the scan member with ``size`` latent variables."""
-    return f"scan-k{int(size)}.weights.h5"
+    return f"{SCAN_PREFIX}{int(size)}{SCAN_SUFFIX}"
 
 
 def save_scan_member(model, member_dir) -> None:
@@ -162,5 +163,4 @@ def shipped_scan_members(folder, build) -> dict:
 
 
 def _shipped_sizes(folder) -> list:
-    prefix, suffix = "scan-k", ".weights.h5"
-    return [int(p.name[len(prefix):-len(suffix)]) for p in Path(folder).glob(f"{prefix}*{suffix}")]
+    return [int(p.name[len(SCAN_PREFIX):-len(SCAN_SUFFIX)]) for p in Path(folder).glob(f"{SCAN_PREFIX}*{SCAN_SUFFIX}")]

@@ -19,6 +19,7 @@ import numpy as np
 
 import zoo
 from training import loop
+from training.evaluation.metrics import ratio_error
 from training.recipes import common
 from training.recipes.base import Evaluation, HeldOutCheck, Recipe
 from training.simulators import ising
@@ -139,11 +140,6 @@ def compare_observables(rbm_spins, reference_spins, temperature: float) -> dict:
         metrics[f"{key}_relative_error_error"] = ratio_error(rbm[key], mc[key])
     return metrics
 
-
-def ratio_error(numerator: tuple, denominator: tuple) -> float:
-    """Standard error of a / b from (a, error of a) and (b, error of b), independent samples."""
-    (a, a_error), (b, b_error) = numerator, denominator
-    return abs(a / b) * math.hypot(a_error / a, b_error / b) if a and b else float("nan")
 
 
 def log_likelihood_metrics(recipe, model, data: ising.IsingSamples) -> dict:
