@@ -385,3 +385,229 @@ def draw_average_images(axes, reference: dict, generated: dict, labels=("simulat
             ax.tick_params(labelsize=7)
             ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04).set_label("mean cell energy [GeV]",
                                                                                  fontsize=7)
+
+
+# ---------------------------------------------------------------------------- the CaloChallenge protocol
+#
+# The Fast Calorimeter Simulation Challenge 2022 (Krause et al., arXiv:2410.21611) judges a surrogate by
+# the same measures for every entry: histograms of high-level features with their separation power, a
+# deep classifier on low-level (cells over E_inc) and on high-level inputs (AUC and the JSD estimate from
+# its log posterior), and the Frechet and kernel physics distances of Kansal et al. (arXiv:2211.10295).
+# Its geometries are voxelised cylinders in (z, alpha, r); here the same definitions are carried over to
+# CaloGAN's three rectangular layers: centroids and widths along x and y instead of eta and phi.
+
+CHALLENGE_HIDDEN = (2048, 2048)  # the challenge's DNN: two hidden layers of 2048, ReLU, dropout 0.2
+CHALLENGE_DROPOUT = 0.2
+CHALLENGE_LEARNING_RATE = 2e-4
+CHALLENGE_BATCH = 1000
+CHALLENGE_SPLIT = (0.6, 0.2, 0.2)  # train, validation (the epoch kept), test (the AUC)
+ENERGY_FLOOR = 1e-8  # the challenge's offset inside log10(E_layer + 1e-8) of the high-level classifier
+
+
+def high_level_features(showers: dict, incident) -> dict:
+    """The challenge's high-level features on CaloGAN's geometry -> name: (n,) float arrays.
+
+    Per layer i: ``E_i/E_inc`` (the longitudinal profile over the incident energy); the energy-weighted
+    centroid ``centroid_x_i``, ``centroid_y_i`` and width ``width_x_i``, ``width_y_i`` (mm; layer 0's three
+    160 mm rows resolve x only coarsely); ``sparsity_i``, the fraction of cells with energy; and
+    ``max_share_i``, the largest cell's share of the layer. And ``E_tot/E_inc``. An empty layer gives 0
+    for every ratio, centroid and width (see the module docstring)."""
+    incident = np.asarray(incident, float).reshape(-1)
+    out = {}
+    for i, name in enumerate(LAYERS):
+        image = np.asarray(showers[name], float)
+        energy = image.sum(axis=(1, 2))
+        x, y = cell_centres(i)
+        out[f"E_{i}/E_inc"] = _ratio(energy, incident)
+        for axis, centres, profile in (("x", x, image.sum(axis=2)), ("y", y, image.sum(axis=1))):
+            out[f"centroid_{axis}_{i}"] = _ratio(profile @ centres, energy)
+            out[f"width_{axis}_{i}"] = np.sqrt(_rms(profile, centres, energy))
+        out[f"sparsity_{i}"] = (image > 0).mean(axis=(1, 2))
+        out[f"max_share_{i}"] = _ratio(image.reshape(len(image), -1).max(axis=1), energy)
+    out["E_tot/E_inc"] = _ratio(layer_energies(showers).sum(axis=1), incident)
+    return out
+
+
+def separation_power(reference, generated, bins: int = 30) -> float:
+    """The challenge's separation power (1/2) sum_k (p_k - q_k)^2 / (p_k + q_k) of two normalised histograms on
+    shared bins (the reference's 0.5-99.5 % range widened to both samples' quantiles, values outside in the
+    edge bins): 0 for identical histograms, 1 for disjoint ones. A triangular discriminator, i.e. a
+    chi^2-like distance that is bounded."""
+    reference, generated = np.asarray(reference, float), np.asarray(generated, float)
+    edges = _shared_bins(reference, generated, bins)
+    p, q = (np.histogram(np.clip(v, edges[0], edges[-1]), edges)[0] / len(v) for v in (reference, generated))
+    total = p + q
+    return float(0.5 * np.sum(np.divide((p - q) ** 2, total, out=np.zeros_like(p), where=total > 0)))
+
+
+def low_level_inputs(showers: dict, incident) -> np.ndarray:
+    """(n, 505) float32: log10(E_inc / GeV) and the 504 cells over E_inc (the challenge's low-level input)."""
+    incident = np.asarray(incident, float).reshape(-1, 1)
+    cells = np.concatenate([np.asarray(showers[name], float).reshape(len(incident), -1) for name in LAYERS], axis=1)
+    return np.concatenate([np.log10(incident), cells / incident], axis=1).astype(np.float32)
+
+
+def high_level_inputs(features: dict, incident) -> np.ndarray:
+    """(n, 23) float32: log10(E_inc), and the :func:`high_level_features` with every energy fraction as
+    log10(fraction + 1e-8), the challenge's high-level classifier input on this geometry."""
+    columns = [np.log10(np.asarray(incident, float).reshape(-1))]
+    columns += [np.log10(v + ENERGY_FLOOR) if name.startswith("E_") else v for name, v in features.items()]
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def _split(n: int, rng) -> tuple:
+    """Train, validation and test rows of a seeded permutation of range(n), in :data:`CHALLENGE_SPLIT`."""
+    order = rng.permutation(n)
+    first, second = int(CHALLENGE_SPLIT[0] * n), int((CHALLENGE_SPLIT[0] + CHALLENGE_SPLIT[1]) * n)
+    return order[:first], order[first:second], order[second:]
+
+
+def challenge_classifier(reference_inputs, generated_inputs, seed: int = 0, epochs: int = 20,
+                         resamples: int = 200) -> dict:
+    """The challenge's DNN classifier between two samples of the same inputs (rows of a 2-D array).
+
+    Each sample is split 60 / 20 / 20 (seeded); inputs are standardised with the training rows' mean and
+    spread; the network (:data:`CHALLENGE_HIDDEN`, ReLU, dropout 0.2, Adam 2e-4, batch 1000, classes weighted
+    equally) trains for ``epochs`` and keeps the epoch of lowest validation loss; the test rows give:
+
+    * ``auc`` and ``auc_error`` (bootstrap over the test rows; retraining spread not included);
+    * ``jsd``: the challenge's JSD estimate 1 + (1/2)(<log2 p> over reference + <log2 (1 - p)> over generated),
+      p the classifier's probability of "reference". 0 for a classifier that cannot tell (p = 1/2), 1 for
+      a perfect one; uncalibrated here (the challenge calibrates p on the validation rows first), so
+      it can fall below 0 when the classifier overfits, which says the same: it found nothing.
+
+    ``epochs_run`` and ``best_epoch`` record the training."""
+    import keras
+
+    reference_inputs, generated_inputs = np.asarray(reference_inputs, np.float32), np.asarray(generated_inputs, np.float32)
+    if reference_inputs.ndim != 2 or reference_inputs.shape[1:] != generated_inputs.shape[1:]:
+        raise ValueError(f"challenge_classifier needs two (n, d) arrays of the same d; received shapes "
+                         f"{reference_inputs.shape} and {generated_inputs.shape}.")
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    parts = [(x, _split(len(x), rng)) for x in (reference_inputs, generated_inputs)]
+    rows = lambda k: [x[split[k]] for x, split in parts]  # noqa: E731 (reference rows, generated rows) of part k
+    train, validation, test = rows(0), rows(1), rows(2)
+    x_train = np.concatenate(train)
+    mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    standard = lambda x: ((x - mean) / scale).astype(np.float32)  # noqa: E731
+    labelled = lambda pair: (standard(np.concatenate(pair)),  # noqa: E731
+                             np.concatenate([np.ones(len(pair[0])), np.zeros(len(pair[1]))]).astype(np.float32),
+                             np.concatenate([np.full(len(pair[0]), 0.5 / len(pair[0])),
+                                             np.full(len(pair[1]), 0.5 / len(pair[1]))]) * len(pair[0]) * 2)
+    model = keras.Sequential([keras.Input((x_train.shape[1],))] + [
+        layer for width in CHALLENGE_HIDDEN for layer in (keras.layers.Dense(width, activation="relu"),
+                                                          keras.layers.Dropout(CHALLENGE_DROPOUT))]
+        + [keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(CHALLENGE_LEARNING_RATE),
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    keep_best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs, restore_best_weights=True)
+    x, y, weights = labelled(train)
+    history = model.fit(x, y, sample_weight=weights, validation_data=labelled(validation), epochs=epochs,
+                        batch_size=CHALLENGE_BATCH, shuffle=True, verbose=0, callbacks=[keep_best])
+    logit = lambda x: model.predict(standard(x), batch_size=4096, verbose=0).reshape(-1).astype(float)  # noqa: E731
+    s_ref, s_gen = logit(test[0]), logit(test[1])
+    # log2 p = -log2(1 + e^-s) and log2 (1 - p) = -log2(1 + e^s), without overflow
+    log2_p, log2_not_p = -np.logaddexp(0, -s_ref) / np.log(2), -np.logaddexp(0, s_gen) / np.log(2)
+    jsd_error = 0.5 * np.hypot(log2_p.std(ddof=1) / np.sqrt(len(log2_p)), log2_not_p.std(ddof=1) / np.sqrt(len(log2_not_p)))
+    error = bootstrap(lambda s, b: {"auc": auc(s["score"], b["score"])}, {"score": s_ref}, {"score": s_gen},
+                      resamples=resamples, seed=seed)
+    losses = history.history["val_loss"]
+    return {"auc": auc(s_ref, s_gen), "auc_error": error["auc"],
+            "jsd": float(1 + 0.5 * (log2_p.mean() + log2_not_p.mean())), "jsd_error": float(jsd_error),
+            "n_test": int(len(s_ref) + len(s_gen)), "epochs_run": len(losses), "best_epoch": int(np.argmin(losses)) + 1}
+
+
+def _standardised(reference: np.ndarray, generated: np.ndarray) -> tuple:
+    """Both samples in units of the reference's per-feature mean and spread (constant features dropped)."""
+    mean, scale = reference.mean(axis=0), reference.std(axis=0)
+    keep = scale > 0
+    return (reference[:, keep] - mean[keep]) / scale[keep], (generated[:, keep] - mean[keep]) / scale[keep]
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """|mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2)) of the Gaussians with the samples' means and
+    covariances (rows are samples). The matrix square root is of C_a^(1/2) C_b C_a^(1/2), which is symmetric
+    and has the same trace, so it is taken from an eigendecomposition (no complex round-off)."""
+    from scipy import linalg
+
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root_a = linalg.sqrtm(cov_a).real
+    middle = root_a @ cov_b @ root_a
+    eigenvalues = np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0.0, None)
+    return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sum(np.sqrt(eigenvalues)))
+
+
+def _extrapolated_frechet(reference, generated, sizes, batches: int, rng) -> float:
+    """The intercept at 1 / N = 0 of the least-squares line through the mean Frechet distance of ``batches``
+    random subsets (without replacement) of N rows of each sample, for each N in ``sizes``."""
+    means = [np.mean([frechet_distance(reference[rng.choice(len(reference), n, replace=False)],
+                                       generated[rng.choice(len(generated), n, replace=False)])
+                      for _ in range(batches)]) for n in sizes]
+    slope, intercept = np.polyfit(1.0 / np.asarray(sizes, float), means, 1)
+    return float(intercept)
+
+
+def frechet_physics_distance(reference, generated, seed: int = 0, min_samples: int = 2000, points: int = 6,
+                             batches: int = 10, resamples: int = 20) -> dict:
+    """FPD of Kansal et al.: the Frechet distance between the standardised feature samples, extrapolated to
+    infinitely many samples.
+
+    The finite-sample Frechet distance is biased upwards by ~ c / N; it is measured on ``batches`` random
+    subsets of N rows for ``points`` values of N from ``min_samples`` to the smaller sample, and a straight
+    line in 1 / N gives the intercept ``fpd``. ``fpd_error`` is the spread of that whole procedure over
+    ``resamples`` bootstrap resamples of both samples (the subsets of one sample are correlated, so their
+    own spread would understate it). Two samples of one distribution give fpd ~ 0 within its error (it
+    can be slightly negative)."""
+    reference, generated = _standardised(np.asarray(reference, float), np.asarray(generated, float))
+    rng = np.random.default_rng(seed)
+    largest = min(len(reference), len(generated))
+    sizes = np.unique(np.linspace(min(min_samples, largest), largest, points).astype(int))
+    fpd = _extrapolated_frechet(reference, generated, sizes, batches, rng)
+    resampled = [_extrapolated_frechet(reference[rng.integers(0, len(reference), len(reference))],
+                                       generated[rng.integers(0, len(generated), len(generated))],
+                                       sizes, max(2, batches // 5), rng) for _ in range(resamples)]
+    return {"fpd": fpd, "fpd_error": float(np.std(resampled, ddof=1))}
+
+
+def kernel_physics_distance(reference, generated, seed: int = 0, batch_size: int = 1000, batches: int = 10) -> dict:
+    """KPD of Kansal et al.: the unbiased estimate of the squared maximum mean discrepancy with the cubic
+    polynomial kernel k(x, y) = (x . y / d + 1)^3 on the standardised features, averaged over ``batches``
+    subsets of ``batch_size`` rows of each sample; ``kpd_error`` is the standard error of that mean. The
+    estimator is unbiased, so two samples of one distribution give 0 within the error (and it can be
+    negative)."""
+    reference, generated = _standardised(np.asarray(reference, float), np.asarray(generated, float))
+    rng = np.random.default_rng(seed)
+    n = min(batch_size, len(reference), len(generated))
+    kernel = lambda x, y: (x @ y.T / x.shape[1] + 1.0) ** 3  # noqa: E731
+    off_diagonal = lambda k: (k.sum() - np.trace(k)) / (n * (n - 1))  # noqa: E731
+    values = []
+    for _ in range(batches):
+        x = reference[rng.choice(len(reference), n, replace=False)]
+        y = generated[rng.choice(len(generated), n, replace=False)]
+        values.append(off_diagonal(kernel(x, x)) + off_diagonal(kernel(y, y)) - 2 * kernel(x, y).mean())
+    return {"kpd": float(np.mean(values)), "kpd_error": float(np.std(values, ddof=1) / np.sqrt(batches))}
+
+
+def challenge_metrics(reference: dict, generated: dict, reference_incident, generated_incident, seed: int = 0,
+                      epochs: int = 20) -> dict:
+    """Every measure of the protocol between ``reference`` and ``generated`` showers (dicts of layers in GeV):
+
+    ``separation/NAME`` for each :func:`high_level_features` histogram; ``auc_low``, ``auc_high`` (with
+    ``_error``) and ``jsd_low``, ``jsd_high`` of :func:`challenge_classifier` on low- and high-level inputs;
+    ``fpd`` and ``kpd`` (with ``_error``) on the high-level features."""
+    ref_features = high_level_features(reference, reference_incident)
+    gen_features = high_level_features(generated, generated_incident)
+    out = {f"separation/{name}": separation_power(ref_features[name], gen_features[name]) for name in ref_features}
+    inputs = {"low": (low_level_inputs(reference, reference_incident), low_level_inputs(generated, generated_incident)),
+              "high": (high_level_inputs(ref_features, reference_incident),
+                       high_level_inputs(gen_features, generated_incident))}
+    for level, (ref_x, gen_x) in inputs.items():
+        result = challenge_classifier(ref_x, gen_x, seed=seed, epochs=epochs)
+        out.update({f"{key}_{level}": result[key] for key in ("auc", "auc_error", "jsd", "jsd_error")})
+    ref_table, gen_table = (np.stack(list(f.values()), axis=1) for f in (ref_features, gen_features))
+    out.update(frechet_physics_distance(ref_table, gen_table, seed=seed))
+    out.update(kernel_physics_distance(ref_table, gen_table, seed=seed))
+    return out

@@ -250,3 +250,95 @@ def test_shape_histograms_and_average_images_are_drawn_on_the_given_axes(positro
         assert axes[1, 0].get_title() == "simulator, layer 0" and axes[2, 2].get_title() == "generated, layer 2"
     finally:
         plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- the CaloChallenge protocol
+
+def test_high_level_features_of_a_single_cell_shower():
+    showers = empty()
+    showers["layer_1"][0, 5, 7] = 2.0
+    f = S.high_level_features(showers, np.array([4.0]))
+    x, y = S.cell_centres(1)
+    assert f["E_1/E_inc"][0] == pytest.approx(0.5) and f["E_0/E_inc"][0] == f["E_2/E_inc"][0] == 0
+    assert (f["centroid_x_1"][0], f["centroid_y_1"][0]) == pytest.approx((x[5], y[7]))
+    assert f["width_x_1"][0] == f["width_y_1"][0] == 0
+    assert f["max_share_1"][0] == 1 and f["sparsity_1"][0] == pytest.approx(1 / 144)
+    assert f["E_tot/E_inc"][0] == pytest.approx(0.5)
+    assert all(np.isfinite(v).all() for v in f.values())
+
+
+def test_high_level_widths_of_a_two_cell_shower():
+    """Equal energy in two cells one pitch apart along y: centroid between them, width half the pitch."""
+    showers = empty()
+    showers["layer_2"][0, 3, 2] = showers["layer_2"][0, 3, 3] = 1.0
+    f = S.high_level_features(showers, np.array([2.0]))
+    pitch_y = calo.CELL_SIZES_MM[2][1]
+    x, y = S.cell_centres(2)
+    assert f["centroid_y_2"][0] == pytest.approx((y[2] + y[3]) / 2)
+    assert f["width_y_2"][0] == pytest.approx(pitch_y / 2) and f["width_x_2"][0] == pytest.approx(0, abs=1e-9)
+    assert f["max_share_2"][0] == pytest.approx(0.5)
+
+
+def test_separation_power_limits():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=5000)
+    assert S.separation_power(a, a) == 0
+    assert S.separation_power(a, a + 100) == pytest.approx(1.0)
+    # two unit Gaussians 1 sigma apart: (1/2) int (p - q)^2 / (p + q) dx = 0.2041 (scipy quad); counting noise
+    # adds ~ bins / N to the histogram estimate and the binning moves it by a few per cent
+    assert S.separation_power(a, rng.normal(1.0, 1.0, 5000)) == pytest.approx(0.2041, rel=0.1)
+
+
+def gaussians(n, dims, shift, seed):
+    rng = np.random.default_rng(seed)
+    b = rng.normal(size=(n, dims))
+    b[:, 0] += shift
+    return rng.normal(size=(n, dims)), b
+
+
+def test_challenge_classifier_planted_cases():
+    """Same distribution: AUC 0.5 within its errors, JSD ~ 0. A shift of d = 1 sigma in one of 4 features: the
+    best possible AUC is Phi(d / sqrt 2) = 0.760, which a trained classifier approaches from below."""
+    same = S.challenge_classifier(*gaussians(2000, 4, 0.0, 1), seed=0, epochs=5)
+    assert abs(same["auc"] - 0.5) < 4 * same["auc_error"] + 0.01
+    assert abs(same["jsd"]) < 0.05 and same["n_test"] == 800
+    shifted = S.challenge_classifier(*gaussians(2000, 4, 1.0, 2), seed=0, epochs=5)
+    best = 0.5 * (1 + math.erf(0.5))
+    assert best - 0.05 - 4 * shifted["auc_error"] < shifted["auc"] < best + 4 * shifted["auc_error"]
+    assert shifted["jsd"] > 0.05 and 1 <= shifted["best_epoch"] <= shifted["epochs_run"] == 5
+    with pytest.raises(ValueError, match=r"\(2000, 4\) and \(2000, 3\)"):
+        S.challenge_classifier(np.zeros((2000, 4)), np.zeros((2000, 3)))
+
+
+def test_frechet_distance_closed_form():
+    """Gaussians N(0, I) and N(delta e_0, 4 I) in 3 dims: |delta|^2 + 3 (1 + 4 - 2 * 2) = delta^2 + 3."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200_000, 3)), rng.normal(size=(200_000, 3)) * 2
+    b[:, 0] += 0.5
+    assert S.frechet_distance(a, b) == pytest.approx(0.25 + 3, rel=0.01)
+    assert S.frechet_distance(a, a) == pytest.approx(0, abs=1e-9)
+
+
+def test_fpd_and_kpd_planted_cases():
+    """One distribution: FPD and KPD zero within their errors (the extrapolation removes the 1 / N bias).
+    A mean shift of 0.5 sigma in one of 5 features: FPD = 0.25 (the standardisation by the reference's own
+    sample spread moves it by ~1 / sqrt(N)), and KPD is many errors above 0."""
+    a, b = gaussians(6000, 5, 0.0, 3)
+    fpd, kpd = S.frechet_physics_distance(a, b, seed=0), S.kernel_physics_distance(a, b, seed=0)
+    assert abs(fpd["fpd"]) < 4 * fpd["fpd_error"] + 2e-3
+    assert abs(kpd["kpd"]) < 4 * kpd["kpd_error"]
+    a, b = gaussians(6000, 5, 0.5, 4)
+    fpd, kpd = S.frechet_physics_distance(a, b, seed=0), S.kernel_physics_distance(a, b, seed=0)
+    assert fpd["fpd"] == pytest.approx(0.25, abs=4 * fpd["fpd_error"] + 0.03)
+    assert kpd["kpd"] > 10 * kpd["kpd_error"]
+
+
+def test_challenge_metrics_of_simulator_samples(positrons, pions):
+    """Every measure is present and finite; two positron samples are closer than positrons and pions."""
+    (a, ea), (b, eb) = positrons
+    floor = S.challenge_metrics(a, b, ea, eb, seed=0, epochs=2)
+    apart = S.challenge_metrics(a, pions[0], ea, pions[1], seed=0, epochs=2)
+    assert all(np.isfinite(v) for v in floor.values()) and set(floor) == set(apart)
+    assert floor["auc_high"] < 0.6 < 0.9 < apart["auc_high"]
+    assert floor["fpd"] < apart["fpd"] and floor["kpd"] < apart["kpd"]
+    assert floor["separation/E_2/E_inc"] < apart["separation/E_2/E_inc"]
