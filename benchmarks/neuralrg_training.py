@@ -13,10 +13,13 @@ Adam at 1e-3, reverse KL, batch and thread count as given. Each side runs in its
 (thread pools set before the framework starts), in alternating rounds; a round times
 ``--steps`` steps after ``--warmup`` untimed ones (which include the graph / XLA compilation).
 
-Differences that remain: NeuralRG has separate s and t networks fed the masked 4-vector;
-the zoo's block has one network from the 2 frozen sites to (s, t), so fewer parameters;
-NeuralRG keeps a second (redundant) layer on the single top plaquette, the zoo does not
-(7 blocks against 8); NeuralRG's Adam has weight decay 1e-3. The ratio is per training step.
+The zoo's own flow is smaller than the original: one network per coupling from the 2 frozen
+sites to (s, t), where NeuralRG has separate s and t networks fed the masked 4-vector, and no
+second (redundant) block on the single top plaquette (7 blocks against 8): 20,720 parameters
+against 50,560. So a third side runs the zoo's flow with the original's structure
+(``separate_networks``, ``top_disentangler``: 50,560 parameters, checked) and is the like-for-like
+comparison; the three sides take turns, in rotating order. What still differs: NeuralRG's Adam
+has weight decay 1e-3. The ratios are per training step.
 Results: benchmarks/results/neuralrg_training.json and the card of neuralrg-ising-L16.
 """
 from __future__ import annotations
@@ -36,7 +39,8 @@ T_CRITICAL = 2.269185314213022
 
 
 def zoo_side(args) -> dict:
-    """Time the zoo's train_step (Keras fit, graph mode) in this process; threads are set by the caller's env."""
+    """Time the zoo's train_step (Keras fit, graph mode) in this process; threads are set by the caller's env.
+    With ``--original-structure`` the flow has NeuralRG's block structure and size."""
     import keras
     import numpy as np
 
@@ -44,7 +48,8 @@ def zoo_side(args) -> dict:
 
     keras.utils.set_random_seed(0)
     flow = NeuralRGFlow(L=args.L, action="hs_ising", couplings={"K": 1.0 / T_CRITICAL}, block_couplings=args.nlayers,
-                        hidden=(args.nhidden,) * args.nmlp, activation="elu")
+                        hidden=(args.nhidden,) * args.nmlp, activation="elu",
+                        separate_networks=args.original_structure, top_disentangler=args.original_structure)
     flow.build_with_examples()
     flow.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=args.jit)
     ticks = np.zeros((args.batch, 1), np.float32)
@@ -52,7 +57,8 @@ def zoo_side(args) -> dict:
     start = time.perf_counter()
     history = flow.fit(np.repeat(ticks, args.steps, axis=0), batch_size=args.batch, epochs=1, verbose=0).history
     seconds = (time.perf_counter() - start) / args.steps
-    return {"framework": "keras-tensorflow", "seconds_per_step": seconds, "parameters": int(flow.count_params()),
+    framework = "keras-tensorflow, original structure" if args.original_structure else "keras-tensorflow"
+    return {"framework": framework, "seconds_per_step": seconds, "parameters": int(flow.count_params()),
             "jit_compile": bool(flow.jit_compile), "final_loss": float(history["loss"][-1]),
             "keras": keras.__version__}
 
@@ -79,6 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--nhidden", type=int, default=10)
     parser.add_argument("--no-jit", dest="jit", action="store_false", help="the zoo side without XLA")
     parser.add_argument("--zoo-side", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--original-structure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.zoo_side:
         print(json.dumps(zoo_side(args)))
@@ -93,19 +100,25 @@ def main(argv=None) -> int:
                    *([] if args.jit else ["--no-jit"])]
     peer_command = [args.torch_python, str(here / "neuralrg_peer_torch.py"), "--checkout", args.checkout,
                     "--commit", PEER_COMMIT, *shared, *architecture]
+    sides = [zoo_command, zoo_command + ["--original-structure"], peer_command]
     rounds = []
     for r in range(args.rounds):
-        first, second = (zoo_command, peer_command) if r % 2 == 0 else (peer_command, zoo_command)
-        results = [run_side(first, args.threads), run_side(second, args.threads)]
+        order = sides[r % 3:] + sides[:r % 3]
+        results = [run_side(command, args.threads) for command in order]
         rounds.append({result["framework"]: result for result in results})
         print(json.dumps({k: v["seconds_per_step"] for k, v in rounds[-1].items()}), flush=True)
-    zoo_times = [r["keras-tensorflow"]["seconds_per_step"] for r in rounds]
-    peer_times = [r["pytorch"]["seconds_per_step"] for r in rounds]
+    median = lambda framework: statistics.median(r[framework]["seconds_per_step"] for r in rounds)
+    zoo_time, like_time, peer_time = (median(f) for f in ("keras-tensorflow", "keras-tensorflow, original structure",
+                                                          "pytorch"))
+    like, peer = rounds[0]["keras-tensorflow, original structure"], rounds[0]["pytorch"]
+    if like["parameters"] != peer["parameters"]:
+        raise SystemExit(f"the original-structure flow has {like['parameters']} parameters, the peer "
+                         f"{peer['parameters']}: not like for like")
     results = {"machine": f"{len(os.sched_getaffinity(0))} CPU cores", "threads": args.threads, "batch": args.batch,
                "L": args.L, "peer": "li012589/NeuralRG", "peer_commit": PEER_COMMIT, "rounds": rounds,
-               "zoo_median_s_per_step": statistics.median(zoo_times),
-               "peer_median_s_per_step": statistics.median(peer_times),
-               "peer_over_zoo": statistics.median(peer_times) / statistics.median(zoo_times)}
+               "zoo_median_s_per_step": zoo_time, "zoo_original_structure_median_s_per_step": like_time,
+               "peer_median_s_per_step": peer_time, "peer_over_zoo": peer_time / zoo_time,
+               "peer_over_zoo_original_structure": peer_time / like_time}
     sys.path.insert(0, str(here))
     from common import record_preset_results, write_results
 
@@ -114,6 +127,8 @@ def main(argv=None) -> int:
         "training step, zoo (s)": results["zoo_median_s_per_step"],
         "training step, PyTorch NeuralRG (s)": results["peer_median_s_per_step"],
         "PyTorch / zoo": results["peer_over_zoo"],
+        "training step, zoo with the original's structure (s)": like_time,
+        "PyTorch / zoo, like for like (50,560 parameters each)": results["peer_over_zoo_original_structure"],
         "training step, machine": f"{results['machine']}, {args.threads} threads, batch {args.batch}"},
         "benchmarks/neuralrg_training.py")
     return 0

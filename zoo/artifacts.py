@@ -175,9 +175,10 @@ def install_preset(source, destination, force: bool = True) -> Path:
     return destination
 
 
-def replace_files(folder, files: dict) -> dict:
+def replace_files(folder, files: dict, metadata_updates: dict | None = None) -> dict:
     """Replace or add files (name -> bytes) of a verified preset folder, e.g. a figure redrawn by newer code,
-    keeping every other file byte for byte; metadata.json records the new sha256s. The folder changes in one
+    keeping every other file byte for byte; metadata.json records the new sha256s, and ``metadata_updates``
+    (top-level key -> new value: metrics measured again, say) replace those entries. The folder changes in one
     swap, so a reader sees the old or the new folder, complete. Returns the new metadata.
 
     metadata.json and README.md are not among the files: the card is rendered from metadata.json
@@ -193,7 +194,7 @@ def replace_files(folder, files: dict) -> dict:
                                     f"{README_FILE}; received {name!r}.")
             (staging / name).write_bytes(data)
         recorded = dict(metadata["files"], **{name: sha256_file(staging / name) for name in files})
-        write_json(staging / METADATA_FILE, dict(metadata, files=recorded))
+        write_json(staging / METADATA_FILE, dict(metadata, **(metadata_updates or {}), files=recorded))
         _swap_into_place(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -139,13 +139,13 @@ def test_mcmc_refuses_what_it_cannot_run(kwargs, error, message):
 
 # ---------------------------------------------------------------------------- the hierarchical (NeuralRG) flow
 
-def small_hierarchy(L=4, action="hs_ising", couplings=None, z2_symmetric=False, seed=0):
+def small_hierarchy(L=4, action="hs_ising", couplings=None, z2_symmetric=False, seed=0, original=False):
     from zoo.models.flows import NeuralRGFlow
 
     keras.utils.set_random_seed(seed)
     couplings = couplings or {"K": lattice.K_CRITICAL}
     flow = NeuralRGFlow(L=L, action=action, couplings=couplings, block_couplings=3, hidden=(5,),
-                        z2_symmetric=z2_symmetric)
+                        z2_symmetric=z2_symmetric, separate_networks=original, top_disentangler=original)
     flow.build_with_examples()
     rng = np.random.default_rng(seed)
     for weight in flow.weights:  # the last layers start at zero (identity blocks): perturb every weight
@@ -153,10 +153,13 @@ def small_hierarchy(L=4, action="hs_ising", couplings=None, z2_symmetric=False, 
     return flow
 
 
-@pytest.mark.parametrize("L, action, couplings", [(4, "hs_ising", None), (8, "hs_ising", None),
-                                                  (4, "complex_phi4", {"kappa": 0.3, "lam": 1.0})])
-def test_hierarchy_inverse_and_log_determinant(L, action, couplings):
-    flow = small_hierarchy(L, action, couplings)
+@pytest.mark.parametrize("L, action, couplings, original", [
+    (4, "hs_ising", None, False), (8, "hs_ising", None, False), (4, "complex_phi4", {"kappa": 0.3, "lam": 1.0}, False),
+    (4, "hs_ising", None, True), (4, "complex_phi4", {"kappa": 0.3, "lam": 1.0}, True)])
+def test_hierarchy_inverse_and_log_determinant(L, action, couplings, original):
+    """Also with NeuralRG's own block structure (separate s and t networks of the masked plaquette, a top
+    disentangler): still a bijection whose log-determinant is the Jacobian's."""
+    flow = small_hierarchy(L, action, couplings, original=original)
     shape = (L, L) if action == "hs_ising" else (L, L, 2)
     z = tf.constant(np.random.default_rng(1).normal(size=(1,) + shape), tf.float32)
     with tf.GradientTape() as tape:
@@ -343,3 +346,75 @@ def test_bad_counts_and_seeds_are_refused_with_what_was_expected(n, seed, error,
     with pytest.raises(error, match=message) as refused:
         flow.sample(n, seed=seed)
     assert "\n" not in str(refused.value)
+
+
+def test_a_flow_starts_from_the_couplings_of_another_lattice_size():
+    """The couplings are convolutions with periodic padding: copied from L = 4 to L = 8, the larger flow is the
+    same local map, so a field made of 2 x 2 copies of a small one has twice the small one's log q per copy...
+    exactly: log q is a sum over sites of the same terms, and the tiled field has four times as many."""
+    small, large = small_flow(L=4), RealNVPFlow(L=8, coupling_layers=4, hidden_channels=(4,))
+    large.build_with_examples()
+    recipe_module.transfer_couplings(small, large)
+    phi = small.sample(3, seed=1)[0]
+    tiled = np.tile(phi, (1, 2, 2))
+    np.testing.assert_allclose(large.log_prob(tiled), 4 * small.log_prob(phi), rtol=1e-5, atol=1e-3)
+    with pytest.raises(ValueError, match="cannot start a flow of 2 couplings from one of 4"):
+        other = RealNVPFlow(L=8, coupling_layers=2, hidden_channels=(4,))
+        other.build_with_examples()
+        recipe_module.transfer_couplings(small, other)
+    with pytest.raises(ValueError, match=r"shape \(3, 3, 1, 8\) here, \(3, 3, 1, 4\) in the starting flow"):
+        wider = RealNVPFlow(L=8, coupling_layers=4, hidden_channels=(8,))
+        wider.build_with_examples()
+        recipe_module.transfer_couplings(small, wider)
+
+
+def flow_sampling_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "flow_sampling.py"
+    spec = importlib.util.spec_from_file_location("flow_sampling", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sampler_comparison_on_a_tiny_lattice():
+    """The benchmark's flow and HMC rounds on 4 x 4: both autocorrelation times, the rates they imply."""
+    import dataclasses
+
+    bench = flow_sampling_benchmark()
+    recipe = dataclasses.replace(recipe_module.RECIPES["realnvp-phi4-L8"], L=4)
+    flow, hmc = bench.flow_round(recipe, small_flow(L=4), 512, 1), bench.hmc_round(recipe, 512, 1)
+    for result in (flow, hmc):
+        taus = result["tau_int_action"], result["tau_int_abs_magnetisation"]
+        assert min(taus) > 0 and result["seconds"] > 0
+        slowest = 512 / (2 * max(taus)) / result["seconds"]
+        assert result["independent_per_s"] == pytest.approx(slowest)
+    assert 0 < flow["acceptance"] <= 1 and 0 < flow["ess_per_sample"] <= 1
+
+
+def test_where_flow_and_hmc_cross():
+    """log(flow / HMC) linear in L^2 through the two largest lattices: rising from 0.5 at L = 8 to 0.8 at L = 16,
+    it reaches 1 where L^2 = 256 + ln(1 / 0.8) * 192 / ln(1.6); falling, never."""
+    bench = flow_sampling_benchmark()
+    rising = bench.crossing([{"L": 8, "flow_over_hmc": 0.5}, {"L": 16, "flow_over_hmc": 0.8}])
+    assert rising["crossing_L"] == pytest.approx(np.sqrt(256 + np.log(1 / 0.8) * 192 / np.log(1.6)))
+    assert bench.crossing([{"L": 16, "flow_over_hmc": 0.1}, {"L": 8, "flow_over_hmc": 0.4}])["crossing_L"] is None
+    assert bench.crossing([{"L": 8, "flow_over_hmc": 1.5}, {"L": 16, "flow_over_hmc": 2.0}])["crossing_L"] == 8
+
+
+def test_the_original_structure_has_the_original_size():
+    """NeuralRG's README configuration at L = 16 (10 couplings per block, perceptrons of 3 x 10 ELU units):
+    50,560 parameters in li012589/NeuralRG (counted by benchmarks/neuralrg_peer_torch.py), and the zoo's own
+    structure (one network of the 2 frozen sites, no top disentangler) 20,720."""
+    from zoo.models.flows import NeuralRGFlow
+
+    sizes = {}
+    for original in (False, True):
+        flow = NeuralRGFlow(L=16, couplings={"K": lattice.K_CRITICAL}, block_couplings=10, hidden=(10, 10, 10),
+                            activation="elu", separate_networks=original, top_disentangler=original)
+        flow.build_with_examples()
+        sizes[original] = flow.count_params()
+        assert NeuralRGFlow.from_config(flow.get_config()).get_config() == flow.get_config()
+    assert sizes == {False: 20_720, True: 50_560}

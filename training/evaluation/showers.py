@@ -486,13 +486,13 @@ def challenge_classifier(reference_inputs, generated_inputs, seed: int = 0, epoc
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     parts = [(x, _split(len(x), rng)) for x in (reference_inputs, generated_inputs)]
-    rows = lambda k: [x[split[k]] for x, split in parts]  # noqa: E731 (reference rows, generated rows) of part k
+    rows = lambda k: [x[split[k]] for x, split in parts]  # (reference rows, generated rows) of part k
     train, validation, test = rows(0), rows(1), rows(2)
     x_train = np.concatenate(train)
     mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
-    standard = lambda x: ((x - mean) / scale).astype(np.float32)  # noqa: E731
-    labelled = lambda pair: (standard(np.concatenate(pair)),  # noqa: E731
+    standard = lambda x: ((x - mean) / scale).astype(np.float32)
+    labelled = lambda pair: (standard(np.concatenate(pair)),
                              np.concatenate([np.ones(len(pair[0])), np.zeros(len(pair[1]))]).astype(np.float32),
                              np.concatenate([np.full(len(pair[0]), 0.5 / len(pair[0])),
                                              np.full(len(pair[1]), 0.5 / len(pair[1]))]) * len(pair[0]) * 2)
@@ -506,7 +506,7 @@ def challenge_classifier(reference_inputs, generated_inputs, seed: int = 0, epoc
     x, y, weights = labelled(train)
     history = model.fit(x, y, sample_weight=weights, validation_data=labelled(validation), epochs=epochs,
                         batch_size=CHALLENGE_BATCH, shuffle=True, verbose=0, callbacks=[keep_best])
-    logit = lambda x: model.predict(standard(x), batch_size=4096, verbose=0).reshape(-1).astype(float)  # noqa: E731
+    logit = lambda x: model.predict(standard(x), batch_size=4096, verbose=0).reshape(-1).astype(float)
     s_ref, s_gen = logit(test[0]), logit(test[1])
     # log2 p = -log2(1 + e^-s) and log2 (1 - p) = -log2(1 + e^s), without overflow
     log2_p, log2_not_p = -np.logaddexp(0, -s_ref) / np.log(2), -np.logaddexp(0, s_gen) / np.log(2)
@@ -529,12 +529,12 @@ def _standardised(reference: np.ndarray, generated: np.ndarray) -> tuple:
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """|mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2)) of the Gaussians with the samples' means and
     covariances (rows are samples). The matrix square root is of C_a^(1/2) C_b C_a^(1/2), which is symmetric
-    and has the same trace, so it is taken from an eigendecomposition (no complex round-off)."""
-    from scipy import linalg
-
+    and has the same trace; both roots come from eigendecompositions of symmetric matrices, so a singular
+    covariance (features that are functions of each other) gives no complex round-off."""
     mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root_a = linalg.sqrtm(cov_a).real
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
     middle = root_a @ cov_b @ root_a
     eigenvalues = np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0.0, None)
     return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sum(np.sqrt(eigenvalues)))
@@ -546,7 +546,7 @@ def _extrapolated_frechet(reference, generated, sizes, batches: int, rng) -> flo
     means = [np.mean([frechet_distance(reference[rng.choice(len(reference), n, replace=False)],
                                        generated[rng.choice(len(generated), n, replace=False)])
                       for _ in range(batches)]) for n in sizes]
-    slope, intercept = np.polyfit(1.0 / np.asarray(sizes, float), means, 1)
+    _, intercept = np.polyfit(1.0 / np.asarray(sizes, float), means, 1)
     return float(intercept)
 
 
@@ -581,8 +581,8 @@ def kernel_physics_distance(reference, generated, seed: int = 0, batch_size: int
     reference, generated = _standardised(np.asarray(reference, float), np.asarray(generated, float))
     rng = np.random.default_rng(seed)
     n = min(batch_size, len(reference), len(generated))
-    kernel = lambda x, y: (x @ y.T / x.shape[1] + 1.0) ** 3  # noqa: E731
-    off_diagonal = lambda k: (k.sum() - np.trace(k)) / (n * (n - 1))  # noqa: E731
+    kernel = lambda x, y: (x @ y.T / x.shape[1] + 1.0) ** 3
+    off_diagonal = lambda k: (k.sum() - np.trace(k)) / (n * (n - 1))
     values = []
     for _ in range(batches):
         x = reference[rng.choice(len(reference), n, replace=False)]
@@ -595,8 +595,8 @@ def challenge_metrics(reference: dict, generated: dict, reference_incident, gene
                       epochs: int = 20) -> dict:
     """Every measure of the protocol between ``reference`` and ``generated`` showers (dicts of layers in GeV):
 
-    ``separation/NAME`` for each :func:`high_level_features` histogram; ``auc_low``, ``auc_high`` (with
-    ``_error``) and ``jsd_low``, ``jsd_high`` of :func:`challenge_classifier` on low- and high-level inputs;
+    ``separation/NAME`` for each :func:`high_level_features` histogram; ``auc_low``, ``auc_high``, ``jsd_low``
+    and ``jsd_high`` (each with ``_error``) of :func:`challenge_classifier` on low- and high-level inputs;
     ``fpd`` and ``kpd`` (with ``_error``) on the high-level features."""
     ref_features = high_level_features(reference, reference_incident)
     gen_features = high_level_features(generated, generated_incident)
@@ -606,7 +606,7 @@ def challenge_metrics(reference: dict, generated: dict, reference_incident, gene
                        high_level_inputs(gen_features, generated_incident))}
     for level, (ref_x, gen_x) in inputs.items():
         result = challenge_classifier(ref_x, gen_x, seed=seed, epochs=epochs)
-        out.update({f"{key}_{level}": result[key] for key in ("auc", "auc_error", "jsd", "jsd_error")})
+        out.update({f"{key}_{level}{suffix}": result[key + suffix] for key in ("auc", "jsd") for suffix in ("", "_error")})
     ref_table, gen_table = (np.stack(list(f.values()), axis=1) for f in (ref_features, gen_features))
     out.update(frechet_physics_distance(ref_table, gen_table, seed=seed))
     out.update(kernel_physics_distance(ref_table, gen_table, seed=seed))

@@ -508,13 +508,19 @@ class PlaquetteRealNVP(keras.layers.Layer):
     components) and scales and shifts the other two by a multilayer perceptron of the frozen ones,
     s = scale * tanh(.), so the log-determinant is the sum of s. With ``z2_symmetric`` s is made even and
     t odd in the frozen variables, so the bijection commutes with phi -> -phi (Z2 equivariance).
+
+    With ``separate_networks`` each coupling has NeuralRG's own structure instead: two perceptrons, one for s
+    and one for t, each fed the whole plaquette with the active sites zeroed and giving a value for every
+    site (of which the active ones are used), and a learned scale per site: about twice the parameters for
+    the same map. It exists to compare like with like against the original code (benchmarks/).
     """
 
     def __init__(self, components: int = 1, couplings: int = 4, hidden=(32, 32), z2_symmetric: bool = False,
-                 activation: str = "tanh", **kwargs):
+                 activation: str = "tanh", separate_networks: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.components, self.couplings, self.activation = int(components), int(couplings), str(activation)
         self.hidden, self.z2_symmetric = tuple(int(h) for h in hidden), bool(z2_symmetric)
+        self.separate_networks = bool(separate_networks)
         c = self.components
         self.masks = []
         for k in range(self.couplings):
@@ -522,39 +528,67 @@ class PlaquetteRealNVP(keras.layers.Layer):
             frozen = [s * c + a for s in frozen_sites for a in range(c)]
             active = [i for i in range(4 * c) if i not in frozen]
             self.masks.append((np.array(frozen), np.array(active), np.argsort(frozen + active)))
-        self.networks = [[keras.layers.Dense(h, activation=self.activation, name=f"coupling_{k}_hidden_{i}")
-                          for i, h in enumerate(self.hidden)]
-                         + [keras.layers.Dense(4 * c, kernel_initializer="zeros", name=f"coupling_{k}_scale_shift")]
-                         for k in range(self.couplings)]
+        # one perceptron per coupling for (s, t); with separate networks, these give s and shift_networks t
+        last = "scale" if self.separate_networks else "scale_shift"
+        self.networks = [self._perceptron(f"coupling_{k}", last) for k in range(self.couplings)]
+        self.shift_networks = ([self._perceptron(f"coupling_{k}_shift", "output") for k in range(self.couplings)]
+                               if self.separate_networks else [])
+
+    def _perceptron(self, name: str, last: str) -> list:
+        """Hidden layers of ``hidden`` units and a zero-initialised output of 4c (the coupling starts as the identity)."""
+        return ([keras.layers.Dense(h, activation=self.activation, name=f"{name}_hidden_{i}")
+                 for i, h in enumerate(self.hidden)]
+                + [keras.layers.Dense(4 * self.components, kernel_initializer="zeros", name=f"{name}_{last}")])
+
+    @property
+    def _scale_width(self) -> int:
+        """Entries of s per coupling: the active sites' components, or every site's with separate networks."""
+        return (4 if self.separate_networks else 2) * self.components
 
     def build(self, input_shape):
-        width = 2 * self.components
-        for network in self.networks:
+        width = (4 if self.separate_networks else 2) * self.components
+        for network in self.networks + self.shift_networks:
             size = width
             for layer in network:
                 layer.build((None, size))
                 size = layer.units
-        self.scales = self.add_weight(shape=(self.couplings, 2 * self.components), initializer="ones", name="scales")
+        self.scales = self.add_weight(shape=(self.couplings, self._scale_width), initializer="ones", name="scales")
 
-    def _scale_shift(self, k, frozen):
-        def network(x):
-            for layer in self.networks[k]:
-                x = layer(x)
-            return x
-        out = network(frozen)
+    def _scale_shift(self, k, x):
+        """(s, t) on the active sites of coupling ``k`` from the plaquettes ``x`` (only their frozen sites are read)."""
+        frozen_index, active_index, _ = self.masks[k]
+
+        def network(layers, h):
+            for layer in layers:
+                h = layer(h)
+            return h
+
+        if self.separate_networks:
+            mask = np.zeros(4 * self.components, "float32")
+            mask[frozen_index] = 1.0
+            masked = x * mask
+            run = lambda h: ops.concatenate([network(self.networks[k], h),
+                                             network(self.shift_networks[k], h)], axis=-1)
+        else:
+            masked = ops.take(x, frozen_index, axis=-1)
+            run = lambda h: network(self.networks[k], h)
+        out = run(masked)
+        half = self._scale_width
         if self.z2_symmetric:
-            mirrored = network(-frozen)
-            half = 2 * self.components
+            mirrored = run(-masked)
             s = 0.5 * (out[..., :half] + mirrored[..., :half])
             t = 0.5 * (out[..., half:] - mirrored[..., half:])
         else:
-            s, t = out[..., : 2 * self.components], out[..., 2 * self.components:]
-        return self.scales[k] * ops.tanh(s), t
+            s, t = out[..., :half], out[..., half:]
+        s = self.scales[k] * ops.tanh(s)
+        if self.separate_networks:  # every site got a value; the active ones are used
+            s, t = ops.take(s, active_index, axis=-1), ops.take(t, active_index, axis=-1)
+        return s, t
 
     def _coupling(self, k, x, inverse: bool):
         frozen_index, active_index, order = self.masks[k]
         frozen, active = ops.take(x, frozen_index, axis=-1), ops.take(x, active_index, axis=-1)
-        s, t = self._scale_shift(k, frozen)
+        s, t = self._scale_shift(k, x)
         active = (active - t) * ops.exp(-s) if inverse else active * ops.exp(s) + t
         log_det = ops.sum(s, axis=-1)
         return ops.take(ops.concatenate([frozen, active], axis=-1), order, axis=-1), -log_det if inverse else log_det
@@ -576,7 +610,8 @@ class PlaquetteRealNVP(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "components": self.components, "couplings": self.couplings,
-                "hidden": list(self.hidden), "z2_symmetric": self.z2_symmetric, "activation": self.activation}
+                "hidden": list(self.hidden), "z2_symmetric": self.z2_symmetric, "activation": self.activation,
+                "separate_networks": self.separate_networks}
 
 
 ACTIONS = {  # name -> (its couplings, field components)
@@ -610,13 +645,18 @@ class NeuralRGFlow(LatticeFlow):
         z2_symmetric: make every block odd under phi -> -phi (so q(phi) = q(-phi)).
         symmetrize: sample and score the mixture (q(phi) + q(-phi)) / 2 (exact; the cure for a flow that
             learned only one of the two ordered phases).
+        separate_networks, top_disentangler: the original code's structure (benchmarks/neuralrg_training.py
+            compares like with like): NeuralRG's separate s and t networks of the masked plaquette
+            (:class:`PlaquetteRealNVP`), and a disentangler on the single top plaquette too, which the zoo
+            leaves out because there it acts on the same four variables as the decimator after it.
 
     Li & Wang, PRL 121, 260601 (2018); Hu, Li, Wang & You, PRR 2, 023369 (2020).
     """
 
     def __init__(self, L: int = 16, action: str = "hs_ising", couplings: dict | None = None,
                  block_couplings: int = 4, hidden=(32, 32), z2_symmetric: bool = False, activation: str = "tanh",
-                 symmetrize: bool = False, **kwargs):
+                 symmetrize: bool = False, separate_networks: bool = False, top_disentangler: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         L = int(L)
         if L < 2 or L & (L - 1):
@@ -632,12 +672,15 @@ class NeuralRGFlow(LatticeFlow):
         self.action_couplings = {k: float(couplings[k]) for k in names}
         self.block_couplings, self.hidden, self.z2_symmetric = int(block_couplings), tuple(hidden), bool(z2_symmetric)
         self.activation, self.symmetrize = str(activation), bool(symmetrize)
+        self.separate_networks, self.top_disentangler = bool(separate_networks), bool(top_disentangler)
         self.levels = []
         n, level = L, 0
         while n >= 2:
             block = dict(components=self.components, couplings=self.block_couplings, hidden=self.hidden,
-                         z2_symmetric=self.z2_symmetric, activation=self.activation)
-            disentangler = PlaquetteRealNVP(**block, name=f"level_{level}_disentangler") if n > 2 else None
+                         z2_symmetric=self.z2_symmetric, activation=self.activation,
+                         separate_networks=self.separate_networks)
+            has_disentangler = n > 2 or self.top_disentangler
+            disentangler = PlaquetteRealNVP(**block, name=f"level_{level}_disentangler") if has_disentangler else None
             self.levels.append((disentangler, PlaquetteRealNVP(**block, name=f"level_{level}_decimator")))
             n, level = n // 2, level + 1
         self._inverse_coupling = (hs_inverse_coupling(L, self.action_couplings["K"]) if action == "hs_ising"
@@ -724,22 +767,31 @@ class NeuralRGFlow(LatticeFlow):
     def get_config(self):
         return {**super().get_config(), "L": self.L, "action": self.action_name, "couplings": self.action_couplings,
                 "block_couplings": self.block_couplings, "hidden": list(self.hidden),
-                "z2_symmetric": self.z2_symmetric, "activation": self.activation, "symmetrize": self.symmetrize}
+                "z2_symmetric": self.z2_symmetric, "activation": self.activation, "symmetrize": self.symmetrize,
+                "separate_networks": self.separate_networks, "top_disentangler": self.top_disentangler}
 
 
 # ---------------------------------------------------------------------------- presets
 
-_PRESETS = (
-    PresetSpec(
-        name="realnvp-phi4-L8",
+def realnvp_phi4_preset(L: int, summary: str) -> PresetSpec:
+    """A RealNVP preset of Albergo et al.'s architecture and point (m2 = -4, lam = 8) on the L x L torus."""
+    return PresetSpec(
+        name=f"realnvp-phi4-L{L}",
         model_class=RealNVPFlow,
-        config=dict(L=8, m2=-4.0, lam=8.0, coupling_layers=16, hidden_channels=[8, 8], kernel_size=3),
-        summary="RealNVP flow of 2D phi^4 on 8 x 8 at Albergo et al.'s point (m2 = -4, lam = 8): exact samples "
-                "with log q; Metropolis makes them exact draws of exp(-S).",
-        inputs=(TensorSpec("fields", (None, 8, 8), "real scalar fields on the 8 x 8 torus"),),
+        config=dict(L=L, m2=-4.0, lam=8.0, coupling_layers=16, hidden_channels=[8, 8], kernel_size=3),
+        summary=summary,
+        inputs=(TensorSpec("fields", (None, L, L), f"real scalar fields on the {L} x {L} torus"),),
         outputs=(TensorSpec("log_q", (None,), "log q(phi)"),),
         paper=PAPER,
-    ),
+    )
+
+
+_PRESETS = (
+    realnvp_phi4_preset(8, "RealNVP flow of 2D phi^4 on 8 x 8 at Albergo et al.'s point (m2 = -4, lam = 8): exact "
+                           "samples with log q; Metropolis makes them exact draws of exp(-S)."),
+    realnvp_phi4_preset(16, "RealNVP flow of 2D phi^4 on 16 x 16 at Albergo et al.'s point (m2 = -4, lam = 8), grown "
+                            "from the 8 x 8 flow (its convolutions do not depend on L): exact samples with log q for "
+                            "Metropolis."),
     PresetSpec(
         name="neuralrg-ising-L16",
         model_class=NeuralRGFlow,

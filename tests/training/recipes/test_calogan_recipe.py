@@ -17,7 +17,7 @@ TINY = {"latent_size": 4, "discriminator_filters": 2}
 @pytest.fixture(scope="module")
 def small_recipe():
     return dataclasses.replace(recipe_module.RECIPES["calogan-gamma"], n_evaluation=300, classifier_epochs=2, n_train=2000,
-                               head_epochs=2)
+                               head_epochs=2, challenge_epochs=2)
 
 
 def test_simulated_showers_are_in_gev(small_recipe):
@@ -58,10 +58,28 @@ def test_install_from_a_jax_run(tmp_path, small_recipe, monkeypatch):
     assert (folder / "evaluation.png").stat().st_size > 10_000
     assert metadata["training"]["steps"] == 3 and metadata["training"]["device"] == "cpu"
     assert {t["metric"] for t in metadata["targets"]} == {"classifier_auc", "worst_mean_response_deviation",
-                                                          "worst_resolution_deviation"}
+                                                          "worst_resolution_deviation", "challenge/auc_high"}
     titles = [s["title"] for s in metadata["card_sections"]]
     assert titles == ["Shower shapes: simulator against generated", "Energy response and resolution",
-                      "Generation speed", "Training"]
+                      "Generation speed", "CaloChallenge protocol", "Training"]
+    challenge = metadata["card_sections"][3]["markdown"]
+    assert "simulator vs simulator (floor)" in challenge and "different geometry" in challenge
+    metrics = metadata["metrics"]
+    assert {f"ms_per_shower/gan_batch_{b}" for b in (1, 100, 10_000)} <= set(metrics)
+    for key in ("auc_low", "auc_high", "jsd_low", "jsd_high", "fpd", "kpd"):
+        for prefix in ("challenge", "challenge_floor"):
+            assert np.isfinite(metrics[f"{prefix}/{key}"]) and metrics[f"{prefix}/{key}_error"] >= 0
+    assert len([k for k in metrics if k.startswith("challenge/separation/")]) == 22
+
+    # a preset measured before the protocol existed gets it added, in place, and nothing else changes
+    card_before = dict(metadata, metrics={k: v for k, v in metrics.items() if not k.startswith("challenge")},
+                       card_sections=[s for s in metadata["card_sections"] if s["title"] != "CaloChallenge protocol"])
+    zoo.artifacts.write_json(folder / "metadata.json", card_before)
+    again = recipe_module.measure_again(small_recipe, folder)
+    assert [s["title"] for s in again["card_sections"]] == titles
+    assert again["metrics"]["challenge/auc_high"] == pytest.approx(metrics["challenge/auc_high"],
+                                                               abs=4 * metrics["challenge/auc_high_error"] + 0.01)
+    assert again["metrics"]["classifier_auc"] == metrics["classifier_auc"] and again["files"] == metadata["files"]
     head = metadata["training"]["energy_head"]
     assert head["epochs"] == 2 and head["n_train"] == 2000 and np.isfinite(head["final_loss"])
     loaded = zoo.load(str(folder))

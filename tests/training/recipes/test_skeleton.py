@@ -55,6 +55,8 @@ TINY_RUNS = {
     "rbm-ising-L8-T2.27": dict(n_train=200, n_evaluation=200, batch_size=50, rbm_samples=100, gibbs_steps=10,
                                ais_runs=4, ais_betas=50, entropy_samples=20),
     "realnvp-phi4-L8": dict(steps_per_epoch=2, batch_size=16, n_evaluation=256, hmc_trajectories=64, hmc_chains=2),
+    # starts from realnvp-phi4-L8's couplings (warm_start)
+    "realnvp-phi4-L16": dict(steps_per_epoch=2, batch_size=16, n_evaluation=256, hmc_trajectories=32, hmc_chains=2),
 }
 
 
