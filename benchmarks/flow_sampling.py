@@ -122,9 +122,8 @@ def measure(preset: str, samples: int, rounds: int, latent_samples: int) -> dict
         results["latent_hmc_over_hmc"] = best["latent_hmc"]["independent_per_s"] / best["hmc"]["independent_per_s"]
         recorded["latent-space HMC / HMC"] = results["latent_hmc_over_hmc"]
         print(f"latent-space HMC / HMC: {results['latent_hmc_over_hmc']:.3g}x")
-    record_preset_results(preset, {**recorded, "machine": results["machine"],
-                                   "independent samples": "N / (2 max(tau_int(S), tau_int(abs m))) per second"},
-                          "benchmarks/flow_sampling.py")
+    results["card"] = {**recorded, "machine": results["machine"],
+                       "independent samples": "N / (2 max(tau_int(S), tau_int(abs m))) per second"}
     return results
 
 
@@ -164,7 +163,21 @@ def main(argv=None) -> int:
         trend = crossing(scaling)
         write_results(RESULTS.with_name("flow_sampling_scaling.json"), trend)
         print(f"\nflow / HMC by L: {trend['flow_over_hmc_by_L']}; crossing L: {trend['crossing_L']}")
+        for r in scaling:
+            r["card"].update(trend_entries(trend))
+    for r in results:
+        record_preset_results(r["preset"], r["card"], "benchmarks/flow_sampling.py")
     return 0
+
+
+def trend_entries(trend: dict) -> dict:
+    """The card's lines on how flow / HMC changes with L (from :func:`crossing`)."""
+    by_L = ", ".join(f"{ratio:.2f} at L = {L}" for L, ratio in trend["flow_over_hmc_by_L"].items())
+    if trend["crossing_L"] is None:
+        where = "nowhere on this trend: the ratio falls as L grows, so HMC's lead widens"
+    else:
+        where = f"at L = {trend['crossing_L']:.1f} on this trend (log ratio linear in L^2)"
+    return {"flow / HMC by lattice size": by_L, "flow overtakes HMC": where}
 
 
 if __name__ == "__main__":

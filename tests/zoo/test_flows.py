@@ -402,6 +402,11 @@ def test_where_flow_and_hmc_cross():
     assert rising["crossing_L"] == pytest.approx(np.sqrt(256 + np.log(1 / 0.8) * 192 / np.log(1.6)))
     assert bench.crossing([{"L": 16, "flow_over_hmc": 0.1}, {"L": 8, "flow_over_hmc": 0.4}])["crossing_L"] is None
     assert bench.crossing([{"L": 8, "flow_over_hmc": 1.5}, {"L": 16, "flow_over_hmc": 2.0}])["crossing_L"] == 8
+    falling = bench.crossing([{"L": 8, "flow_over_hmc": 0.4}, {"L": 16, "flow_over_hmc": 0.1}])
+    assert bench.trend_entries(falling) == {"flow / HMC by lattice size": "0.40 at L = 8, 0.10 at L = 16",
+                                            "flow overtakes HMC": "nowhere on this trend: the ratio falls as L "
+                                                                  "grows, so HMC's lead widens"}
+    assert bench.trend_entries(rising)["flow overtakes HMC"].startswith(f"at L = {rising['crossing_L']:.1f}")
 
 
 def test_the_original_structure_has_the_original_size():
