@@ -20,8 +20,10 @@ Two ways to train, one set of weights:
 The evaluation, at a seed training never used: every shape variable of
 :mod:`training.evaluation.showers` (Wasserstein-1 over the simulator's spread and
 KS), a classifier two-sample test on all 504 cells, the mean response and
-resolution per incident-energy bin, and the generation speed next to the
-simulator's, measured in the same run.
+resolution per incident-energy bin, the generation speed next to the
+simulator's, measured in the same run, and the measures of the Fast Calorimeter
+Simulation Challenge 2022 (``challenge_evaluation``) against the simulator and, as the
+floor, a second simulator sample.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import keras
 import numpy as np
@@ -66,6 +69,8 @@ class CaloGANRecipe(Recipe):
         showers_file: train on the showers of this CaloGAN HDF5 file (the public Geant4
             ones, say) instead of the simulator's.
     """
+
+    minimum_samples: ClassVar[int] = 20  # the challenge classifiers' 60/20/20 split needs rows in every part
 
     particle: str
     n_train: int = 100_000
@@ -108,9 +113,11 @@ class CaloGANRecipe(Recipe):
         return held_out_evaluation(self, model, training)
 
     def task_metrics(self, model, data: Showers, seed: int | None = None) -> dict:
-        """Shape distances, classifier AUC and response of generated against simulated showers at the same energies."""
+        """Shape distances, classifier AUC, response and the CaloChallenge measures of generated against
+        simulated showers at the same energies."""
         seed = _seed_of(self, data) if seed is None else seed
-        return compare(self, data, generated_like(model, data, seed), seed)[0]
+        generated = generated_like(model, data, seed)
+        return {**compare(self, data, generated, seed)[0], **challenge_measures(self, data, generated, seed)}
 
     def held_out_checks(self, model, metadata: dict, seed: int, n: int = 2000) -> list:
         """The card's mean response and classifier AUC measured again on ``n`` fresh showers.
@@ -302,14 +309,20 @@ def challenge_evaluation(recipe, model, evaluation: Showers, generated: dict) ->
     """The CaloChallenge measures (:func:`training.evaluation.showers.challenge_metrics`) of the generated
     showers against the held-out simulator showers, and of a second simulator sample (the next seed) against
     the same ones: the floor that finite samples and the classifier's training leave."""
-    seed = recipe.evaluation_seed % 2**31
     floor_sample = recipe.simulate(len(evaluation), recipe.evaluation_seed + 1)
-    measured = shapes.challenge_metrics(evaluation.layers, generated, evaluation.energies, evaluation.energies,
-                                        seed=seed, epochs=recipe.challenge_epochs)
-    floor = shapes.challenge_metrics(evaluation.layers, floor_sample.layers, evaluation.energies,
-                                     floor_sample.energies, seed=seed, epochs=recipe.challenge_epochs)
-    return {**{f"challenge/{k}": v for k, v in measured.items()},
-            **{f"challenge_floor/{k}": v for k, v in floor.items()}}
+    floor = challenge_measures(recipe, evaluation, floor_sample.layers, recipe.evaluation_seed,
+                               floor_sample.energies)
+    return {**challenge_measures(recipe, evaluation, generated, recipe.evaluation_seed),
+            **{k.replace("challenge/", "challenge_floor/", 1): v for k, v in floor.items()}}
+
+
+def challenge_measures(recipe, data: Showers, other: dict, seed: int, other_energies=None) -> dict:
+    """``challenge/NAME``: the CaloChallenge measures of the showers ``other`` (at ``data``'s incident energies
+    unless given) against the simulator showers ``data``."""
+    energies = data.energies if other_energies is None else other_energies
+    measured = shapes.challenge_metrics(data.layers, other, data.energies, energies, seed=int(seed) % 2**31,
+                                        epochs=recipe.challenge_epochs)
+    return {f"challenge/{k}": v for k, v in measured.items()}
 
 
 def _with_error(metrics: dict, key: str) -> str:
