@@ -296,7 +296,7 @@ def speed_section(speed: dict, machine: str) -> dict:
 
 
 # Context from the challenge's own report (arXiv:2410.21611, dataset 1: photons / pions in an ATLAS-like
-# Geant4 calorimeter), as issue 28 quotes it: classifier AUCs of three classes of entry
+# Geant4 calorimeter): classifier AUCs of three classes of entry, rounded
 CHALLENGE_PUBLISHED_AUC = (("GAN-class entries", "about 0.93-0.97"), ("CaloDiffusion", "0.64 / 0.54"),
                            ("CaloFlow", "0.73 / 0.64"))
 CHALLENGE_ROWS = (("classifier AUC, low level (cells / E_inc)", "auc_low"),
@@ -337,7 +337,8 @@ def challenge_section(metrics: dict, particle: str, epochs: int) -> dict:
     separations = {k.split("/", 2)[2]: v for k, v in metrics.items() if k.startswith("challenge/separation/")}
     floor_separations = [metrics[f"challenge_floor/separation/{k}"] for k in separations]
     worst = max(separations, key=separations.get)
-    rows.append(_row(("separation power, mean over the 22 features", f"{np.mean(list(separations.values())):.4f}",
+    rows.append(_row((f"separation power, mean over the {len(separations)} features",
+                      f"{np.mean(list(separations.values())):.4f}",
                       f"{np.mean(floor_separations):.4f}")))
     rows.append(_row((f"separation power, worst ({worst.replace('|', '/')})", f"{separations[worst]:.4f}",
                       f"{metrics[f'challenge_floor/separation/{worst}']:.4f}")))

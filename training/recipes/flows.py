@@ -255,13 +255,13 @@ def observables(fields: np.ndarray, recipe, chains: int = 1) -> dict:
         m2 = (fields.mean(axis=(1, 2)) ** 2).sum(axis=-1)
         far = (fields * np.roll(fields, -half, axis=1)).sum(axis=-1).mean(axis=(1, 2))
         out = {"action_per_site": series_mean(action),
-               "abs_magnetisation": series_mean(np.sqrt(m2)),
+               "abs_magnetisation": series_mean(abs_magnetisation(fields)),
                "susceptibility": series_mean(volume * m2),
                "two_point_zero": series_mean((fields ** 2).sum(axis=-1).mean(axis=(1, 2))),
                "two_point_half": series_mean(far)}
     else:
         out = {"action_per_site": series_mean(action),
-               "abs_magnetisation": series_mean(np.abs(lattice.magnetisation(fields))),
+               "abs_magnetisation": series_mean(abs_magnetisation(fields)),
                "susceptibility": lattice.susceptibility(fields, n_bins=50),
                "binder": lattice.binder_cumulant(fields, n_bins=50)}
         g, g_error = lattice.two_point_function(fields, n_bins=50)
@@ -291,8 +291,9 @@ def abs_magnetisation(fields: np.ndarray) -> np.ndarray:
     """|m| per configuration: |mean field| for real fields (n, L, L), the modulus of the mean for complex ones
     (n, L, L, 2). The slowest observable of a local sampler near a Z2 (or U(1)) transition: HMC must tunnel
     between the wells, where an independence sampler proposes either with equal ease."""
-    mean = fields.mean(axis=(1, 2))
-    return np.sqrt((mean ** 2).sum(axis=-1)) if fields.ndim == 4 else np.abs(mean)
+    if fields.ndim == 4:
+        return np.sqrt((fields.mean(axis=(1, 2)) ** 2).sum(axis=-1))
+    return np.abs(lattice.magnetisation(fields))
 
 
 def acceptance_error(index: np.ndarray) -> float:
