@@ -1,6 +1,7 @@
 """TensorFlow against JAX on the same cores: a training step per family, and predict at batch 1 under JAX.
 
-    python benchmarks/backends.py [--steps 20] [--rounds 3] [--out benchmarks/results/backends.json]
+    python benchmarks/backends.py [--steps 20] [--rounds 3] [--presets NAME ...] [--skip-training]
+                                  [--out benchmarks/results/backends.json]
 
 Training: for one preset per family, the recipe's model (untrained) and batch size, compiled with Adam,
 ``fit`` on synthetic batches of the right shapes (what is timed is the step, not the data); each backend runs
@@ -10,8 +11,15 @@ is what ``zoo train`` picks when no backend is asked for: written to training/fa
 row is replaced when it is measured again; tests/zoo/test_backends.py checks that one step agrees).
 
 Predict: under JAX, ``model.predict`` on one row against a bare ``jax.jit`` of the endpoint with the weights
-bound, interleaved in one process (the aim: within 2x). ``step_seconds`` below is also what
-benchmarks/accelerator.py runs on an accelerator.
+bound, interleaved in one process (the aim: within 2x), twice: with JAX's default asynchronous dispatch on
+the CPU, and with it off (``jax_cpu_enable_async_dispatch``, set before JAX's first computation). Asynchronous
+dispatch hands each call to a worker thread; when the caller does a few tens of microseconds of Python between
+calls (``predict``'s input checks, or any program's own work), the worker has gone to sleep and waking it
+costs more than a small model's whole computation, while the bare call in a tight loop finds it awake.
+``step_seconds`` below is also what benchmarks/accelerator.py runs on an accelerator.
+
+Results are written after each preset (``"complete": false`` until the last), so a run cut short keeps what
+it measured; training/faster_backends.json is written at the end.
 """
 from __future__ import annotations
 
@@ -44,6 +52,9 @@ def training_batch(model, n: int):
         return np.zeros((n, 1), "float32"), None
     if family == "rbm":
         return model.random_inputs(n, seed=0)["spins"], None
+    if type(model).__name__ == "SchrodingerDistiller":  # windows of potentials and the translator's states on them
+        potentials = model.random_inputs(n, seed=0)["potentials"][:, :model.rollout]
+        return potentials, np.zeros((n, model.rollout, model.translator.hidden_size), "float32")
     if family == "calogan":
         energies = np.linspace(*model.energy_range, n).astype("float32")
         showers = model.generate(energies, seed=0)
@@ -57,8 +68,10 @@ def training_batch(model, n: int):
     return x, y
 
 
-def step_seconds(name: str, steps: int, batch_size: int | None = None) -> dict:
-    """Median seconds per training step of ``name``'s recipe model on the current backend."""
+def step_seconds(name: str, steps: int, batch_size: int | None = None, budget_seconds: float = 10.0) -> dict:
+    """Seconds per training step of ``name``'s recipe model on the current backend: the faster of two timed
+    epochs after one that compiles. An epoch has ``steps`` steps, or fewer where a step is slow (CaloGAN's
+    takes seconds on 2 cores): as many as fit in ``budget_seconds``, at least 2."""
     import keras
 
     import zoo
@@ -70,12 +83,25 @@ def step_seconds(name: str, steps: int, batch_size: int | None = None) -> dict:
     x, y = training_batch(model, batch * steps)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), **({"loss": model.training_spec.loss}
                                                            if y is not None and model.training_spec.loss else {}))
-    times = []
-    for _ in range(3):  # the first epoch compiles
+
+    def epoch_seconds(rows: int) -> float:
         start = time.perf_counter()
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
-        times.append((time.perf_counter() - start) / steps)
-    return {"backend": keras.backend.backend(), "batch_size": batch, "seconds_per_step": min(times[1:])}
+        model.fit(_rows(x, rows), _rows(y, rows), batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        return time.perf_counter() - start
+
+    epoch_seconds(2 * batch)  # compiles
+    estimate = epoch_seconds(2 * batch) / 2
+    timed = max(2, min(steps, int(budget_seconds / estimate)))
+    seconds = min(epoch_seconds(timed * batch) for _ in range(2)) / timed
+    return {"backend": keras.backend.backend(), "batch_size": batch, "steps_timed": timed,
+            "seconds_per_step": seconds}
+
+
+def _rows(data, n: int):
+    """The first ``n`` rows of an array, a dict of arrays, or None."""
+    if data is None:
+        return None
+    return {k: v[:n] for k, v in data.items()} if isinstance(data, dict) else data[:n]
 
 
 def predict_overhead(name: str, repeats: int = 200) -> dict:
@@ -115,20 +141,27 @@ def predict_overhead(name: str, repeats: int = 200) -> dict:
 
 
 def in_backend(backend: str, function: str, *args, env: dict | None = None, preamble: str = "",
-               module: str = "backends") -> dict:
+               module: str = "backends", timeout: float = 1200) -> dict:
     """Run ``function(*args)`` of ``module`` (a script in benchmarks/) in a fresh process on ``backend``
     (``env`` added to its environment, ``preamble`` run first); its JSON result, or {"error": its last line of
-    stderr}."""
+    stderr, or that it ran past ``timeout`` seconds}."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}),
                PYTHONPATH=os.pathsep.join([str(REPO), os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
     if backend == "jax" and "JAX_PLATFORMS" not in env:
         env["JAX_PLATFORMS"] = "cpu"
     code = f"{preamble}\nimport json, {module}\nprint('RESULT ' + json.dumps({module}.{function}(*{list(args)!r})))"
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
+    try:
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO,
+                                timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"{function}{tuple(args)!r} on {backend} ran past {timeout:g} s"}
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     if result.returncode or not lines:
         return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:300]}
     return json.loads(lines[-1][len("RESULT "):])
+
+
+SYNCHRONOUS_DISPATCH = "import jax; jax.config.update('jax_cpu_enable_async_dispatch', False)"
 
 
 def main(argv=None) -> int:
@@ -136,31 +169,43 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--presets", nargs="*", default=ONE_PER_FAMILY)
+    parser.add_argument("--skip-training", action="store_true", help="measure predict only")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    results = {"cores": os.cpu_count(), "steps": args.steps, "rounds": args.rounds, "training": {}, "predict": {}}
+    results = {"cores": os.cpu_count(), "steps": args.steps, "rounds": args.rounds, "training": {}, "predict": {},
+               "complete": False}
     for name in args.presets:
-        runs = {"tensorflow": [], "jax": []}
-        errors = {}
-        for _ in range(args.rounds):  # alternating: a drift of the machine hits both backends alike
-            for backend in runs:
-                out = in_backend(backend, "step_seconds", name, args.steps)
-                if "error" in out:
-                    errors[backend] = out["error"]
-                else:
-                    runs[backend].append(out["seconds_per_step"])
-                    batch = out["batch_size"]
-        row = {f"{b}_seconds_per_step": statistics.median(v) for b, v in runs.items() if v}
-        if len(row) == 2:
-            row["jax_speedup"] = row["tensorflow_seconds_per_step"] / row["jax_seconds_per_step"]
-            row["faster"] = "jax" if row["jax_speedup"] > 1 else "tensorflow"
-            row["batch_size"] = batch
-        results["training"][name] = {**row, **({"errors": errors} if errors else {})}
-        results["predict"][name] = in_backend("jax", "predict_overhead", name)
-        print(name, results["training"][name], results["predict"][name], flush=True)
+        if not args.skip_training:
+            results["training"][name] = training_row(name, args.steps, args.rounds)
+        results["predict"][name] = {"default_dispatch": in_backend("jax", "predict_overhead", name),
+                                    "synchronous_dispatch": in_backend("jax", "predict_overhead", name,
+                                                                       preamble=SYNCHRONOUS_DISPATCH)}
+        print(name, results["training"].get(name), results["predict"][name], flush=True)
+        write_results(args.out, results, quiet=True)  # a run cut short keeps the presets it finished
+    results["complete"] = True
     write_results(args.out, results)
     write_faster_backends(results["training"])
     return 0
+
+
+def training_row(name: str, steps: int, rounds: int) -> dict:
+    """Median seconds per step on each backend over ``rounds`` alternating rounds, and which is faster."""
+    runs = {"tensorflow": [], "jax": []}
+    errors, batch = {}, None
+    for _ in range(rounds):  # alternating: a drift of the machine hits both backends alike
+        for backend in runs:
+            out = in_backend(backend, "step_seconds", name, steps)
+            if "error" in out:
+                errors[backend] = out["error"]
+            else:
+                runs[backend].append(out["seconds_per_step"])
+                batch = out["batch_size"]
+    row = {f"{b}_seconds_per_step": statistics.median(v) for b, v in runs.items() if v}
+    if len(row) == 2:
+        row["jax_speedup"] = row["tensorflow_seconds_per_step"] / row["jax_seconds_per_step"]
+        row["faster"] = "jax" if row["jax_speedup"] > 1 else "tensorflow"
+        row["batch_size"] = batch
+    return {**row, **({"errors": errors} if errors else {})}
 
 
 def write_faster_backends(training: dict) -> None:

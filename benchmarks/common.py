@@ -28,11 +28,12 @@ def stop_process(process, timeout: float = 60) -> None:
         process.wait()
 
 
-def write_results(path, results: dict) -> None:
-    """Write the results as JSON (and print them)."""
+def write_results(path, results: dict, quiet: bool = False) -> None:
+    """Write the results as JSON (and print them unless ``quiet``)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    if not quiet:
+        print(json.dumps(results, indent=2))
 
 
 def median_seconds(fn, repeats: int) -> float:

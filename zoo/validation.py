@@ -20,7 +20,7 @@ def _matches(shape, feature_shape) -> bool:
 
 
 def check_array(value, name: str, feature_shape: tuple, allow_unbatched: bool = False,
-                dtype: str = "float32") -> np.ndarray:
+                dtype: str = "float32", finite: bool = True) -> np.ndarray:
     """Return ``value`` as a ``dtype`` (float32 unless an input declares integers) array of shape ``(batch, *feature_shape)``.
 
     Args:
@@ -29,6 +29,7 @@ def check_array(value, name: str, feature_shape: tuple, allow_unbatched: bool = 
         feature_shape: expected shape without the batch axis; None matches any size.
         allow_unbatched: accept a single example of shape ``feature_shape``
             and add the batch axis.
+        finite: refuse NaN and infinite entries (False: a compiled call screens them).
 
     Raises:
         TypeError: non-numeric data (strings, objects, complex numbers).
@@ -37,30 +38,38 @@ def check_array(value, name: str, feature_shape: tuple, allow_unbatched: bool = 
     if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
         value = value.numpy()
     array = np.asarray(value)
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    kind = array.dtype.kind
+    if kind not in _REAL_KINDS:
+        if kind == "c":
+            raise TypeError(f"Input {name!r} must be real; received complex {_describe(array)}.")
         raise TypeError(
             f"Input {name!r} must be real numbers; received {_describe(array)}. "
             f"Expected a float array of shape (batch, {', '.join(map(str, feature_shape))})."
         )
-    if np.iscomplexobj(array):
-        raise TypeError(f"Input {name!r} must be real; received complex {_describe(array)}.")
-    expected = "(batch" + "".join(f", {'any' if d is None else d}" for d in feature_shape) + ")"
     if allow_unbatched and _matches(array.shape, feature_shape):
         array = array[None]
     if array.ndim != len(feature_shape) + 1 or not _matches(array.shape[1:], feature_shape):
-        hint = ""
-        if array.ndim == len(feature_shape) + 2 and 1 in (array.shape[1], array.shape[-1]):
-            hint = " Drop the channel axis of size 1 (x[..., 0] or x[:, 0]): the model adds its own."
-        raise ValueError(f"Input {name!r} has shape {array.shape}; expected {expected}.{hint}")
-    if np.issubdtype(np.dtype(dtype), np.integer):
+        raise ValueError(_shape_message(name, array.shape, feature_shape))
+    if dtype != "float32" and np.dtype(dtype).kind in "iu":
         return _as_integers(array, name, dtype)
     array = array.astype("float32", copy=False)
-    if not np.all(np.isfinite(array)):
+    if finite and not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ValueError(
             f"Input {name!r} contains {bad} NaN or infinite value(s); every entry must be finite."
         )
     return array
+
+
+_REAL_KINDS = frozenset("biuf")  # numpy dtype kinds of real numbers: bool, signed, unsigned, float
+
+
+def _shape_message(name: str, shape: tuple, feature_shape: tuple) -> str:
+    expected = "(batch" + "".join(f", {'any' if d is None else d}" for d in feature_shape) + ")"
+    hint = ""
+    if len(shape) == len(feature_shape) + 2 and 1 in (shape[1], shape[-1]):
+        hint = " Drop the channel axis of size 1 (x[..., 0] or x[:, 0]): the model adds its own."
+    return f"Input {name!r} has shape {shape}; expected {expected}.{hint}"
 
 
 def _as_integers(array: np.ndarray, name: str, dtype: str) -> np.ndarray:
@@ -75,11 +84,12 @@ def _as_integers(array: np.ndarray, name: str, dtype: str) -> np.ndarray:
     return array.astype(dtype)
 
 
-def check_inputs(value, specs: dict, dtypes: dict | None = None) -> dict:
+def check_inputs(value, specs: dict, dtypes: dict | None = None, finite: bool = True) -> dict:
     """Validate a dict (or a tuple/list in the order of ``specs``) of named inputs.
 
     ``specs`` maps each input name to its feature shape, ``dtypes`` (optional) to its
     dtype (float32 by default). A single array is accepted when the model has exactly one input.
+    ``finite`` False leaves NaN and infinities to a compiled call's screen.
     """
     names = list(specs)
     if isinstance(value, dict):
@@ -105,7 +115,8 @@ def check_inputs(value, specs: dict, dtypes: dict | None = None) -> dict:
             f"received a single {type(value).__name__}."
         )
     dtypes = dtypes or {}
-    arrays = {n: check_array(v, n, specs[n], dtype=dtypes.get(n, "float32")) for n, v in zip(names, items)}
+    arrays = {n: check_array(v, n, specs[n], dtype=dtypes.get(n, "float32"), finite=finite)
+              for n, v in zip(names, items)}
     batch_sizes = {n: a.shape[0] for n, a in arrays.items()}
     if len(set(batch_sizes.values())) > 1:
         raise ValueError(f"Inputs disagree on the batch size: {batch_sizes}.")
@@ -173,14 +184,18 @@ def check_spins(value, name: str = "spins") -> np.ndarray:
 
     Any other value, a non-square lattice or a wrong rank is an error naming what was received.
     """
-    array = check_array(value, name, (None, None))
+    return _spin_lattices(check_array(value, name, (None, None)), name)
+
+
+def _spin_lattices(array: np.ndarray, name: str) -> np.ndarray:
+    """``check_spins`` of an array that ``check_array`` has already passed (float32, rank 3)."""
     if array.shape[1] != array.shape[2]:
         raise ValueError(f"Input {name!r} must hold square L x L lattices; received shape {array.shape}.")
-    values = np.unique(array)
-    if np.all(np.isin(values, (-1.0, 1.0))):
+    if np.all(np.abs(array) == 1.0):
         return array
-    if np.all(np.isin(values, (0.0, 1.0))):
+    if np.all((array == 0.0) | (array == 1.0)):
         return 2.0 * array - 1.0
+    values = np.unique(array)
     raise ValueError(
         f"Input {name!r} must hold spins +-1 (or 0/1, converted to -1/+1); received values "
         f"{values[:6].tolist()}{' ...' if values.size > 6 else ''}."
@@ -191,11 +206,15 @@ class InputCheck:
     """A value check of an endpoint's inputs, stated once and run in two places.
 
     ``numpy`` runs in ``predict`` and the other numpy entry points, before any
-    tensor math, and raises ``ValueError`` naming what was received and what was
+    tensor math, on the arrays that :func:`check_inputs` has passed (shapes and dtypes
+    right), and raises ``ValueError`` naming what was received and what was
     expected; ``graph`` runs inside exported signatures and fails the request with
     INVALID_ARGUMENT carrying the same message. Both may convert the inputs (0/1
     spins to +-1) and return the named inputs they pass on. A test feeds both the
     same accepted and refused inputs.
+
+    A check may also ``screen``: the same conditions in ``keras.ops`` inside a jitted call, returning the
+    converted inputs and one boolean, "all passed", without a message (see :func:`screened_inputs`).
     """
 
     def numpy(self, arrays: dict) -> dict:
@@ -203,6 +222,11 @@ class InputCheck:
 
     def graph(self, tensors: dict) -> dict:
         return tensors
+
+    def screen(self, tensors: dict):
+        """(converted tensors, a scalar bool: every condition of ``numpy`` holds), in ``keras.ops`` with the
+        shapes static (a jitted call). A check that does not override this cannot screen."""
+        raise NotImplementedError
 
 
 class SeedCheck(InputCheck):
@@ -234,7 +258,7 @@ class SpinCheck(InputCheck):
         self.name, self.min_size = name, int(min_size)
 
     def numpy(self, arrays: dict) -> dict:
-        spins = check_spins(arrays[self.name], self.name)
+        spins = _spin_lattices(arrays[self.name], self.name)  # checked_inputs has run check_array
         if spins.shape[1] < self.min_size:
             raise ValueError(
                 f"Input {self.name!r} has L = {spins.shape[1]}; expected L >= {self.min_size} "
@@ -253,6 +277,17 @@ class SpinCheck(InputCheck):
         plus_minus = tf.reduce_all(tf.abs(spins) == 1.0)
         tf.debugging.Assert(zero_one | plus_minus, [f"{self.name} must be +-1 (or 0/1, converted to -1/+1)"])
         return {**tensors, self.name: tf.where(zero_one & ~plus_minus, 2.0 * spins - 1.0, spins)}
+
+    def screen(self, tensors: dict):
+        from keras import ops
+
+        spins = tensors[self.name]
+        if spins.shape[1] != spins.shape[2] or spins.shape[1] < self.min_size:
+            return tensors, False
+        plus_minus = ops.all(ops.abs(spins) == 1.0)
+        zero_one = ops.all(ops.logical_or(spins == 0.0, spins == 1.0))
+        converted = ops.where(ops.logical_and(zero_one, ops.logical_not(plus_minus)), 2.0 * spins - 1.0, spins)
+        return {**tensors, self.name: converted}, ops.logical_or(plus_minus, zero_one)
 
 
 class AwayFromOriginCheck(InputCheck):
@@ -280,3 +315,52 @@ class AwayFromOriginCheck(InputCheck):
             away = tf.reduce_all((x[:, 0] != 0.0) | (x[:, 1] != 0.0))
             tf.debugging.Assert(away, [f"{name} has point(s) at r = 0, where the 1/r potential is singular"])
         return tensors
+
+    def screen(self, tensors: dict):
+        from keras import ops
+
+        away = [ops.all(ops.logical_or(tensors[n][:, 0] != 0.0, tensors[n][:, 1] != 0.0)) for n in self.names]
+        return tensors, all_of(away)
+
+
+def can_screen(declared) -> bool:
+    """Whether :func:`screened_inputs` can check endpoint ``declared`` inside its compiled call: float inputs
+    (seeds travel as words), a deterministic endpoint (a flagged call is run again, which must not move a
+    sampler's state twice) and a check that screens."""
+    check = declared.check
+    return (not declared.stochastic and all(t.dtype == "float32" for t in declared.inputs)
+            and (check is None or type(check).screen is not InputCheck.screen))
+
+
+def screened_inputs(declared, tensors: dict):
+    """(the tensors the endpoint's function takes, a scalar bool: nothing for ``predict``'s numpy checks to
+    refuse or warn about), in ``keras.ops`` for endpoint ``declared``: finiteness, the valid and trained ranges
+    and the endpoint's own check. A compiled call returns the flag with its outputs; when it is false,
+    ``predict`` runs the numpy checks, which raise or warn with their messages, and calls again. So the
+    messages are the numpy checks' own, and an accepted input costs no numpy pass over the data."""
+    from keras import ops
+
+    passed = []
+    for spec in declared.inputs:
+        values = tensors[spec.name]
+        passed.append(ops.all(ops.isfinite(values)))
+        for which in ("valid", "trained"):
+            for component, (low, high) in spec.ranges(which).items():
+                selected = _selected(values, component)
+                passed.append(ops.all(ops.logical_and(selected >= low, selected <= high)))
+    if declared.check is not None:
+        tensors, check_passed = declared.check.screen(tensors)
+        passed.append(check_passed)
+    return tensors, all_of(passed)
+
+
+def all_of(flags):
+    """The logical and of scalar booleans, Python or tensor (True for none)."""
+    from keras import ops
+
+    result = True
+    for flag in flags:
+        if flag is False:
+            return False
+        result = flag if result is True else ops.logical_and(result, flag)
+    return result

@@ -19,7 +19,7 @@ import warnings
 import keras
 import numpy as np
 
-from zoo.models.backend import compile_endpoint
+from zoo.models.backend import compile_endpoint, compile_screened_endpoint
 from zoo.spec import Endpoint, FineTuning, TensorSpec, TrainingSpec
 from zoo.validation import check_inputs, check_ranges
 
@@ -85,11 +85,14 @@ class ZooModel(keras.Model):
         arrays = self.checked_inputs(inputs, endpoint)
         return next(iter(arrays.values())) if len(arrays) == 1 else arrays
 
-    def checked_inputs(self, inputs, endpoint: str = "serving_default") -> dict:
-        """Named numpy inputs after the shape, dtype and finiteness checks and the endpoint's own check."""
+    def checked_inputs(self, inputs, endpoint: str = "serving_default", values: bool = True) -> dict:
+        """Named numpy inputs after the shape, dtype and finiteness checks and the endpoint's own check; with
+        ``values`` False, the names, shapes and dtypes only (the compiled call screens the values)."""
         declared = self.endpoint(endpoint)
         arrays = check_inputs(inputs, {t.name: t.feature_shape for t in declared.inputs},
-                              {t.name: t.dtype for t in declared.inputs})
+                              {t.name: t.dtype for t in declared.inputs}, finite=values)
+        if not values:
+            return arrays
         extrapolations = check_ranges(arrays, declared.inputs)
         arrays = declared.check.numpy(arrays) if declared.check is not None else arrays
         for line in extrapolations:  # warned once every check has passed: a refused input only gets its error
@@ -97,22 +100,25 @@ class ZooModel(keras.Model):
         return arrays
 
     def run_endpoint(self, name: str, inputs, batch_size: int | None = None) -> dict:
-        """Named numpy outputs of endpoint ``name`` on checked numpy inputs, in chunks of ``batch_size`` rows."""
-        arrays = self.checked_inputs(inputs, name)
-        function = self._compiled(name)
-        order = self.endpoint(name).input_names
-        n = len(arrays[order[0]])
-        step = max(1, int(batch_size or PREDICT_CHUNK))
-        if n <= step:
-            return {k: np.asarray(v) for k, v in function(*[arrays[k] for k in order]).items()}
-        chunks = [function(*[arrays[k][i:i + step] for k in order]) for i in range(0, n, step)]
-        return {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in chunks[0]}
+        """Named numpy outputs of endpoint ``name`` on checked numpy inputs, in chunks of ``batch_size`` rows.
 
-    def _compiled(self, name: str):
+        Under JAX the value checks run inside the compiled call (:func:`zoo.models.backend.compile_screened_endpoint`);
+        an input they flag goes through the numpy checks, so errors and warnings are the same everywhere."""
+        screened = self._compiled(name, screened=True)
+        if screened is not None:
+            outputs = _in_chunks(screened, self.checked_inputs(inputs, name, values=False),
+                                 self.endpoint(name).input_names, batch_size)
+            if outputs is not None:
+                return outputs
+        return _in_chunks(self._compiled(name), self.checked_inputs(inputs, name), self.endpoint(name).input_names,
+                          batch_size)
+
+    def _compiled(self, name: str, screened: bool = False):
         compiled = self._endpoint_cache()["compiled"]
-        if name not in compiled:
-            compiled[name] = compile_endpoint(self, name)
-        return compiled[name]
+        key = (name, screened)
+        if key not in compiled:
+            compiled[key] = compile_screened_endpoint(self, name) if screened else compile_endpoint(self, name)
+        return compiled[key]
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The ``serving_default`` output of checked numpy inputs; datasets and callbacks go through Keras."""
@@ -193,6 +199,22 @@ class SpinLatticeInputs:
         L = self.example_lattice_size
         up = np.random.default_rng(seed).random((batch_size, L, L)) < 0.5
         return {"spins": np.where(up, 1.0, -1.0).astype("float32")}
+
+
+def _in_chunks(function, arrays: dict, order: list, batch_size: int | None):
+    """``function``'s outputs as numpy over chunks of ``batch_size`` rows (``PREDICT_CHUNK`` by default), or None
+    as soon as a chunk gives None (a screened call that flagged its input)."""
+    n = len(arrays[order[0]])
+    step = max(1, int(batch_size or PREDICT_CHUNK))
+    chunks = []
+    for start in range(0, n, step):
+        chunk = function(*[arrays[k][start:start + step] if n > step else arrays[k] for k in order])
+        if chunk is None:
+            return None
+        chunks.append(chunk)
+    if len(chunks) == 1:
+        return {k: np.asarray(v) for k, v in chunks[0].items()}
+    return {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in chunks[0]}
 
 
 def _concrete(shape) -> tuple:

@@ -45,7 +45,7 @@ from keras import ops
 
 from zoo.models.base import ZooModel
 from zoo.spec import Cost, Endpoint, Family, FineTuning, PresetSpec, TensorSpec, TrainingSpec
-from zoo.validation import InputCheck, first_rows
+from zoo.validation import InputCheck, all_of, first_rows
 
 PAPER = (
     "L. de Oliveira, M. Kagan, L. Mackey, B. Nachman, A. Schwartzman, Jet-images — deep learning edition, "
@@ -103,6 +103,12 @@ class ConstituentCheck(InputCheck):
                             [f"{self.name} has a jet with no constituent of p_T > 0"])
         return tensors
 
+    def screen(self, tensors: dict):
+        pt = tensors[self.name][..., 0]
+        if pt.shape[1] < 1:
+            return tensors, False
+        return tensors, all_of([ops.all(pt >= 0.0), ops.all(ops.any(pt > 0.0, axis=1))])
+
 
 class ImageCheck(InputCheck):
     """Jet images: non-negative pixel intensities (L2-normalised p_T)."""
@@ -122,6 +128,9 @@ class ImageCheck(InputCheck):
 
         tf.debugging.Assert(tf.reduce_all(tensors[self.name] >= 0), [f"{self.name} has negative pixels"])
         return tensors
+
+    def screen(self, tensors: dict):
+        return tensors, ops.all(tensors[self.name] >= 0.0)
 
 
 # ---------------------------------------------------------------------------- preprocessing (graph)

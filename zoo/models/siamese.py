@@ -153,7 +153,7 @@ class SiameseNet(ZooModel):
         logit = self.compare(self.embed_tensor(first), self.embed_tensor(second))
         return ops.sigmoid(logit)
 
-    def checked_inputs(self, inputs, endpoint: str = "serving_default") -> dict:
+    def checked_inputs(self, inputs, endpoint: str = "serving_default", values: bool = True) -> dict:
         if endpoint == "serving_default" and isinstance(inputs, (dict, list, tuple)) and len(inputs) == 2:
             shapes = [np.shape(v) for v in (inputs.values() if isinstance(inputs, dict) else inputs)]
             if len(shapes[0]) == len(shapes[1]) == 2 and shapes[0][1] != shapes[1][1]:
@@ -161,7 +161,7 @@ class SiameseNet(ZooModel):
                     f"The two members of each pair must have the same dimension; received {shapes[0][1]} and "
                     f"{shapes[1][1]} coordinates. Expected {self.input_size} for both."
                 )
-        return super().checked_inputs(inputs, endpoint)
+        return super().checked_inputs(inputs, endpoint, values)
 
     def embed(self, x, batch_size: int = 4096) -> np.ndarray:
         """``f(x)`` of checked points (batch, input_size) as numpy (batch, embedding_size)."""

@@ -80,6 +80,9 @@ class PotentialCheck(InputCheck):
                                           message=f"{self.name} has too few sites per potential; {self._expected()}")
         return tensors
 
+    def screen(self, tensors: dict):
+        return tensors, tensors[self.name].shape[1] >= self.min_sites
+
 
 # Trained on the Schroedinger simulator's three potential classes, V in [-30, -0.25]: wells,
 # where psi oscillates. Any finite V is a Schroedinger equation, so none is refused.
