@@ -1,7 +1,8 @@
 """What differs between Keras backends, kept in one place so that the families need not know.
 
 - :func:`compile_endpoint`: an endpoint compiled for the backend (a TensorFlow concrete
-  function, a ``jax.jit`` of a stateless call, or eager calls elsewhere).
+  function, a ``jax.jit`` of a stateless call, or eager calls elsewhere);
+  :func:`compile_screened_endpoint`, under JAX, the same with the input checks inside the call.
 - :func:`normal_rows`, :func:`uniform_rows`, :func:`bit_rows`: seeded draws that are
   the same numbers on every backend. Each row is drawn from its own integer seed by a
   counter-based generator written in ``keras.ops`` (an integer hash of the seed, a salt
@@ -57,21 +58,31 @@ def compile_endpoint(model, name: str):
     small model itself. JAX: ``jax.jit`` of the endpoint with the weights passed in
     (a stateless call, so weights changed later are seen; a stochastic endpoint's random
     state is written back). Other backends run eagerly."""
+    declared = model.endpoint(name)
+    if backend() == "tensorflow":
+        return _concrete_endpoint(model, declared)
+    call = compile_function(model, _endpoint_function(name, declared.input_names), stochastic=declared.stochastic)
     if backend() == "jax":
-        return _jit_endpoint(model, name)
-    if backend() != "tensorflow":
-        return _eager_endpoint(model, name)
+        return lambda *arrays: call(*_host_arrays(declared, arrays))
+    return lambda *arrays: {k: ops.convert_to_numpy(v) for k, v in call(*arrays).items()}
+
+
+def _endpoint_function(name: str, names: list):
+    """``function(model, *tensors)`` calling endpoint ``name`` with its inputs in declared order."""
+    return lambda model, *tensors: model.endpoint(name).function(**dict(zip(names, tensors)))
+
+
+def _concrete_endpoint(model, declared):
     import tensorflow as tf
 
     tf.get_logger().addFilter(_RETRACING_FILTER)
-    declared = model.endpoint(name)
     signature = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in declared.inputs]
+    function = _endpoint_function(declared.name, declared.input_names)
     owner = weakref.ref(model)  # the model holds this function: no reference cycle through it
-    names = declared.input_names
 
     @tf.function(input_signature=signature, autograph=False)
     def call(*tensors):
-        return owner().endpoint(name).function(**dict(zip(names, tensors)))
+        return function(owner(), *tensors)
 
     concrete = call.get_concrete_function()
     return lambda *arrays: concrete(*[tf.constant(a) for a in arrays])
@@ -107,14 +118,6 @@ def compile_screened_endpoint(model, name: str):
 def _host_arrays(declared, arrays) -> list:
     """int64 inputs (seeds) as (n, 4) 16-bit words, which a 32-bit JAX holds exactly."""
     return [seed_words_numpy(a) if t.dtype == "int64" else a for t, a in zip(declared.inputs, arrays)]
-
-
-def _jit_endpoint(model, name: str):
-    declared = model.endpoint(name)
-    names = declared.input_names
-    jitted = compile_function(model, lambda model, *arrays: model.endpoint(name).function(**dict(zip(names, arrays))),
-                              stochastic=declared.stochastic)
-    return lambda *arrays: jitted(*_host_arrays(declared, arrays))
 
 
 def compile_function(model, function, stochastic: bool = False):
@@ -193,19 +196,6 @@ def _raw_value(variable):
     add up to a small model's whole call over its tens of variables; the stateless call reads ``value`` inside."""
     raw = variable._value
     return variable.value if raw is None else raw
-
-
-def _eager_endpoint(model, name: str):
-    owner = weakref.ref(model)
-    declared = model.endpoint(name)
-    names = declared.input_names
-
-    def call(*arrays):
-        tensors = [ops.convert_to_tensor(a) for a in arrays]
-        return {k: ops.convert_to_numpy(v) for k, v in
-                owner().endpoint(name).function(**dict(zip(names, tensors))).items()}
-
-    return call
 
 
 # ---------------------------------------------------------------------- seeded draws, equal on every backend

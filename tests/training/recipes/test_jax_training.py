@@ -21,8 +21,8 @@ from tests.training.recipes.test_skeleton import TINY_RUNS
 pytest.importorskip("jax")
 REPO = Path(__file__).resolve().parents[3]
 ON_JAX = ["rbm-ising-L8-T2.27", "realnvp-phi4-L8", "ising-cnn"]
-TRAIN = """
-import dataclasses, json, sys
+BLOCK_TENSORFLOW = """
+import sys
 
 
 class NoTensorFlow:  # as on an accelerator that has JAX and no TensorFlow
@@ -32,6 +32,9 @@ class NoTensorFlow:  # as on an accelerator that has JAX and no TensorFlow
 
 
 sys.meta_path.insert(0, NoTensorFlow())
+"""
+TRAIN = BLOCK_TENSORFLOW + """
+import dataclasses, json
 import keras
 assert keras.backend.backend() == "jax"
 from training import recipes
@@ -61,6 +64,26 @@ def test_a_preset_trained_under_jax_exports_and_serves_under_tensorflow(name, tm
     for key, expected in model.run_endpoint("serving_default", inputs).items():
         np.testing.assert_allclose(served[key].numpy(), expected, rtol=1e-5,
                                    atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+
+
+def test_the_accelerator_benchmark_runs_where_tensorflow_is_missing(tmp_path):
+    """benchmarks/accelerator.py as a lent machine with JAX alone runs it (here on the CPU, two cheap families,
+    tiny steps): TensorFlow unimportable in the script and in its 2-core child processes (a sitecustomize on
+    the path blocks it in every interpreter), and a row per family with both timings."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCK_TENSORFLOW)
+    out = tmp_path / "accelerator.json"
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
+    presets = ["rbm-ising-L8-T2.27", "siamese-minkowski"]
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "accelerator.py"), "--steps", "2",
+                             "--budget-seconds", "1", "--out", str(out), "--presets", *presets], env=env,
+                            capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["tensorflow_imported"] is False
+    for name in presets:
+        row = results["families"][name]
+        assert row["accelerator"]["steps_timed"] == row["two_cpu_cores"]["steps_timed"] == 2, row
+        assert row["speedup_over_two_cores"] > 0
 
 
 def test_tf_distribute_strategies_are_refused_under_jax():
