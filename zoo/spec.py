@@ -11,6 +11,7 @@ declarations and never ask which family a model belongs to.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
@@ -119,6 +120,15 @@ class Endpoint:
     @property
     def input_names(self) -> list:
         return [t.name for t in self.inputs]
+
+    @functools.cached_property
+    def input_shapes(self) -> dict:
+        """Input name -> feature shape (batch axis left out), what ``check_inputs`` takes."""
+        return {t.name: t.feature_shape for t in self.inputs}
+
+    @functools.cached_property
+    def input_dtypes(self) -> dict:
+        return {t.name: t.dtype for t in self.inputs}
 
 
 RANDOM_DRAWS_ONNX_REFUSAL = (

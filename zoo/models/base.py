@@ -89,8 +89,7 @@ class ZooModel(keras.Model):
         """Named numpy inputs after the shape, dtype and finiteness checks and the endpoint's own check; with
         ``values`` False, the names, shapes and dtypes only (the compiled call screens the values)."""
         declared = self.endpoint(endpoint)
-        arrays = check_inputs(inputs, {t.name: t.feature_shape for t in declared.inputs},
-                              {t.name: t.dtype for t in declared.inputs}, finite=values)
+        arrays = check_inputs(inputs, declared.input_shapes, declared.input_dtypes, finite=values)
         if not values:
             return arrays
         extrapolations = check_ranges(arrays, declared.inputs)
