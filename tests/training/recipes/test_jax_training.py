@@ -126,3 +126,18 @@ def test_zoo_train_defaults_to_the_measured_faster_backend_of_the_family(monkeyp
     assert faster_backend("no-such-preset") == "tensorflow"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert faster_backend("rbm-ising-L8-T2.27") == "tensorflow"
+
+
+def test_zoo_commands_under_jax_keep_their_compilations_for_the_next(tmp_path):
+    """JAX's persistent compilation cache in the user's cache folder (every program, however small); a folder
+    the user chose through JAX_COMPILATION_CACHE_DIR is the one used instead."""
+    command = [sys.executable, "-m", "zoo", "evaluate", "siamese-minkowski", "--samples", "200", "--quiet"]
+    base = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    base.pop("JAX_COMPILATION_CACHE_DIR", None)
+    chosen = tmp_path / "chosen"
+    for env in (base, dict(base, JAX_COMPILATION_CACHE_DIR=str(chosen))):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+        assert result.returncode == 0, result.stderr[-3000:]
+    default = tmp_path / "xdg" / "physics-model-zoo" / "jax"
+    assert default.is_dir() and any(default.iterdir())
+    assert chosen.is_dir() and any(chosen.iterdir())
