@@ -420,14 +420,23 @@ def render_evaluation(data: Showers, generated: dict) -> bytes:
 
 # ----------------------------------------------------------------------------- training and installing
 
-def held_out_evaluation(recipe, model, training: dict) -> Evaluation:
-    """Shapes, response and speed of ``model`` on held-out showers; ``training`` is the card's training record."""
+def speed_and_challenge(recipe, model) -> tuple:
+    """(the held-out simulator showers, the generator's showers at their energies, milliseconds per shower,
+    the metrics of both: ``ms_per_shower/...`` and the CaloChallenge protocol's ``challenge/...``), at the
+    recipe's evaluation seed: what the card measures and ``measure_again`` renews."""
     evaluation = recipe.simulate(recipe.n_evaluation, recipe.evaluation_seed)
     generated = generated_like(model, evaluation, recipe.evaluation_seed)
-    metrics, response = compare(recipe, evaluation, generated, recipe.evaluation_seed)
     speed = generation_speed(recipe, model, recipe.evaluation_seed)
-    metrics.update({f"ms_per_shower/{k}": v for k, v in speed.items()})
+    metrics = {f"ms_per_shower/{k}": v for k, v in speed.items()}
     metrics.update(challenge_evaluation(recipe, model, evaluation, generated))
+    return evaluation, generated, speed, metrics
+
+
+def held_out_evaluation(recipe, model, training: dict) -> Evaluation:
+    """Shapes, response and speed of ``model`` on held-out showers; ``training`` is the card's training record."""
+    evaluation, generated, speed, metrics = speed_and_challenge(recipe, model)
+    shape_metrics, response = compare(recipe, evaluation, generated, recipe.evaluation_seed)
+    metrics = {**shape_metrics, **metrics}
     return Evaluation(
         metrics, recipe.targets,
         common.data_record(recipe, "calorimeter", {"incident energy (GeV)": list(model.energy_range)},
@@ -446,13 +455,9 @@ def measure_again(recipe: CaloGANRecipe, folder=None) -> dict:
     targets are checked again. Returns the new metadata (render the card afterwards: ``zoo card NAME``)."""
     folder = Path(folder or zoo.preset_folder(recipe.preset))
     metadata = zoo.artifacts.verify_preset(folder)
-    model = zoo.load(str(folder))
-    evaluation = recipe.simulate(recipe.n_evaluation, recipe.evaluation_seed)
-    generated = generated_like(model, evaluation, recipe.evaluation_seed)
-    speed = generation_speed(recipe, model, recipe.evaluation_seed)
+    _, _, speed, renewed_metrics = speed_and_challenge(recipe, zoo.load(str(folder)))
     metrics = {k: v for k, v in metadata["metrics"].items() if not k.startswith(("ms_per_shower/", "challenge"))}
-    metrics.update({f"ms_per_shower/{k}": v for k, v in speed.items()})
-    metrics.update(challenge_evaluation(recipe, model, evaluation, generated))
+    metrics.update(renewed_metrics)
     renewed = {"Generation speed": speed_section(speed, common.machine()),
                "CaloChallenge protocol": challenge_section(metrics, recipe.particle, recipe.challenge_epochs)}
     sections = [renewed.pop(section["title"], section) for section in metadata.get("card_sections", [])]

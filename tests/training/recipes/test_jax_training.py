@@ -86,6 +86,55 @@ def test_the_accelerator_benchmark_runs_where_tensorflow_is_missing(tmp_path):
         assert row["speedup_over_two_cores"] > 0
 
 
+DATA_PARALLEL = """
+import json, sys
+import numpy as np
+import keras
+import zoo
+from training.distribute import strategy_for
+
+
+def one_epoch(name, strategy_name):
+    strategy = strategy_for(strategy_name)
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = zoo.load(name)
+        model.compile(optimizer=keras.optimizers.SGD(1e-2),
+                      **({"loss": model.training_spec.loss} if model.training_spec.loss else {}))
+        if name == "ising-cnn":
+            x, y = model.random_inputs(32, seed=1)["spins"], (np.arange(32) % 2).astype("float32")[:, None]
+        else:
+            x, y = zoo.load(name).sample(32, 5, seed=0), None
+        loss = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False).history["loss"][-1]
+    devices = len(model.trainable_variables[0].value.sharding.device_set)  # replicated on every device
+    return devices, float(loss), [keras.ops.convert_to_numpy(v).tolist() for v in model.trainable_variables]
+
+
+print("RESULT " + json.dumps({name: {s: one_epoch(name, s) for s in ("cpu", "auto")} for name in sys.argv[1:]}))
+"""
+
+
+def test_data_parallel_over_two_devices_trains_as_one_device_does():
+    """``--strategy auto`` under JAX (keras.distribution.DataParallel) on two host devices, as on two GPUs: each
+    batch of 16 split 8 + 8, the gradients summed by XLA. The same epoch as on one device, a Keras-fit family
+    and an own-loss family (whose chains are keyed by rows of the global batch), up to the float32 reordering
+    of one gradient sum (1e-5 of the weights' scale is far above it and far below one SGD step's change)."""
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    names = ["ising-cnn", "rbm-ising-L8-T2.27"]
+    result = subprocess.run([sys.executable, "-c", DATA_PARALLEL, *names], env=env, capture_output=True, text=True,
+                            timeout=900, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads([x for x in result.stdout.splitlines() if x.startswith("RESULT ")][-1][len("RESULT "):])
+    for name in names:
+        (one, one_loss, one_weights), (two, two_loss, two_weights) = runs[name]["cpu"], runs[name]["auto"]
+        assert (one, two) == (1, 2), name
+        scale = max(float(np.max(np.abs(w))) for w in one_weights)
+        assert two_loss == pytest.approx(one_loss, rel=1e-5), name
+        for a, b in zip(one_weights, two_weights):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=0, atol=1e-5 * scale, err_msg=name)
+
+
 def test_tf_distribute_strategies_are_refused_under_jax():
     script = ("from training.distribute import strategy_for\n"
               "try:\n    strategy_for('mirrored')\nexcept ValueError as e:\n    print(e)\n"
