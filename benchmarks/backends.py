@@ -7,8 +7,9 @@ Training: for one preset per family, the recipe's model (untrained) and batch si
 ``fit`` on synthetic batches of the right shapes (what is timed is the step, not the data); each backend runs
 in its own process (Keras picks its backend once per process), alternating TensorFlow and JAX for
 ``--rounds`` rounds; the median seconds per step of each, and their ratio. The faster backend of each family
-is what ``zoo train`` picks when no backend is asked for: written to training/faster_backends.json (a family's
-row is replaced when it is measured again; tests/zoo/test_backends.py checks that one step agrees).
+is what ``zoo train`` picks when no backend is asked for: written to training/faster_backends.json, per preset
+and per family where the family's measured presets agree (tests/zoo/test_backends.py checks that one step
+agrees between the backends).
 
 Predict: under JAX, ``model.predict`` on one row against a bare ``jax.jit`` of the endpoint with the weights
 bound, interleaved in one process (the aim: within 2x), twice: with JAX's default asynchronous dispatch on
@@ -209,13 +210,20 @@ def training_row(name: str, steps: int, rounds: int) -> dict:
 
 
 def write_faster_backends(training: dict) -> None:
-    """training/faster_backends.json: each measured family's faster backend, what ``zoo train`` defaults to."""
+    """training/faster_backends.json, what ``zoo train`` defaults to: each measured preset's faster backend,
+    and a family's where its measured presets agree (the translator's GRU and its distiller need not). Rows of
+    presets measured again are replaced; the others stay."""
     from zoo import registry
 
     family_of = {row[0]: row[1] for row in registry.cached_index() or []}
     faster = json.loads(FASTER.read_text()) if FASTER.is_file() else {}
-    faster.update({family_of[name]: row["faster"] for name, row in training.items() if "faster" in row})
-    FASTER.write_text(json.dumps(dict(sorted(faster.items())), indent=2) + "\n")
+    presets = {**faster.get("presets", {}), **{n: row["faster"] for n, row in training.items() if "faster" in row}}
+    by_family = {}
+    for name, choice in presets.items():
+        by_family.setdefault(family_of[name], set()).add(choice)
+    families = {family: choices.pop() for family, choices in by_family.items() if len(choices) == 1}
+    FASTER.write_text(json.dumps({"families": dict(sorted(families.items())), "presets": dict(sorted(presets.items()))},
+                                 indent=2) + "\n")
 
 
 if __name__ == "__main__":

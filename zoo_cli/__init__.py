@@ -571,15 +571,16 @@ FASTER_BACKENDS = Path(__file__).resolve().parents[1] / "training" / "faster_bac
 
 
 def faster_backend(name: str) -> str:
-    """The backend that trains ``name``'s family faster on the CPU (benchmarks/backends.py measures it and writes
-    training/faster_backends.json); tensorflow where JAX is not installed or nothing was measured."""
+    """The backend that trains ``name`` faster on the CPU (benchmarks/backends.py measures one preset per family
+    and writes training/faster_backends.json): the preset's own measurement, else its family's where the
+    family's measured presets agree; tensorflow where JAX is not installed or nothing was measured."""
     import importlib.util
 
     from zoo import registry
 
     family = next((row[1] for row in registry.cached_index() or [] if row[0] == name), None)
     measured = json.loads(FASTER_BACKENDS.read_text()) if FASTER_BACKENDS.is_file() else {}
-    choice = measured.get(family, "tensorflow")
+    choice = measured.get("presets", {}).get(name) or measured.get("families", {}).get(family, "tensorflow")
     return choice if choice != "jax" or importlib.util.find_spec("jax") else "tensorflow"
 
 

@@ -160,18 +160,24 @@ def test_the_cli_refuses_a_backend_after_keras_is_imported():
 
 
 def test_zoo_train_defaults_to_the_measured_faster_backend_of_the_family(monkeypatch):
-    """training/faster_backends.json is what benchmarks/backends.py measured; families it names exist, and a
-    preset of an unmeasured family, or a machine without JAX, trains on TensorFlow."""
+    """training/faster_backends.json is what benchmarks/backends.py measured; the presets and families it names
+    exist, a family is named only where its measured presets agree, a preset's own measurement comes first, and
+    a preset of an unmeasured family, or a machine without JAX, trains on TensorFlow."""
     import importlib.util
 
     from zoo import registry
     from zoo_cli import FASTER_BACKENDS, faster_backend
 
     measured = json.loads(FASTER_BACKENDS.read_text())
-    assert set(measured) <= {f.name for f in registry.list_families()}
-    assert set(measured.values()) <= {"tensorflow", "jax"}
-    for row in registry.cached_index():
-        assert faster_backend(row[0]) == measured.get(row[1], "tensorflow")
+    family_of = {row[0]: row[1] for row in registry.cached_index()}
+    assert set(measured["presets"]) <= set(family_of)
+    assert set(measured["families"]) <= {f.name for f in registry.list_families()}
+    assert set(measured["presets"].values()) | set(measured["families"].values()) <= {"tensorflow", "jax"}
+    for name, choice in measured["presets"].items():
+        assert measured["families"].get(family_of[name], choice) == choice
+    for name, family in family_of.items():
+        expected = measured["presets"].get(name) or measured["families"].get(family, "tensorflow")
+        assert faster_backend(name) == expected
     assert faster_backend("no-such-preset") == "tensorflow"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert faster_backend("rbm-ising-L8-T2.27") == "tensorflow"
