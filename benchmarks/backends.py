@@ -19,6 +19,9 @@ calls (``predict``'s input checks, or any program's own work), the worker has go
 costs more than a small model's whole computation, while the bare call in a tight loop finds it awake.
 ``step_seconds`` below is also what benchmarks/accelerator.py runs on an accelerator.
 
+With ``--predict-backends tensorflow jax torch``, ``predict`` at batch 1 on each backend too (torch serves
+inference only), one process each in alternating rounds.
+
 Results are written after each preset (``"complete": false`` until the last), so a run cut short keeps what
 it measured; training/faster_backends.json is written at the end.
 """
@@ -141,6 +144,47 @@ def predict_overhead(name: str, repeats: int = 200) -> dict:
             "rows": int(np.shape(arrays[0])[0])}
 
 
+def predict_seconds(name: str, repeats: int = 200, rounds: int = 5) -> dict:
+    """Median seconds of ``model.predict`` on one row on the current backend (the median of ``rounds`` medians of
+    ``repeats`` calls, after two that compile)."""
+    import keras
+
+    import zoo
+
+    model = zoo.load(name)
+    inputs = model.random_inputs(1, seed=0)
+    feed = inputs if len(inputs) > 1 else next(iter(inputs.values()))
+    model.predict(feed), model.predict(feed)
+    medians = []
+    for _ in range(rounds):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.predict(feed)
+            times.append(time.perf_counter() - start)
+        medians.append(statistics.median(times))
+    return {"backend": keras.backend.backend(), "seconds": statistics.median(medians)}
+
+
+def predict_by_backend(name: str, backends: list, rounds: int) -> dict:
+    """``predict`` at batch 1 on each backend, one process each, in alternating rounds; medians and the ratio of
+    each to TensorFlow's."""
+    runs = {b: [] for b in backends}
+    errors = {}
+    for _ in range(rounds):
+        for backend in backends:
+            out = in_backend(backend, "predict_seconds", name)
+            if "error" in out:
+                errors[backend] = out["error"]
+            else:
+                runs[backend].append(out["seconds"])
+    row = {f"{b}_seconds": statistics.median(v) for b, v in runs.items() if v}
+    base = row.get("tensorflow_seconds")
+    row.update({f"{b}_over_tensorflow": row[f"{b}_seconds"] / base for b in backends
+                if base and b != "tensorflow" and f"{b}_seconds" in row})
+    return {**row, **({"errors": errors} if errors else {})}
+
+
 def in_backend(backend: str, function: str, *args, env: dict | None = None, preamble: str = "",
                module: str = "backends", timeout: float = 1200) -> dict:
     """Run ``function(*args)`` of ``module`` (a script in benchmarks/) in a fresh process on ``backend``
@@ -171,6 +215,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--presets", nargs="*", default=ONE_PER_FAMILY)
     parser.add_argument("--skip-training", action="store_true", help="measure predict only")
+    parser.add_argument("--predict-backends", nargs="*", default=[],
+                        help="also time predict at batch 1 on these backends (tensorflow jax torch)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     results = {"cores": os.cpu_count(), "steps": args.steps, "rounds": args.rounds, "training": {}, "predict": {},
@@ -181,6 +227,9 @@ def main(argv=None) -> int:
         results["predict"][name] = {"default_dispatch": in_backend("jax", "predict_overhead", name),
                                     "synchronous_dispatch": in_backend("jax", "predict_overhead", name,
                                                                        preamble=SYNCHRONOUS_DISPATCH)}
+        if args.predict_backends:
+            results.setdefault("predict_batch_1", {})[name] = predict_by_backend(name, args.predict_backends,
+                                                                                 args.rounds)
         print(name, results["training"].get(name), results["predict"][name], flush=True)
         write_results(args.out, results, quiet=True)  # a run cut short keeps the presets it finished
     results["complete"] = True
