@@ -104,12 +104,17 @@ def compile_screened_endpoint(model, name: str):
     def screened(model, *arrays):
         endpoint = model.endpoint(name)
         tensors, passed = screened_inputs(endpoint, dict(zip(names, arrays)))
+        if passed is False:  # a shape the numpy checks refuse (a lattice below the kernel): not traced on it
+            return {}, False
         return endpoint.function(**tensors), passed
 
     jitted = compile_function(model, screened)
 
     def call(*arrays):
-        outputs, passed = jitted(*arrays)
+        try:
+            outputs, passed = jitted(*arrays)
+        except Exception:  # an input the numpy checks refuse may fail to trace; they say why (or the error recurs)
+            return None
         return outputs if np.asarray(passed) else None  # bool() of a JAX scalar, or jax.device_get, costs more
 
     return call
