@@ -1,7 +1,7 @@
 """TensorFlow against JAX on the same cores: a training step per family, and predict at batch 1 under JAX.
 
     python benchmarks/backends.py [--steps 20] [--rounds 3] [--presets NAME ...] [--skip-training]
-                                  [--out benchmarks/results/backends.json]
+                                  [--predict-backends tensorflow jax torch] [--out benchmarks/results/backends.json]
 
 Training: for one preset per family, the recipe's model (untrained) and batch size, compiled with Adam,
 ``fit`` on synthetic batches of the right shapes (what is timed is the step, not the data); each backend runs
@@ -13,10 +13,10 @@ agrees between the backends).
 
 Predict: under JAX, ``model.predict`` on one row against a bare ``jax.jit`` of the endpoint with the weights
 bound, interleaved in one process (the aim: within 2x), twice: with JAX's default asynchronous dispatch on
-the CPU, and with it off (``jax_cpu_enable_async_dispatch``, set before JAX's first computation). Asynchronous
-dispatch hands each call to a worker thread; when the caller does a few tens of microseconds of Python between
-calls (``predict``'s input checks, or any program's own work), the worker has gone to sleep and waking it
-costs more than a small model's whole computation, while the bare call in a tight loop finds it awake.
+the CPU, and with it off (``jax_cpu_enable_async_dispatch``, set before JAX's first computation). With
+asynchronous dispatch on 2 cores, Python run between two calls (``predict``'s checks, or any program's own
+work) costs about 1.8 times its own duration more per call (measured with a busy-wait between bare calls: 10
+us cost 18 us more, 20 us 37 us), which the bare call in a tight loop does not pay.
 ``step_seconds`` below is also what benchmarks/accelerator.py runs on an accelerator.
 
 With ``--predict-backends tensorflow jax torch``, ``predict`` at batch 1 on each backend too (torch serves

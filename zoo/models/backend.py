@@ -94,8 +94,9 @@ def compile_screened_endpoint(model, name: str):
     input (then ``predict`` runs the numpy checks, which raise or warn with their messages, and the plain
     endpoint). None elsewhere, or for an endpoint that cannot be screened.
 
-    On two CPU cores the numpy checks cost as much as a small model's call (an RBM's is ~15 us), and
-    JAX's worker thread falls asleep while they run; in the call they cost almost nothing."""
+    On two CPU cores the numpy checks cost as much as a small model's call (an RBM's is ~15 us), and under
+    asynchronous dispatch Python run between two calls is slowed further; in the call they cost almost
+    nothing."""
     declared = model.endpoint(name)
     if backend() != "jax" or not can_screen(declared):
         return None
