@@ -169,20 +169,29 @@ def predict_seconds(name: str, repeats: int = 200, rounds: int = 5) -> dict:
 def predict_by_backend(name: str, backends: list, rounds: int) -> dict:
     """``predict`` at batch 1 on each backend, one process each, in alternating rounds; medians and the ratio of
     each to TensorFlow's."""
-    runs = {b: [] for b in backends}
-    errors = {}
-    for _ in range(rounds):
-        for backend in backends:
-            out = in_backend(backend, "predict_seconds", name)
-            if "error" in out:
-                errors[backend] = out["error"]
-            else:
-                runs[backend].append(out["seconds"])
-    row = {f"{b}_seconds": statistics.median(v) for b, v in runs.items() if v}
+    medians, errors, _ = alternating_medians(backends, rounds, "predict_seconds", "seconds", name)
+    row = {f"{b}_seconds": v for b, v in medians.items()}
     base = row.get("tensorflow_seconds")
     row.update({f"{b}_over_tensorflow": row[f"{b}_seconds"] / base for b in backends
                 if base and b != "tensorflow" and f"{b}_seconds" in row})
     return {**row, **({"errors": errors} if errors else {})}
+
+
+def alternating_medians(backends: list, rounds: int, function: str, key: str, *args) -> tuple:
+    """(backend -> median of ``function(*args)[key]``, backend -> its last error, the last result of any backend)
+    over ``rounds`` rounds, each running every backend once in its own process: alternating, so that a drift of
+    the machine hits every backend alike."""
+    runs = {b: [] for b in backends}
+    errors, last = {}, {}
+    for _ in range(rounds):
+        for backend in backends:
+            out = in_backend(backend, function, *args)
+            if "error" in out:
+                errors[backend] = out["error"]
+            else:
+                runs[backend].append(out[key])
+                last = out
+    return {b: statistics.median(v) for b, v in runs.items() if v}, errors, last
 
 
 def in_backend(backend: str, function: str, *args, env: dict | None = None, preamble: str = "",
@@ -240,21 +249,13 @@ def main(argv=None) -> int:
 
 def training_row(name: str, steps: int, rounds: int) -> dict:
     """Median seconds per step on each backend over ``rounds`` alternating rounds, and which is faster."""
-    runs = {"tensorflow": [], "jax": []}
-    errors, batch = {}, None
-    for _ in range(rounds):  # alternating: a drift of the machine hits both backends alike
-        for backend in runs:
-            out = in_backend(backend, "step_seconds", name, steps)
-            if "error" in out:
-                errors[backend] = out["error"]
-            else:
-                runs[backend].append(out["seconds_per_step"])
-                batch = out["batch_size"]
-    row = {f"{b}_seconds_per_step": statistics.median(v) for b, v in runs.items() if v}
+    medians, errors, last = alternating_medians(["tensorflow", "jax"], rounds, "step_seconds", "seconds_per_step",
+                                                name, steps)
+    row = {f"{b}_seconds_per_step": v for b, v in medians.items()}
     if len(row) == 2:
         row["jax_speedup"] = row["tensorflow_seconds_per_step"] / row["jax_seconds_per_step"]
         row["faster"] = "jax" if row["jax_speedup"] > 1 else "tensorflow"
-        row["batch_size"] = batch
+        row["batch_size"] = last["batch_size"]
     return {**row, **({"errors": errors} if errors else {})}
 
 

@@ -61,7 +61,7 @@ class ZooModel(keras.Model):
     @property
     def input_specs(self) -> dict:
         """Input name -> feature shape (batch axis left out) of ``serving_default``."""
-        return {t.name: t.feature_shape for t in self.endpoint().inputs}
+        return dict(self.endpoint().input_shapes)  # a copy: the endpoint keeps its own
 
     def build_with_examples(self, batch_size: int = 2):
         """Create every weight by one call on example inputs (a one-input model gets the bare array)."""
