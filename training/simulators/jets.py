@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -278,11 +279,14 @@ class SerialRunner:
 
 
 class ProcessRunner:
-    """Chunks on local worker processes (spawned, so a parent holding TensorFlow is safe)."""
+    """Chunks on local worker processes (spawned, so a parent holding TensorFlow is safe).
+
+    A worker ends itself when its parent dies: a killed ``zoo evaluate`` or ``generate`` (SIGKILL, an
+    out-of-memory kill) cannot shut its pool down, and a Pythia chunk would otherwise run on for minutes."""
 
     def __init__(self, workers: int):
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                        initializer=_stdout_to_stderr)
+                                        initializer=_start_worker, initargs=(os.getpid(),))
 
     def run(self, tasks):
         pending = {self.pool.submit(generate_chunk, *task) for task in tasks}
@@ -295,10 +299,19 @@ class ProcessRunner:
         self.pool.shutdown(cancel_futures=True)
 
 
-def _stdout_to_stderr() -> None:
+def _start_worker(parent_pid: int, poll_seconds: float = 1.0) -> None:
     """A worker's file descriptor 1 goes to stderr: FastJet prints its banner to stdout once per process, and
-    the caller's stdout (a report, a pipe) stays its own."""
+    the caller's stdout (a report, a pipe) stays its own. A daemon thread exits the worker once its parent
+    is gone (the parent id changes when the parent dies: the worker is re-parented)."""
     os.dup2(2, 1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid, poll_seconds), daemon=True,
+                     name="exit-when-orphaned").start()
+
+
+def _exit_when_orphaned(parent_pid: int, poll_seconds: float) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(poll_seconds)
+    os._exit(1)
 
 
 class RayRunner:

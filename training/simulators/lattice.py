@@ -454,6 +454,12 @@ def mean_with_error(series) -> tuple:
     return float(x.mean()), float(math.sqrt(2.0 * tau * x.var() / x.size))
 
 
+def block_mean_with_error(series, n_bins: int) -> tuple:
+    """(mean, error) of a Markov-time ordered series from the scatter of ``n_bins`` contiguous block means."""
+    value, error = _jackknife(lambda mean: mean, [np.asarray(series, np.float64)], n_bins)
+    return float(value), float(error)
+
+
 def _jackknife(statistic, arrays, n_bins: int):
     """Estimate and jackknife error of ``statistic(*block_means)`` over contiguous blocks along axis 0."""
     n = arrays[0].shape[0]

@@ -2,6 +2,7 @@
 and a flag a recipe cannot honour is refused before anything trains."""
 import dataclasses
 
+import numpy as np
 import pytest
 
 import zoo
@@ -55,9 +56,19 @@ TINY_RUNS = {
     "rbm-ising-L8-T2.27": dict(n_train=200, n_evaluation=200, batch_size=50, rbm_samples=100, gibbs_steps=10,
                                ais_runs=4, ais_betas=50, entropy_samples=20),
     "realnvp-phi4-L8": dict(steps_per_epoch=2, batch_size=16, n_evaluation=256, hmc_trajectories=64, hmc_chains=2),
-    # starts from realnvp-phi4-L8's couplings (warm_start)
-    "realnvp-phi4-L16": dict(steps_per_epoch=2, batch_size=16, n_evaluation=256, hmc_trajectories=32, hmc_chains=2),
 }
+
+
+def test_a_warm_started_recipe_builds_from_the_other_presets_couplings():
+    """realnvp-phi4-L16 trains on from realnvp-phi4-L8's couplings (``warm_start``), the same networks at any L."""
+    from training.recipes import flows
+
+    model = flows.RECIPES["realnvp-phi4-L16"].build_model()
+    source = zoo.load("realnvp-phi4-L8")
+    assert model.L == 16 and len(model.couplings) == len(source.couplings)
+    for built, trained in zip(model.couplings, source.couplings):
+        for a, b in zip(built.get_weights(), trained.get_weights()):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("name", sorted(TINY_RUNS))

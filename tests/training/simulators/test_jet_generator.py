@@ -1,5 +1,11 @@
 """The Pythia 8 + FastJet jet generator: seeded chunks give the same jets however the work is
 split (one process, local workers, Ray), an interrupted run resumes, and tau_21 is right on toy jets."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -113,3 +119,33 @@ def test_n_subjettiness_weights_by_p_t_and_wraps_phi():
     assert jets.n_subjettiness(jet, axis) == pytest.approx((3 * 0.1 + 1 * 0.3) / 4)
     with pytest.raises(ValueError, match="empty jet"):
         jets.n_subjettiness(np.zeros((3, 3)), axis)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie no one has reaped yet counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process states from /proc")
+def test_a_worker_ends_when_its_parent_is_killed():
+    """A SIGKILLed parent cannot shut its pool down; its worker notices the new parent id and exits."""
+    parent = ("import os, signal, time\n"
+              "from training.simulators import jets\n"
+              "if __name__ == '__main__':\n"
+              "    runner = jets.ProcessRunner(1)\n"
+              "    pid = runner.pool.submit(os.getpid).result()\n"
+              "    runner.pool.submit(time.sleep, 600)\n"
+              "    print(pid, flush=True)\n"
+              "    time.sleep(0.5)\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    done = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[3])
+    worker = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 60  # the worker polls once a second; the margin is for a loaded machine
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(worker), f"worker {worker} still runs after its parent was killed"
