@@ -423,3 +423,29 @@ def test_the_original_structure_has_the_original_size():
         sizes[original] = flow.count_params()
         assert NeuralRGFlow.from_config(flow.get_config()).get_config() == flow.get_config()
     assert sizes == {False: 20_720, True: 50_560}
+
+
+def test_evaluate_again_renews_the_measurement_and_keeps_the_weights_and_training(tmp_path):
+    """An installed flow measured again with this code's estimators: the flow chain's errors are the 20-block
+    jackknife, the targets follow the new metrics, and the weights, figure and training record stay."""
+    import dataclasses
+    import shutil
+
+    import zoo
+
+    folder = tmp_path / "realnvp-phi4-L8"
+    shutil.copytree(zoo.preset_folder("realnvp-phi4-L8"), folder)
+    before = zoo.artifacts.verify_preset(folder)
+    recipe = dataclasses.replace(recipe_module.RECIPES["realnvp-phi4-L8"], n_evaluation=400, hmc_trajectories=40,
+                                 hmc_chains=2)
+    after = recipe_module.evaluate_again(recipe, folder)
+    assert after["files"] == before["files"] and after["training"] == before["training"]
+    chain = recipe_module.flow_chain(recipe, zoo.load(str(folder)), recipe.n_evaluation, recipe.evaluation_seed)
+    action = recipe_module.numpy_action(recipe)(chain["chain"]) / recipe.L ** 2
+    expected = lattice.block_mean_with_error(action, recipe_module.FLOW_CHAIN_BLOCKS)
+    assert after["metrics"]["action_per_site_flow"] == pytest.approx(expected[0], rel=1e-9)
+    assert after["metrics"]["action_per_site_flow_error"] == pytest.approx(expected[1], rel=1e-9)
+    assert "jackknife over 20 blocks" in after["card_sections"][0]["markdown"]
+    assert {t["metric"]: t["measured"] for t in after["targets"]} == {
+        t["metric"]: after["metrics"][t["metric"]] for t in after["targets"]}
+    assert recipe_module.evaluate_again(recipe, folder)["metrics"] == after["metrics"]  # the same seeds
