@@ -279,9 +279,10 @@ def test_symmetrized_flow_is_the_exact_mixture_and_samples_both_signs():
     assert np.all(same | flipped) and 16 < flipped.sum() < 48  # a fair coin per row (binomial, 4 sigma)
 
 
-def test_observable_errors_of_interleaved_chains_follow_each_chains_autocorrelation():
-    """16 AR(1) chains (rho = 0.9) interleaved time-major, as HMC returns them: the error of a mean must be
-    sqrt(2 tau var / N) with each chain's tau, not the naive one of the interleaved (apparently uncorrelated) series."""
+def test_observable_errors_of_interleaved_chains_leave_out_one_chain_at_a_time():
+    """16 AR(1) chains (rho = 0.9) interleaved time-major, as HMC returns them: the error of a mean is the scatter
+    of the chains' own means (a jackknife over whole chains), not the naive one of the interleaved (apparently
+    uncorrelated) series."""
     import dataclasses
 
     rng = np.random.default_rng(0)
@@ -291,12 +292,17 @@ def test_observable_errors_of_interleaved_chains_follow_each_chains_autocorrelat
         x[t] = rho * x[t - 1] + np.sqrt(1 - rho**2) * rng.standard_normal(chains)
     fields = np.broadcast_to(x.reshape(-1)[:, None, None], (T * chains, 2, 2)).copy()  # constant fields: m = x
     recipe = dataclasses.replace(recipe_module.RECIPES["realnvp-phi4-L8"], L=2)
-    _, error = recipe_module.observables(fields, recipe, chains)["abs_magnetisation"]
-    tau = lattice.integrated_autocorrelation_time(np.abs(x))  # per chain: (T, chains)
-    assert tau > 3
-    np.testing.assert_allclose(error, np.sqrt(2 * tau * np.abs(x).var() / (T * chains)), rtol=1e-6)
-    _, naive = recipe_module.observables(fields, recipe, 1)["abs_magnetisation"]
-    assert naive < 0.6 * error  # read as one chain, the interleaving hides the autocorrelation
+    value, error = recipe_module.observables(fields, recipe, chains)["abs_magnetisation"]
+    chain_means = np.abs(x).mean(axis=0)
+    assert value == pytest.approx(np.abs(x).mean(), rel=1e-12)
+    assert error == pytest.approx(chain_means.std(ddof=1) / np.sqrt(chains), rel=1e-9)
+    _, naive = recipe_module.observables(fields, recipe, 1, n_bins=T * chains // 4)["abs_magnetisation"]
+    assert naive < 0.6 * error  # read as one chain in short blocks, the interleaving hides the autocorrelation
+    chi, chi_error = recipe_module.observables(fields, recipe, chains)["susceptibility"]  # V var(m), per chain left out
+    left_out = [4 * np.delete(x, k, axis=1).var() for k in range(chains)]
+    assert chi == pytest.approx(4 * x.var(), rel=1e-9)
+    assert chi_error == pytest.approx(np.sqrt((chains - 1) / chains * np.sum((left_out - np.mean(left_out)) ** 2)),
+                                      rel=1e-6)
 
 
 def test_an_integer_seed_stands_for_its_row_seeds():
