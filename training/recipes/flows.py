@@ -523,8 +523,8 @@ def observables_section(metrics: dict, recipe) -> dict:
         f"Metropolis chain: acceptance {metrics['acceptance']:.1%}, ESS / N of the importance weights "
         f"{metrics['ess_per_sample']:.3f}, integrated autocorrelation time of S {metrics['tau_int_action_metropolis']:.2f} "
         f"steps. {reference_description(recipe, metrics)} Errors: the flow chain's a jackknife over "
-        f"{FLOW_CHAIN_BLOCKS} blocks; the reference's autocorrelation-corrected for means, a jackknife over 50 blocks "
-        f"otherwise. {free_energy_text(metrics)}")
+        f"{FLOW_CHAIN_BLOCKS} blocks; the reference's a jackknife leaving out one of its {recipe.hmc_chains} "
+        f"independent chains at a time. {free_energy_text(metrics)}")
     if metrics["tau_int_action_metropolis"] * 20 > recipe.n_evaluation / FLOW_CHAIN_BLOCKS:
         text += (f" The chain's autocorrelation time is not small against the jackknife's blocks "
                  f"(N / {FLOW_CHAIN_BLOCKS} proposals), "
